@@ -1,7 +1,20 @@
 """canonflow: normalizing flows built from exact canonical (symplectic) transformations of phase space."""
 
+from canonflow import distributions, nn, phase_space, testing, transforms
+from canonflow.builders import canonical_flow
 from canonflow.validation import set_validation, validation, validation_enabled
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "set_validation", "validation", "validation_enabled"]
+__all__ = [
+    "__version__",
+    "canonical_flow",
+    "distributions",
+    "nn",
+    "phase_space",
+    "set_validation",
+    "testing",
+    "transforms",
+    "validation",
+    "validation_enabled",
+]

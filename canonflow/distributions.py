@@ -1,0 +1,43 @@
+"""Base distributions on phase space, as nflows ``Distribution`` objects."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from nflows.distributions import Distribution
+
+from canonflow.validation import check_phase_space, check_positive_int
+
+__all__ = ["PhaseSpaceNormal"]
+
+
+class PhaseSpaceNormal(Distribution):
+    """The standard normal ``N(0, I)`` on ``ℝ²ⁿ``: ``log p(x) = -|x|²/2 - n ln 2π`` for ``x`` of shape ``(B, 2n)``.
+
+    Unlike nflows' ``StandardNormal`` (which always samples float32), samples and log-densities follow the
+    module's dtype and device, so ``Flow(transform, PhaseSpaceNormal(n)).double()`` works end to end.
+    Unconditional: ``context`` must be ``None``.
+    """
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = check_positive_int(n, "n", type(self).__name__)
+        self.register_buffer("_anchor", torch.zeros(()))
+
+    def _no_context(self, context: torch.Tensor | None) -> None:
+        if context is not None:
+            raise ValueError(f"{type(self).__name__}: this distribution is unconditional; context must be None")
+
+    def _log_prob(self, inputs: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
+        self._no_context(context)
+        check_phase_space(inputs, self.n, f"{type(self).__name__}.log_prob", self._anchor)
+        return -0.5 * inputs.pow(2).sum(-1) - self.n * math.log(2 * math.pi)
+
+    def _sample(self, num_samples: int, context: torch.Tensor | None) -> torch.Tensor:
+        self._no_context(context)
+        return torch.randn(num_samples, 2 * self.n, dtype=self._anchor.dtype, device=self._anchor.device)
+
+    def _mean(self, context: torch.Tensor | None) -> torch.Tensor:
+        self._no_context(context)
+        return self._anchor.new_zeros(2 * self.n)

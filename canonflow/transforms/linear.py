@@ -1,0 +1,126 @@
+"""Linear symplectic maps: the NAK parametrization and the matrix-exponential peer parametrization."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from canonflow.phase_space import join, split, symplectic_form
+from canonflow.transforms.base import SymplecticTransform
+from canonflow.validation import check_positive_int
+
+__all__ = ["LinearSymplectic", "MatrixExpSymplectic"]
+
+
+class LinearSymplectic(SymplecticTransform):
+    """``x -> S x`` with ``S = N A K ∈ Sp(2n, ℝ)``; shapes ``(B, 2n) -> (B, 2n)``; ``forward`` is data -> latent.
+
+    - ``K = [[X, -Y], [Y, X]]`` with ``X + iY = D R_k ⋯ R_1`` unitary: ``k`` complex Householder reflections
+      ``R_v = 1 - 2 v v† / |v|²`` and phases ``D = diag(e^{iφ})``; on ``z = q + ip`` it is ``z -> (X + iY) z``.
+    - ``A = diag(Lᵀ, L⁻¹)``: ``q -> Lᵀ q``, ``p -> L⁻¹ p`` with ``L = diag(eˢ)`` (or, with ``full=True``, lower
+      triangular with positive diagonal ``eˢ``).
+    - ``N = [[I, 0], [M, I]]``: ``p -> p + M q`` with ``M`` symmetric (diagonal, or full with ``full=True``).
+
+    The diagonal variant costs ``O(n k)`` per sample; the inverse ``K⁻¹ A⁻¹ N⁻¹`` is exact and closed form.
+    ``householder`` defaults to ``min(n, 4)``. Householder vectors start random, everything else at the
+    identity.
+    """
+
+    def __init__(self, n: int, householder: int | None = None, full: bool = False) -> None:
+        super().__init__(n)
+        k = min(n, 4) if householder is None else householder
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+            raise ValueError(f"LinearSymplectic: expected householder to be a non-negative int, got {householder!r}")
+        self.householder = k
+        self.full = bool(full)
+        self.reflector_real = nn.Parameter(torch.randn(k, n))
+        self.reflector_imag = nn.Parameter(torch.randn(k, n))
+        self.phase = nn.Parameter(torch.zeros(n))
+        self.log_scale = nn.Parameter(torch.zeros(n))
+        self.shear = nn.Parameter(torch.zeros(n, n) if self.full else torch.zeros(n))
+        if self.full:
+            self.lower = nn.Parameter(torch.zeros(n, n))
+
+    def extra_repr(self) -> str:
+        return f"n={self.n}, householder={self.householder}, full={self.full}"
+
+    # K: unitary on z = q + ip
+    def _reflect(self, q: torch.Tensor, p: torch.Tensor, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        a, b = self.reflector_real[i], self.reflector_imag[i]
+        norm2 = (a * a + b * b).sum()
+        s_re = (q @ a + p @ b).unsqueeze(-1) / norm2
+        s_im = (p @ a - q @ b).unsqueeze(-1) / norm2
+        return q - 2 * (a * s_re - b * s_im), p - 2 * (a * s_im + b * s_re)
+
+    def _rotate(self, q: torch.Tensor, p: torch.Tensor, sign: float) -> tuple[torch.Tensor, torch.Tensor]:
+        cos, sin = self.phase.cos(), sign * self.phase.sin()
+        return q * cos - p * sin, q * sin + p * cos
+
+    def _triangular(self) -> torch.Tensor:
+        return torch.tril(self.lower, -1) + torch.diag(self.log_scale.exp())
+
+    def _symmetric(self) -> torch.Tensor:
+        return 0.5 * (self.shear + self.shear.T)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, p = split(x)
+        for i in range(self.householder):
+            q, p = self._reflect(q, p, i)
+        q, p = self._rotate(q, p, 1.0)
+        if self.full:
+            tri = self._triangular()
+            q, p = q @ tri, torch.linalg.solve_triangular(tri, p.T, upper=False).T
+            p = p + q @ self._symmetric()
+        else:
+            scale = self.log_scale.exp()
+            q, p = q * scale, p / scale
+            p = p + q * self.shear
+        return join(q, p)
+
+    def _inverse(self, x: torch.Tensor) -> torch.Tensor:
+        q, p = split(x)
+        if self.full:
+            tri = self._triangular()
+            p = p - q @ self._symmetric()
+            q, p = torch.linalg.solve_triangular(tri.T, q.T, upper=True).T, p @ tri.T
+        else:
+            scale = self.log_scale.exp()
+            p = p - q * self.shear
+            q, p = q / scale, p * scale
+        q, p = self._rotate(q, p, -1.0)
+        for i in reversed(range(self.householder)):
+            q, p = self._reflect(q, p, i)
+        return join(q, p)
+
+    def matrix(self) -> torch.Tensor:
+        """The ``(2n, 2n)`` matrix ``S`` of the forward map (``forward(x) = x Sᵀ`` row-wise)."""
+        eye = torch.eye(2 * self.n, dtype=self.phase.dtype, device=self.phase.device)
+        return self._forward(eye).T
+
+
+class MatrixExpSymplectic(SymplecticTransform):
+    """``x -> exp(Ω H) x`` with ``H = Hᵀ`` learnable (starts at 0); ``forward`` is data -> latent.
+
+    Shapes ``(B, 2n) -> (B, 2n)``. ``Ω H`` is a Hamiltonian matrix, so its exponential (computed with
+    ``torch.linalg.matrix_exp``, ``O(n³)``) is exactly symplectic; the inverse is ``exp(-Ω H)``. This is the
+    parametrization used by neuralCT (there with a truncated Taylor series), kept for comparison with
+    ``LinearSymplectic``.
+    """
+
+    def __init__(self, n: int) -> None:
+        super().__init__(check_positive_int(n, "n", "MatrixExpSymplectic"))
+        self.weight = nn.Parameter(torch.zeros(2 * n, 2 * n))
+        self.register_buffer("omega", symplectic_form(n), persistent=False)
+
+    def _generator(self) -> torch.Tensor:
+        return self.omega @ (0.5 * (self.weight + self.weight.T))
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ torch.linalg.matrix_exp(self._generator()).T
+
+    def _inverse(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ torch.linalg.matrix_exp(-self._generator()).T
+
+    def matrix(self) -> torch.Tensor:
+        """The ``(2n, 2n)`` matrix ``exp(Ω H)`` of the forward map."""
+        return torch.linalg.matrix_exp(self._generator())
