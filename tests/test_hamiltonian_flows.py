@@ -197,7 +197,7 @@ def test_adjoint_gradients_equal_backprop(n: int, inverse: bool) -> None:
         assert error <= 1e-8, f"adjoint gradient of {name} differs from backprop by {error:.3e}"
 
 
-def test_adjoint_is_not_used_under_no_grad_and_matches_plain_forward() -> None:
+def test_adjoint_forward_uses_the_adjoint_function_and_matches_plain_forward() -> None:
     adjoint = make_layer("midpoint-adjoint", 2)
     plain = make_layer("midpoint", 2)
     x = data(2)

@@ -15,7 +15,7 @@ import math
 
 import torch
 from torch import nn
-from torch.autograd.function import once_differentiable
+from torch.autograd.function import FunctionCtx, once_differentiable
 
 from canonflow.integrators import ConvergenceError, _effective_tol, implicit_midpoint_step
 from canonflow.nn import MLP, GradientField
@@ -144,7 +144,9 @@ class _MidpointAdjoint(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, solver: _MidpointSolver, x0: torch.Tensor, h: torch.Tensor, *params: torch.Tensor):  # noqa: ANN001, ANN205
+    def forward(
+        ctx: FunctionCtx, solver: _MidpointSolver, x0: torch.Tensor, h: torch.Tensor, *params: torch.Tensor
+    ) -> torch.Tensor:
         x = solver.solve(x0, h)
         ctx.solver = solver
         ctx.save_for_backward(x, h)
@@ -152,7 +154,7 @@ class _MidpointAdjoint(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_output: torch.Tensor):  # noqa: ANN001, ANN205
+    def backward(ctx: FunctionCtx, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         solver: _MidpointSolver = ctx.solver
         layer = solver.layer
         x_next, h = (t.detach() for t in ctx.saved_tensors)
