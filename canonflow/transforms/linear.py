@@ -39,7 +39,8 @@ class LinearSymplectic(SymplecticTransform):
         self.log_scale = nn.Parameter(torch.zeros(n))
         self.shear = nn.Parameter(torch.zeros(n, n) if self.full else torch.zeros(n))
         if self.full:
-            self.lower = nn.Parameter(torch.zeros(n, n))
+            self.lower = nn.Parameter(torch.zeros(n * (n - 1) // 2))
+            self.register_buffer("_lower_index", torch.tril_indices(n, n, -1), persistent=False)
 
     def extra_repr(self) -> str:
         return f"n={self.n}, householder={self.householder}, full={self.full}"
@@ -57,7 +58,8 @@ class LinearSymplectic(SymplecticTransform):
         return q * cos - p * sin, q * sin + p * cos
 
     def _triangular(self) -> torch.Tensor:
-        return torch.tril(self.lower, -1) + torch.diag(self.log_scale.exp())
+        tri = torch.diag(self.log_scale.exp())
+        return tri.index_put((self._lower_index[0], self._lower_index[1]), self.lower)
 
     def _symmetric(self) -> torch.Tensor:
         return 0.5 * (self.shear + self.shear.T)
