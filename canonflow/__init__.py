@@ -2,6 +2,7 @@
 
 from canonflow import distributions, nn, phase_space, testing, transforms
 from canonflow.builders import canonical_flow
+from canonflow.checkpoint import load
 from canonflow.validation import set_validation, validation, validation_enabled
 
 __version__ = "0.1.0"
@@ -9,6 +10,7 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "canonical_flow",
+    "load",
     "distributions",
     "nn",
     "phase_space",
