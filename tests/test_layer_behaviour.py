@@ -196,3 +196,27 @@ def test_property_point_and_linear_layers_are_exact(n: int, batch: int, k: int, 
     ):
         assert_invertible(layer, x, atol=1e-10)
         assert_symplectic(layer, x, atol=1e-10)
+
+
+def test_dense_and_structured_linear_paths_agree() -> None:
+    for full in (False, True):
+        layer = randomize_(LinearSymplectic(5, householder=3, full=full).double())
+        x = torch.randn(7, 10, dtype=F64)
+        dense_y, dense_x = layer(x)[0], layer.inverse(x)[0]
+        layer.dense_max_n = 0
+        torch.testing.assert_close(layer(x)[0], dense_y, rtol=0, atol=1e-13)
+        torch.testing.assert_close(layer.inverse(x)[0], dense_x, rtol=0, atol=1e-13)
+
+
+def test_composite_validates_once_and_refuses_mixed_layers() -> None:
+    from canonflow.transforms import SymplecticComposite
+
+    flow = canonical_flow(2, blocks=1)
+    with pytest.raises(ValueError, match="SymplecticComposite.forward"):
+        flow(torch.randn(3, 5))
+    with pytest.raises(ValueError, match="SymplecticComposite.inverse"):
+        flow.inverse(torch.tensor([[float("nan"), 0.0, 0.0, 0.0]]))
+    with pytest.raises(ValueError, match="same n"):
+        SymplecticComposite([Exchange(1), Exchange(2)])
+    with pytest.raises(TypeError, match="SymplecticTransform"):
+        SymplecticComposite([Exchange(1), LULinear(2)])

@@ -27,6 +27,11 @@ def _zero_center(n: int) -> ZeroCenter:
     return layer
 
 
+def _structured(layer: LinearSymplectic) -> LinearSymplectic:
+    layer.dense_max_n = 0  # apply the NAK factors to the batch rather than as one assembled matrix
+    return layer
+
+
 def _point(n: int) -> PointTransform:
     q_map = CompositeTransform(
         [LULinear(n, identity_init=False), PiecewiseRationalQuadraticCDF(n, tails="linear", tail_bound=5.0)]
@@ -43,12 +48,15 @@ FACTORIES = {
     ),
     "linear_diagonal": lambda n: LinearSymplectic(n, householder=3),
     "linear_full": lambda n: LinearSymplectic(n, householder=2, full=True),
+    "linear_diagonal_structured": lambda n: _structured(LinearSymplectic(n, householder=3)),
+    "linear_full_structured": lambda n: _structured(LinearSymplectic(n, householder=2, full=True)),
     "matrix_exp": MatrixExpSymplectic,
     "zero_center": _zero_center,
     "exchange": Exchange,
     "scaling": SymplecticScaling,
     "point_transform": _point,
     "canonical_flow": lambda n: canonical_flow(n, blocks=2, hidden=8),
+    "canonical_flow_full": lambda n: canonical_flow(n, blocks=2, hidden=8, full_linear=True, activation="softplus"),
 }
 NO_PARAMETERS = {"exchange"}
 

@@ -21,10 +21,14 @@ class LinearSymplectic(SymplecticTransform):
       triangular with positive diagonal ``eˢ``).
     - ``N = [[I, 0], [M, I]]``: ``p -> p + M q`` with ``M`` symmetric (diagonal, or full with ``full=True``).
 
-    The diagonal variant costs ``O(n k)`` per sample; the inverse ``K⁻¹ A⁻¹ N⁻¹`` is exact and closed form.
-    ``householder`` defaults to ``min(n, 4)``. Householder vectors start random, everything else at the
-    identity.
+    The inverse ``K⁻¹ A⁻¹ N⁻¹`` is exact and closed form. The factors are applied to the batch directly
+    (``O(n k)`` per sample in the diagonal variant) when ``n > dense_max_n``; for smaller ``n`` the
+    ``(2n, 2n)`` matrix is assembled from the same factors once per call and applied as one matrix product,
+    which is faster there (fewer, larger kernels). ``householder`` defaults to ``min(n, 4)``. Householder
+    vectors start random, everything else at the identity.
     """
+
+    dense_max_n: int = 128
 
     def __init__(self, n: int, householder: int | None = None, full: bool = False) -> None:
         super().__init__(n)
@@ -64,7 +68,20 @@ class LinearSymplectic(SymplecticTransform):
     def _symmetric(self) -> torch.Tensor:
         return 0.5 * (self.shear + self.shear.T)
 
+    def _identity(self) -> torch.Tensor:
+        return torch.eye(2 * self.n, dtype=self.phase.dtype, device=self.phase.device)
+
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.n <= self.dense_max_n:
+            return x @ self._apply_forward(self._identity())
+        return self._apply_forward(x)
+
+    def _inverse(self, x: torch.Tensor) -> torch.Tensor:
+        if self.n <= self.dense_max_n:
+            return x @ self._apply_inverse(self._identity())
+        return self._apply_inverse(x)
+
+    def _apply_forward(self, x: torch.Tensor) -> torch.Tensor:
         q, p = split(x)
         for i in range(self.householder):
             q, p = self._reflect(q, p, i)
@@ -79,7 +96,7 @@ class LinearSymplectic(SymplecticTransform):
             p = p + q * self.shear
         return join(q, p)
 
-    def _inverse(self, x: torch.Tensor) -> torch.Tensor:
+    def _apply_inverse(self, x: torch.Tensor) -> torch.Tensor:
         q, p = split(x)
         if self.full:
             tri = self._triangular()
@@ -96,8 +113,7 @@ class LinearSymplectic(SymplecticTransform):
 
     def matrix(self) -> torch.Tensor:
         """The ``(2n, 2n)`` matrix ``S`` of the forward map (``forward(x) = x Sᵀ`` row-wise)."""
-        eye = torch.eye(2 * self.n, dtype=self.phase.dtype, device=self.phase.device)
-        return self._forward(eye).T
+        return self._apply_forward(self._identity()).T
 
 
 class MatrixExpSymplectic(SymplecticTransform):
