@@ -46,10 +46,10 @@ FACTORIES = {
     "position_shear_autograd": lambda n: PositionShear(
         GradientField(MLP(n, 1, 16, 2, activation="silu", output_bias=False), n)
     ),
-    "linear_diagonal": lambda n: LinearSymplectic(n, householder=3),
-    "linear_full": lambda n: LinearSymplectic(n, householder=2, full=True),
-    "linear_diagonal_structured": lambda n: _structured(LinearSymplectic(n, householder=3)),
-    "linear_full_structured": lambda n: _structured(LinearSymplectic(n, householder=2, full=True)),
+    "linear_diagonal": lambda n: LinearSymplectic(n, householder=min(3, n - 1)),
+    "linear_full": lambda n: LinearSymplectic(n, householder=min(2, n - 1), full=True),
+    "linear_diagonal_structured": lambda n: _structured(LinearSymplectic(n, householder=min(3, n - 1))),
+    "linear_full_structured": lambda n: _structured(LinearSymplectic(n, householder=min(2, n - 1), full=True)),
     "matrix_exp": MatrixExpSymplectic,
     "zero_center": _zero_center,
     "exchange": Exchange,
