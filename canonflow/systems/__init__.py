@@ -1,0 +1,32 @@
+"""A catalogue of Hamiltonian systems ``H(q, p)`` on phase space ``(B, 2n)`` with exact reference results.
+
+Every system subclasses :class:`HamiltonianSystem` and is callable as ``H(x)``; :func:`get_system` builds one
+by name.
+"""
+
+from canonflow.systems.base import HamiltonianSystem, Quantity
+from canonflow.systems.coupled import CoupledOscillator
+from canonflow.systems.double_well import DoubleWell
+from canonflow.systems.harmonic_chain import HarmonicChain
+from canonflow.systems.kepler import Kepler, solve_kepler_equation
+from canonflow.systems.oscillator import HarmonicOscillator
+from canonflow.systems.pendulum import Pendulum, complete_elliptic_k
+from canonflow.systems.registry import SYSTEMS, available_systems, get_system
+from canonflow.systems.ring2d import Ring2D
+
+__all__ = [
+    "HamiltonianSystem",
+    "Quantity",
+    "HarmonicOscillator",
+    "Pendulum",
+    "DoubleWell",
+    "CoupledOscillator",
+    "Kepler",
+    "HarmonicChain",
+    "Ring2D",
+    "SYSTEMS",
+    "available_systems",
+    "get_system",
+    "solve_kepler_equation",
+    "complete_elliptic_k",
+]
