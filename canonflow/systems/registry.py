@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from canonflow.systems.base import HamiltonianSystem
+from canonflow.systems.calogero_moser import CalogeroMoser
 from canonflow.systems.coupled import CoupledOscillator
 from canonflow.systems.double_well import DoubleWell
+from canonflow.systems.fput import FPUT
 from canonflow.systems.harmonic_chain import HarmonicChain
+from canonflow.systems.henon_heiles import HenonHeiles
 from canonflow.systems.kepler import Kepler
 from canonflow.systems.oscillator import HarmonicOscillator
 from canonflow.systems.pendulum import Pendulum
 from canonflow.systems.ring2d import Ring2D
+from canonflow.systems.toda import Toda
 
 __all__ = ["SYSTEMS", "get_system", "available_systems"]
 
@@ -18,7 +22,11 @@ SYSTEMS: dict[str, type[HamiltonianSystem]] = {
     "pendulum": Pendulum,
     "double_well": DoubleWell,
     "coupled_oscillator": CoupledOscillator,
+    "henon_heiles": HenonHeiles,
     "kepler": Kepler,
+    "toda": Toda,
+    "calogero_moser": CalogeroMoser,
+    "fput": FPUT,
     "harmonic_chain": HarmonicChain,
     "ring2d": Ring2D,
 }
