@@ -1,7 +1,8 @@
 """canonflow: normalizing flows built from exact canonical (symplectic) transformations of phase space."""
 
-from canonflow import distributions, nn, phase_space, testing, transforms
+from canonflow import data, distributions, nn, phase_space, systems, testing, transforms
 from canonflow.builders import canonical_flow
+from canonflow.checkpoint import load
 from canonflow.validation import set_validation, validation, validation_enabled
 
 __version__ = "0.1.0"
@@ -9,10 +10,13 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "canonical_flow",
+    "data",
+    "load",
     "distributions",
     "nn",
     "phase_space",
     "set_validation",
+    "systems",
     "testing",
     "transforms",
     "validation",

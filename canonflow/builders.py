@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from nflows.transforms import CompositeTransform
-
 from canonflow.nn import IrrotationalMLP
-from canonflow.transforms import LinearSymplectic, MomentumShear, PositionShear, ZeroCenter
+from canonflow.transforms import LinearSymplectic, MomentumShear, PositionShear, SymplecticComposite, ZeroCenter
 from canonflow.validation import check_positive_int
 
 __all__ = ["canonical_flow"]
@@ -19,8 +17,8 @@ def canonical_flow(
     full_linear: bool = False,
     zero_center: bool = True,
     activation: str = "tanh",
-) -> CompositeTransform:
-    """The standard canonical flow on ``(B, 2n)``: an nflows ``CompositeTransform`` of
+) -> SymplecticComposite:
+    """The standard canonical flow on ``(B, 2n)``: a ``SymplecticComposite`` (an nflows ``CompositeTransform``) of
 
     ``ZeroCenter`` (if ``zero_center``), then ``blocks`` times
     ``LinearSymplectic(n, householder, full_linear) -> MomentumShear(IrrotationalMLP(n, hidden))
@@ -39,4 +37,4 @@ def canonical_flow(
             MomentumShear(IrrotationalMLP(n, hidden, activation)),
             PositionShear(IrrotationalMLP(n, hidden, activation)),
         ]
-    return CompositeTransform(layers)
+    return SymplecticComposite(layers)

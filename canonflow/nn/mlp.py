@@ -15,7 +15,8 @@ class MLP(nn.Module):
     """``(B, in_features) -> (B, out_features)`` with ``depth`` hidden layers of width ``hidden``.
 
     With ``out_features=1`` and ``squeeze=True`` it maps to ``(B,)``: a scalar potential or Hamiltonian.
-    The last layer starts at zero when ``zero_init`` is set, so a potential starts flat.
+    The last layer starts at zero when ``zero_init`` is set, so a potential starts flat. Use
+    ``output_bias=False`` for potentials that only enter through their gradient (a constant does nothing).
     """
 
     def __init__(
@@ -27,6 +28,7 @@ class MLP(nn.Module):
         activation: str = "tanh",
         squeeze: bool = True,
         zero_init: bool = False,
+        output_bias: bool = True,
     ) -> None:
         super().__init__()
         who = type(self).__name__
@@ -38,11 +40,12 @@ class MLP(nn.Module):
         layers: list[nn.Module] = []
         for a, b in zip(widths[:-1], widths[1:], strict=True):
             layers += [nn.Linear(a, b), make_activation(activation, who)]
-        last = nn.Linear(widths[-1], out_features)
+        last = nn.Linear(widths[-1], out_features, bias=output_bias)
         if zero_init:
             nn.init.zeros_(last.weight)
-            nn.init.zeros_(last.bias)
         layers.append(last)
+        if zero_init and output_bias:
+            nn.init.zeros_(last.bias)
         self.net = nn.Sequential(*layers)
         self.squeeze = squeeze and out_features == 1
 

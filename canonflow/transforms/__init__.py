@@ -5,6 +5,7 @@ return ``logabsdet`` zeros of shape ``(B,)``.
 """
 
 from canonflow.transforms.base import SymplecticTransform
+from canonflow.transforms.composite import SymplecticComposite
 from canonflow.transforms.elementary import Exchange, SymplecticScaling
 from canonflow.transforms.linear import LinearSymplectic, MatrixExpSymplectic
 from canonflow.transforms.point import PointTransform
@@ -13,6 +14,7 @@ from canonflow.transforms.zero_center import ZeroCenter
 
 __all__ = [
     "SymplecticTransform",
+    "SymplecticComposite",
     "MomentumShear",
     "PositionShear",
     "LinearSymplectic",

@@ -21,14 +21,19 @@ class LinearSymplectic(SymplecticTransform):
       triangular with positive diagonal ``eˢ``).
     - ``N = [[I, 0], [M, I]]``: ``p -> p + M q`` with ``M`` symmetric (diagonal, or full with ``full=True``).
 
-    The diagonal variant costs ``O(n k)`` per sample; the inverse ``K⁻¹ A⁻¹ N⁻¹`` is exact and closed form.
-    ``householder`` defaults to ``min(n, 4)``. Householder vectors start random, everything else at the
-    identity.
+    The inverse ``K⁻¹ A⁻¹ N⁻¹`` is exact and closed form. The reflections are applied to the batch directly
+    (``O(n k)`` per sample) when ``n > dense_max_n``; for smaller ``n`` the unitary ``X + iY`` is assembled
+    once per call and applied as one complex matrix product, which is faster there (fewer, larger kernels).
+    ``householder`` defaults to ``min(n - 1, 4)`` (``n - 1`` reflections and the phases already reach all of
+    ``U(n)``; for ``n = 1`` a reflection is just ``-1``). Householder vectors start random, everything else
+    at the identity.
     """
+
+    dense_max_n: int = 128
 
     def __init__(self, n: int, householder: int | None = None, full: bool = False) -> None:
         super().__init__(n)
-        k = min(n, 4) if householder is None else householder
+        k = min(n - 1, 4) if householder is None else householder
         if isinstance(k, bool) or not isinstance(k, int) or k < 0:
             raise ValueError(f"LinearSymplectic: expected householder to be a non-negative int, got {householder!r}")
         self.householder = k
@@ -39,34 +44,43 @@ class LinearSymplectic(SymplecticTransform):
         self.log_scale = nn.Parameter(torch.zeros(n))
         self.shear = nn.Parameter(torch.zeros(n, n) if self.full else torch.zeros(n))
         if self.full:
-            self.lower = nn.Parameter(torch.zeros(n, n))
+            self.lower = nn.Parameter(torch.zeros(n * (n - 1) // 2))
+            self.register_buffer("_lower_index", torch.tril_indices(n, n, -1), persistent=False)
 
     def extra_repr(self) -> str:
         return f"n={self.n}, householder={self.householder}, full={self.full}"
 
-    # K: unitary on z = q + ip
-    def _reflect(self, q: torch.Tensor, p: torch.Tensor, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        a, b = self.reflector_real[i], self.reflector_imag[i]
-        norm2 = (a * a + b * b).sum()
-        s_re = (q @ a + p @ b).unsqueeze(-1) / norm2
-        s_im = (p @ a - q @ b).unsqueeze(-1) / norm2
-        return q - 2 * (a * s_re - b * s_im), p - 2 * (a * s_im + b * s_re)
+    def _unitary(self, z: torch.Tensor, inverse: bool) -> torch.Tensor:
+        """Rows ``z`` (complex, ``(m, n)``) -> ``U z`` with ``U = D R_k ⋯ R_1`` (or ``U† z`` if ``inverse``)."""
+        reflectors = torch.complex(self.reflector_real, self.reflector_imag)
+        scales = 2.0 / (self.reflector_real.square() + self.reflector_imag.square()).sum(-1)
+        phases = torch.polar(torch.ones_like(self.phase), -self.phase if inverse else self.phase)
+        if inverse:
+            z = z * phases
+        order = range(self.householder - 1, -1, -1) if inverse else range(self.householder)
+        for i in order:
+            v = reflectors[i]
+            z = z - (scales[i] * (z @ v.conj())).unsqueeze(-1) * v
+        return z if inverse else z * phases
 
-    def _rotate(self, q: torch.Tensor, p: torch.Tensor, sign: float) -> tuple[torch.Tensor, torch.Tensor]:
-        cos, sin = self.phase.cos(), sign * self.phase.sin()
-        return q * cos - p * sin, q * sin + p * cos
+    def _rotate(self, q: torch.Tensor, p: torch.Tensor, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        z = torch.complex(q, p)
+        if self.n <= self.dense_max_n:
+            eye = torch.eye(self.n, dtype=z.dtype, device=z.device)
+            z = z @ self._unitary(eye, inverse)
+        else:
+            z = self._unitary(z, inverse)
+        return z.real, z.imag
 
     def _triangular(self) -> torch.Tensor:
-        return torch.tril(self.lower, -1) + torch.diag(self.log_scale.exp())
+        tri = torch.diag(self.log_scale.exp())
+        return tri.index_put((self._lower_index[0], self._lower_index[1]), self.lower)
 
     def _symmetric(self) -> torch.Tensor:
         return 0.5 * (self.shear + self.shear.T)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        q, p = split(x)
-        for i in range(self.householder):
-            q, p = self._reflect(q, p, i)
-        q, p = self._rotate(q, p, 1.0)
+        q, p = self._rotate(*split(x), inverse=False)
         if self.full:
             tri = self._triangular()
             q, p = q @ tri, torch.linalg.solve_triangular(tri, p.T, upper=False).T
@@ -87,15 +101,11 @@ class LinearSymplectic(SymplecticTransform):
             scale = self.log_scale.exp()
             p = p - q * self.shear
             q, p = q / scale, p * scale
-        q, p = self._rotate(q, p, -1.0)
-        for i in reversed(range(self.householder)):
-            q, p = self._reflect(q, p, i)
-        return join(q, p)
+        return join(*self._rotate(q, p, inverse=True))
 
     def matrix(self) -> torch.Tensor:
         """The ``(2n, 2n)`` matrix ``S`` of the forward map (``forward(x) = x Sᵀ`` row-wise)."""
-        eye = torch.eye(2 * self.n, dtype=self.phase.dtype, device=self.phase.device)
-        return self._forward(eye).T
+        return self._forward(torch.eye(2 * self.n, dtype=self.phase.dtype, device=self.phase.device)).T
 
 
 class MatrixExpSymplectic(SymplecticTransform):

@@ -1,0 +1,103 @@
+"""Checkpoints: weights plus the config that rebuilds the model; safe to load, atomic to write.
+
+A model file is a dict of tensors and plain data (loadable with ``torch.load(weights_only=True)``, so a
+malicious file cannot run code)::
+
+    {"format": "canonflow", "version": 1, "kind": <registered class name>, "config": {...},
+     "state_dict": {...}, "extra": {...}}
+
+A class becomes loadable with ``canonflow.load`` by registering itself with ``register_model`` and providing
+``config() -> dict`` (JSON-like constructor arguments) and ``from_config(config) -> instance``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+
+__all__ = ["CheckpointError", "register_model", "atomic_save", "read_checkpoint", "save_model", "load"]
+
+FORMAT = "canonflow"
+VERSION = 1
+_REGISTRY: dict[str, Callable[[dict[str, Any]], torch.nn.Module]] = {}
+T = TypeVar("T", bound=type)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be read or does not fit the model asked of it."""
+
+
+def register_model(cls: T) -> T:
+    """Class decorator: make ``cls`` loadable by ``canonflow.load`` through ``cls.from_config``."""
+    _REGISTRY[cls.__name__] = cls.from_config
+    return cls
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file in the same directory, then rename: a crash never leaves a torn file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(obj, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device | None = "cpu") -> dict[str, Any]:
+    """Load a checkpoint dict with ``torch.load(weights_only=True)``, turning every failure into a clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises many types for truncated, corrupt or unsafe files
+        raise CheckpointError(
+            f"{path} is not a readable canonflow checkpoint (corrupted, truncated, or it contains code that "
+            f"weights_only loading refuses): {type(error).__name__}: {str(error).splitlines()[0][:200]}"
+        ) from error
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is a torch file but not a canonflow checkpoint")
+    return payload
+
+
+def save_model(path: str | os.PathLike, model: torch.nn.Module, extra: dict[str, Any] | None = None) -> None:
+    """Write ``model``'s weights and config (from ``model.config()``) atomically to ``path``."""
+    kind = type(model).__name__
+    if kind not in _REGISTRY:
+        raise CheckpointError(f"{kind} is not registered with canonflow.checkpoint.register_model")
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "kind": kind,
+        "config": model.config(),
+        "state_dict": model.state_dict(),
+        "extra": extra or {},
+    }
+    atomic_save(payload, path)
+
+
+def load(path: str | os.PathLike, map_location: str | torch.device | None = "cpu") -> torch.nn.Module:
+    """Rebuild a saved canonflow model from its config and load its weights (no pickled code is run)."""
+    payload = read_checkpoint(path, map_location)
+    kind = payload.get("kind")
+    if kind not in _REGISTRY:
+        raise CheckpointError(f"{path} holds a {kind!r} model; loadable kinds are {sorted(_REGISTRY)}")
+    model = _REGISTRY[kind](payload["config"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as error:
+        raise CheckpointError(
+            f"{path}: weights do not fit a {kind} built from its stored config: {str(error).splitlines()[0][:200]}"
+        ) from error
+    return model

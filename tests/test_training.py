@@ -1,0 +1,136 @@
+"""The shared training loop and checkpoints: resume equivalence, divergence, early stopping, safe loading."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+
+from canonflow.checkpoint import CheckpointError, atomic_save, load, read_checkpoint, register_model, save_model
+from canonflow.training import TrainConfig, TrainingDiverged, train
+
+
+@register_model
+class TinyModel(torch.nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.width = width
+        self.linear = torch.nn.Linear(width, 1)
+
+    def config(self) -> dict:
+        return {"width": self.width}
+
+    @classmethod
+    def from_config(cls, config: dict) -> TinyModel:
+        return cls(**config)
+
+
+DATA = torch.randn(256, 3, generator=torch.Generator().manual_seed(0))
+TARGET = DATA @ torch.tensor([1.0, -2.0, 0.5]) + 0.3
+
+
+def _loss(model: TinyModel):
+    def loss_fn(generator: torch.Generator) -> torch.Tensor:
+        index = torch.randint(0, len(DATA), (32,), generator=generator)
+        return (model.linear(DATA[index]).squeeze(-1) - TARGET[index]).pow(2).mean()
+
+    return loss_fn
+
+
+def _model() -> TinyModel:
+    torch.manual_seed(1)
+    return TinyModel(3)
+
+
+def test_training_reduces_the_loss() -> None:
+    model = _model()
+    result = train(model, _loss(model), TrainConfig(steps=300, lr=0.05, progress=False))
+    assert result.losses[-1] < 1e-3 < result.losses[0]
+
+
+def test_resumed_run_ends_in_the_same_state(tmp_path) -> None:
+    full = _model()
+    train(full, _loss(full), TrainConfig(steps=60, lr=0.01, progress=False))
+    checkpoint = str(tmp_path / "state.pt")
+    half = _model()
+    config = TrainConfig(steps=60, lr=0.01, progress=False, checkpoint=checkpoint, checkpoint_every=30)
+    train(half, _loss(half), TrainConfig(**{**config.__dict__, "time_limit": 0.0}))  # stops after one step
+    assert read_checkpoint(checkpoint)["step"] == 1
+    resumed = _model()
+    train(resumed, _loss(resumed), TrainConfig(**{**config.__dict__, "resume": True}))
+    for a, b in zip(full.state_dict().values(), resumed.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_nan_loss_stops_with_the_step(tmp_path) -> None:
+    model = _model()
+
+    def loss_fn(generator: torch.Generator) -> torch.Tensor:
+        loss_fn.calls += 1
+        value = model.linear(DATA[:4]).sum()
+        return value * float("nan") if loss_fn.calls == 5 else value
+
+    loss_fn.calls = 0
+    with pytest.raises(TrainingDiverged, match="step 4"):
+        train(model, loss_fn, TrainConfig(steps=10, progress=False, checkpoint=str(tmp_path / "c.pt")))
+
+
+def test_early_stopping_restores_the_best_weights() -> None:
+    model = _model()
+    values = iter([3.0, 1.0, 2.0, 2.5, 2.7, 2.8, 2.9])
+    snapshots = []
+
+    def validate() -> float:
+        snapshots.append(model.linear.weight.detach().clone())
+        return next(values)
+
+    result = train(model, _loss(model), TrainConfig(steps=100, eval_every=5, patience=2, progress=False), validate)
+    assert result.stopped_early and result.best_validation == 1.0 and result.best_step == 10
+    torch.testing.assert_close(model.linear.weight, snapshots[1])
+
+
+def test_model_checkpoint_round_trip(tmp_path) -> None:
+    model = _model()
+    path = tmp_path / "model.pt"
+    save_model(path, model)
+    again = load(path)
+    assert isinstance(again, TinyModel)
+    torch.testing.assert_close(again.linear.weight, model.linear.weight)
+
+
+class Exploit:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_malicious_pickle_is_refused(tmp_path) -> None:
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as stream:
+        pickle.dump({"format": "canonflow", "payload": Exploit()}, stream)
+    with pytest.raises(CheckpointError, match="not a readable canonflow checkpoint"):
+        load(path)
+
+
+def test_truncated_and_foreign_files_give_clear_errors(tmp_path) -> None:
+    path = tmp_path / "model.pt"
+    save_model(path, _model())
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="not a readable"):
+        load(path)
+    atomic_save({"weights": torch.zeros(2)}, path)
+    with pytest.raises(CheckpointError, match="not a canonflow checkpoint"):
+        load(path)
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load(tmp_path / "missing.pt")
+
+
+def test_wrong_architecture_gives_a_clear_error(tmp_path) -> None:
+    path = tmp_path / "model.pt"
+    save_model(path, _model())
+    payload = read_checkpoint(path)
+    payload["config"] = {"width": 5}
+    atomic_save(payload, path)
+    with pytest.raises(CheckpointError, match="do not fit a TinyModel"):
+        load(path)
