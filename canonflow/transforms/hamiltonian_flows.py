@@ -178,7 +178,7 @@ class _MidpointAdjoint(torch.autograd.Function):
                 else:
                     raise ConvergenceError(
                         f"{solver.who}: the adjoint fixed-point iteration did not converge at step {k} after "
-                        f"{layer.max_iter} iterations (relative residual {residual:.3e} > tol {limit:.1e})",
+                        f"{layer.max_iter} iterations (residual {residual:.3e} > tol {limit:.1e} · max|μ|)",
                         residual=residual,
                         step=k,
                         iterations=layer.max_iter,
