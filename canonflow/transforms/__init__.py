@@ -7,6 +7,7 @@ return ``logabsdet`` zeros of shape ``(B,)``.
 from canonflow.transforms.base import SymplecticTransform
 from canonflow.transforms.composite import SymplecticComposite
 from canonflow.transforms.elementary import Exchange, SymplecticScaling
+from canonflow.transforms.hamiltonian_flows import ImplicitMidpointFlow, LeapfrogFlow
 from canonflow.transforms.linear import LinearSymplectic, MatrixExpSymplectic
 from canonflow.transforms.point import PointTransform
 from canonflow.transforms.shears import MomentumShear, PositionShear
@@ -23,4 +24,6 @@ __all__ = [
     "Exchange",
     "SymplecticScaling",
     "PointTransform",
+    "LeapfrogFlow",
+    "ImplicitMidpointFlow",
 ]
