@@ -19,9 +19,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from canonflow.checkpoint import CheckpointError, atomic_save, read_checkpoint
+from canonflow.distributed import DistributedContext, all_reduce_mean
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "train"]
 
@@ -88,12 +90,25 @@ def _schedule(config: TrainConfig) -> Callable[[int], float]:
     return lambda step: floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(step, config.steps) / config.steps))
 
 
+class _LossModule(torch.nn.Module):
+    """Makes ``loss_fn(generator)`` the forward pass of a module owning ``model``, so DDP can wrap it."""
+
+    def __init__(self, model: torch.nn.Module, loss_fn: Callable[[torch.Generator], torch.Tensor]) -> None:
+        super().__init__()
+        self.model = model
+        self.loss_fn = loss_fn
+
+    def forward(self, generator: torch.Generator) -> torch.Tensor:
+        return self.loss_fn(generator)
+
+
 def train(
     model: torch.nn.Module,
     loss_fn: Callable[[torch.Generator], torch.Tensor],
     config: TrainConfig,
     validate: Callable[[], float] | None = None,
     parameters: list[torch.nn.Parameter] | None = None,
+    distributed: DistributedContext | None = None,
 ) -> TrainResult:
     """Minimize ``loss_fn(generator)`` over ``model``'s parameters (or ``parameters``) and return a ``TrainResult``.
 
@@ -102,8 +117,17 @@ def train(
     eval mode); with it, the best weights seen are restored at the end. A NaN/Inf loss raises
     ``TrainingDiverged`` naming the step, leaving the last good checkpoint in place; Ctrl-C writes a checkpoint
     and re-raises.
+
+    With a ``distributed`` context (see ``canonflow.distributed``) the loss runs inside
+    ``DistributedDataParallel``, which averages gradients over ranks; ``loss_fn`` should keep its rank's share
+    of the global minibatch with ``canonflow.distributed.shard``. Losses and validation values are averaged
+    over ranks, and only rank 0 writes checkpoints and shows progress.
     """
     params = list(model.parameters()) if parameters is None else parameters
+    main = distributed is None or distributed.is_main
+    step_loss = _LossModule(model, loss_fn)
+    if distributed is not None and distributed.world_size > 1:
+        step_loss = DistributedDataParallel(step_loss, find_unused_parameters=True)
     optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
     generator = torch.Generator().manual_seed(config.seed)
@@ -125,7 +149,7 @@ def train(
         log.info("resumed from %s at step %d", config.checkpoint, start_step)
 
     def save(step: int) -> None:
-        if config.checkpoint is None:
+        if config.checkpoint is None or not main:
             return
         payload = {
             "format": "canonflow",
@@ -145,7 +169,7 @@ def train(
         nonlocal best_state
         model.eval()
         with torch.no_grad():
-            value = float(validate())
+            value = all_reduce_mean(validate())
         model.train()
         result.validation.append((step, value))
         if value < result.best_validation:
@@ -159,19 +183,20 @@ def train(
         initial=start_step,
         total=config.steps,
         desc=config.description,
-        disable=not (config.progress and sys.stderr.isatty() and os.environ.get("CI") is None),
+        disable=not (main and config.progress and sys.stderr.isatty() and os.environ.get("CI") is None),
     )
     model.train()
     step = start_step
     try:
         for step in bar:
-            loss = loss_fn(generator)
-            if not torch.isfinite(loss):
+            loss = step_loss(generator)
+            mean_loss = all_reduce_mean(loss)
+            if not math.isfinite(mean_loss):
                 raise TrainingDiverged(
-                    f"{config.description}: loss became {loss.item()} at step {step}; "
+                    f"{config.description}: loss became {mean_loss} at step {step}; "
                     f"last good checkpoint kept at {config.checkpoint}"
                     if config.checkpoint
-                    else f"{config.description}: loss became {loss.item()} at step {step}"
+                    else f"{config.description}: loss became {mean_loss} at step {step}"
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -179,10 +204,10 @@ def train(
                 torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
             optimizer.step()
             scheduler.step()
-            result.losses.append(loss.item())
+            result.losses.append(mean_loss)
             result.steps = step + 1
             result.seconds = time.perf_counter() - began
-            bar.set_postfix(loss=f"{loss.item():.4g}")
+            bar.set_postfix(loss=f"{mean_loss:.4g}")
             done = step + 1
             stop = validate is not None and done % config.eval_every == 0 and run_validation(done)
             if config.time_limit is not None and result.seconds > config.time_limit:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 from torch import nn
+from torch.distributed.nn.functional import all_reduce
 
+from canonflow.distributed import world_size
 from canonflow.transforms.base import SymplecticTransform
 
 __all__ = ["ZeroCenter"]
@@ -18,6 +21,9 @@ class ZeroCenter(SymplecticTransform):
     eval mode ``μ`` is the running mean, and the layer is an exact bijection. ``inverse`` always uses the
     running mean, ``(Q, P) -> (Q + μ_q - α, P + μ_p - β)``, so sampling works in either mode. Only the
     shift of batch norm is kept: a rescaling would not be canonical. Training mode needs ``B > 1``.
+
+    In a distributed job (``torch.distributed`` initialized) the batch mean is taken over the global batch of
+    all ranks, as ``torch.nn.SyncBatchNorm`` does, with gradients flowing through the all-reduce.
     """
 
     def __init__(self, n: int, momentum: float = 0.1) -> None:
@@ -36,10 +42,18 @@ class ZeroCenter(SymplecticTransform):
             return x - self.running_mean + self.shift
         if x.shape[0] < 2:
             raise ValueError("ZeroCenter.forward: training mode needs a batch of at least 2 to estimate the mean")
-        mean = x.mean(0)
+        mean = self._batch_mean(x)
         with torch.no_grad():
             self.running_mean.lerp_(mean.detach(), self.momentum)
         return x - mean + self.shift
+
+    @staticmethod
+    def _batch_mean(x: torch.Tensor) -> torch.Tensor:
+        if world_size() == 1:
+            return x.mean(0)
+        count = torch.tensor([float(x.shape[0])], dtype=x.dtype, device=x.device)
+        dist.all_reduce(count)
+        return all_reduce(x.sum(0)) / count
 
     def _inverse(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.running_mean - self.shift

@@ -1,0 +1,101 @@
+"""Data-parallel training on PyTorch's own engine (``torch.distributed``), launched with ``torchrun``.
+
+``init_distributed()`` reads torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``,
+``MASTER_PORT``), starts the process group (gloo on CPU, nccl on GPU, chosen automatically) with a timeout so
+that a crashed rank fails the job instead of hanging it, and returns a ``DistributedContext``. Pass it to
+``canonflow.training.train``: the model is wrapped in ``DistributedDataParallel``, and only rank 0 writes
+checkpoints and shows progress.
+
+Data: every rank draws the same *global* minibatch from the same generator and keeps its own contiguous
+shard (``shard``), so a run on N processes with global batch G follows the same trajectory as one process
+with batch G. ``ZeroCenter`` all-reduces its batch means across ranks in training mode (like
+``SyncBatchNorm``), which keeps that equivalence exact.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["DistributedContext", "init_distributed", "shard", "all_reduce_mean", "is_main_process", "world_size"]
+
+
+@dataclass(frozen=True)
+class DistributedContext:
+    """Where this process stands in a distributed job: its ``rank`` of ``world_size``, and its ``device``."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+    backend: str
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this is rank 0, the one that writes files and logs."""
+        return self.rank == 0
+
+
+def init_distributed(backend: str | None = None, timeout_s: float = 300.0) -> DistributedContext:
+    """Start the process group from torchrun's environment variables and return this rank's context.
+
+    ``backend`` defaults to ``nccl`` when CUDA is available and ``gloo`` otherwise. Collective operations
+    that wait longer than ``timeout_s`` (a crashed or stuck rank) raise instead of hanging.
+    """
+    missing = [name for name in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if name not in os.environ]
+    if missing:
+        raise RuntimeError(
+            f"init_distributed: environment variables {missing} are not set; launch with "
+            "`torchrun --nproc_per_node N -m canonflow ...`"
+        )
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    if backend is None:
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    else:
+        device = torch.device("cpu")
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s))
+    return DistributedContext(dist.get_rank(), dist.get_world_size(), local_rank, device, backend)
+
+
+def world_size() -> int:
+    """The number of processes in the job (1 when ``torch.distributed`` is not initialized)."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def is_main_process() -> bool:
+    """Whether this process is rank 0 (always true outside a distributed job)."""
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def shard(batch: torch.Tensor) -> torch.Tensor:
+    """This rank's contiguous share of a global minibatch ``(G, ...)``: rows ``[r G/N, (r + 1) G/N)``.
+
+    Outside a distributed job it returns ``batch`` unchanged. ``G`` must be divisible by the world size, so
+    that averaging the ranks' gradients equals the gradient of the global-batch mean.
+    """
+    size = world_size()
+    if size == 1:
+        return batch
+    if batch.shape[0] % size != 0:
+        raise ValueError(f"shard: global batch of {batch.shape[0]} is not divisible by the world size {size}")
+    per_rank = batch.shape[0] // size
+    rank = dist.get_rank()
+    return batch[rank * per_rank : (rank + 1) * per_rank]
+
+
+def all_reduce_mean(value: float | torch.Tensor) -> float:
+    """The mean of a number over all ranks (the number itself outside a distributed job)."""
+    if world_size() == 1:
+        return float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    tensor = torch.as_tensor(value, dtype=torch.float64).detach().clone().to(device)
+    dist.all_reduce(tensor)
+    return tensor.item() / world_size()
