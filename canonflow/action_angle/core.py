@@ -280,7 +280,8 @@ class ActionAngleFlow(nn.Module):
         ``times (T,)`` give the angular velocities of :func:`angle_loss` (uniform sampling is assumed without
         them; its normalization makes the spacing irrelevant then). Training settings come from ``config`` or
         from keyword arguments of :class:`canonflow.training.TrainConfig` (``steps``, ``lr``, ``patience``,
-        ``checkpoint``, ``resume``, ``time_limit``, ...). Trajectories are cast to the model's dtype. Returns the ``TrainResult``.
+        ``checkpoint``, ``resume``, ``time_limit``, ...). Trajectories are cast to the model's dtype. Returns the
+        ``TrainResult``.
         """
         who = "ActionAngleFlow.fit"
         _check_trajectories(trajectories, self.n, who)
