@@ -266,7 +266,7 @@ class ActionAngleFlow(nn.Module):
         times_per_batch: int | None = None,
         validation_fraction: float = 0.1,
         normalization: str = "mean",
-        angle_weight: float = 1.0,
+        angle_weight: float = 0.0,
         config: TrainConfig | None = None,
         **train_options: Any,
     ) -> TrainResult:
