@@ -31,10 +31,9 @@ def _oscillator_data(seed: int, num: int) -> torch.Tensor:
     return torch.stack([OSCILLATOR.exact_flow(initial, t) for t in TIMES], dim=1)
 
 
-@pytest.mark.parametrize("blocks", [0, 1])
-def test_quick_oscillator_conserves_actions_to_1e_3(blocks: int) -> None:
+def test_quick_oscillator_conserves_actions_to_1e_3() -> None:
     torch.manual_seed(0)
-    model = ActionAngleFlow(2, blocks=blocks, hidden=8)
+    model = ActionAngleFlow(2, blocks=0)
     model.fit(_oscillator_data(0, 64), TIMES, batch_size=32, steps=600, lr=3e-2, progress=False)
     test = _oscillator_data(1, 32)
     metrics = evaluate(model, test, TIMES, OSCILLATOR, OSCILLATOR.frequencies(test[:, 0]))
@@ -49,12 +48,12 @@ def test_kepler_loss_improves_tenfold_from_initialization() -> None:
     initial = system.sample_orbits(48, generator=torch.Generator().manual_seed(0))
     data = trajectories(system, 48, (8.0, 24), initial=initial)
     torch.manual_seed(0)
-    model = ActionAngleFlow(2, blocks=2, hidden=16)
+    model = ActionAngleFlow(2, blocks=2, hidden=16, householder=0)
     with torch.no_grad():
-        before = float(trajectory_loss(model, data.states))
-    model.fit(data.states, batch_size=24, steps=300, lr=1e-2, progress=False)
+        before = float(trajectory_loss(model, data.states, "mean"))
+    model.fit(data.states, data.times, batch_size=24, steps=600, lr=2e-2, normalization="mean", progress=False)
     with torch.no_grad():
-        after = float(trajectory_loss(model, data.states))
+        after = float(trajectory_loss(model, data.states, "mean"))
     assert after < before / 10
 
 

@@ -16,8 +16,9 @@ of an oscillator does in its ``(q, p)`` plane), and :meth:`ActionAngleFlow.frequ
 Two losses (both invariant under a rescaling of phase space, so shrinking the latent cannot lower them):
 
 * :func:`trajectory_loss` (needs sampled trajectories, not ``H``): the variance of each ``r_k`` along each
-  trajectory divided by its squared mean on that trajectory (``"mean"``, default) or by the spread of the
-  per-trajectory means across the batch (``"across"``).  Use it when trajectories are available (from
+  trajectory divided by the squared spread of the latent curve (``"spread"``, default), by the squared mean
+  of ``r_k`` on that trajectory (``"mean"``) or by the spread of the per-trajectory means across the batch
+  (``"across"``).  Use it when trajectories are available (from
   observations or an integrator); it is what the reference runs use.
 * :func:`hamiltonian_loss` (needs ``H``, no trajectories): at fixed actions ``I`` sample angles
   ``φ ~ U[0, 2π)ⁿ``, map back with ``T`` and penalize the variance of ``K = H ∘ T`` over ``φ``.  Use it when
@@ -67,7 +68,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
-_NORMALIZATIONS = ("mean", "across")
+_NORMALIZATIONS = ("spread", "mean", "across")
 
 
 # ---------------------------------------------------------------------------------------------- input checks
@@ -265,7 +266,7 @@ class ActionAngleFlow(nn.Module):
         batch_size: int = 64,
         times_per_batch: int | None = None,
         validation_fraction: float = 0.1,
-        normalization: str = "mean",
+        normalization: str = "spread",
         angle_weight: float = 0.0,
         config: TrainConfig | None = None,
         **train_options: Any,
@@ -417,24 +418,30 @@ def _train_and_log(
 
 
 # ---------------------------------------------------------------------------------------------- losses
-def trajectory_loss(model: ActionAngleFlow, trajectories: torch.Tensor, normalization: str = "mean") -> torch.Tensor:
+def trajectory_loss(model: ActionAngleFlow, trajectories: torch.Tensor, normalization: str = "spread") -> torch.Tensor:
     """The circle loss: how much each latent radius ``r_k = q̂_k² + p̂_k²`` varies along each trajectory.
 
     For trajectories ``b = 1..B`` of ``T`` samples, ``v_bk = Var_t r_k(b, t)`` and ``m_bk = mean_t r_k(b, t)``:
 
-    * ``"mean"`` (default): ``mean_{b,k} v_bk / m_bk²``, the squared relative fluctuation of each action (the
-      square of the action-conservation metric). It is scale invariant, and it acts as a barrier against
-      latent curves crossing the origin (``r_k`` would then swing from 0 to its maximum), so the winding of
-      each latent curve around the origin, which turns the angles, survives training.
+    * ``"spread"`` (default): ``mean_{b,k} v_bk / s_bk²`` with ``s_bk = Var_t q̂_k + Var_t p̂_k`` the spread of the
+      latent curve in plane ``k``. Scale invariant, and it punishes latent curves that sit away from the origin:
+      a small blob of size ``δ`` at distance ``c`` costs about ``4c²/δ²``, so the loss cannot be lowered by
+      pushing orbits away from the origin or squeezing them into short static arcs (the failure modes of the
+      other two normalizations on the Kepler family); a centred circle costs 0.
+    * ``"mean"``: ``mean_{b,k} v_bk / m_bk²``, the squared relative fluctuation of each action (the
+      square of the action-conservation metric). Scale invariant, but a latent translation lowers it, and on the
+      Kepler family training drifts that way: orbits end as small blobs away from the origin, angles static.
     * ``"across"``: ``(1/n) Σ_k mean_b v_bk / Var_b m_bk``, the within-trajectory variance relative to the
       spread of the actions across the batch (needs ``B ≥ 2``; invariant under rescaling and translation).
-      It has no such barrier: on the Kepler family it drifts to maps that send each orbit to a short arc far
-      from the origin, with static angles. Prefer ``"mean"`` unless some action is zero on the data.
+      On the Kepler family it drifts to maps that squeeze each orbit into a short arc, with static angles.
     """
     q, p = split(model(trajectories))
     radii = q * q + p * p
     within = radii.var(dim=1, unbiased=False)
     mean = radii.mean(dim=1)
+    if normalization == "spread":
+        spread = q.var(dim=1, unbiased=False) + p.var(dim=1, unbiased=False)
+        return (within / (spread * spread).clamp_min(torch.finfo(radii.dtype).tiny)).mean()
     if normalization == "across":
         return (within.mean(0) / mean.var(dim=0, unbiased=False).clamp_min(torch.finfo(radii.dtype).tiny)).mean()
     if normalization == "mean":
