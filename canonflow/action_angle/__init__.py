@@ -1,0 +1,34 @@
+"""Action-angle coordinates learned as canonical flows (:mod:`.core`) and reference benchmarks (:mod:`.benchmarks`)."""
+
+from canonflow.action_angle.benchmarks import BENCHMARKS, Benchmark, CentreOfMassFrame, run_benchmark
+from canonflow.action_angle.core import (
+    ActionAngleFlow,
+    action_conservation,
+    angle_independence,
+    angle_loss,
+    evaluate,
+    frequency_error,
+    hamiltonian_loss,
+    linear_fit,
+    parameter_count,
+    trajectory_loss,
+    unwrap,
+)
+
+__all__ = [
+    "ActionAngleFlow",
+    "trajectory_loss",
+    "hamiltonian_loss",
+    "angle_loss",
+    "unwrap",
+    "linear_fit",
+    "action_conservation",
+    "frequency_error",
+    "angle_independence",
+    "evaluate",
+    "parameter_count",
+    "BENCHMARKS",
+    "Benchmark",
+    "CentreOfMassFrame",
+    "run_benchmark",
+]

@@ -1,0 +1,341 @@
+"""Reference benchmarks for learned action-angle maps: data, model and training presets, metrics and figures.
+
+:func:`run_benchmark` trains an :class:`~canonflow.action_angle.ActionAngleFlow` on trajectories of one of
+:data:`BENCHMARKS`, evaluates it on held-out trajectories from another seed (drawn from the same region of
+phase space) and writes ``metrics.json``, ``model.pt`` and figures to a directory. It backs
+``experiments/action_angle.py`` and ``canonflow demo``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from canonflow.action_angle.core import ActionAngleFlow, evaluate, parameter_count
+from canonflow.data import trajectories
+from canonflow.phase_space import join, split
+from canonflow.systems import CalogeroMoser, HamiltonianSystem, HarmonicOscillator, Kepler, Toda, get_system
+from canonflow.validation import validation
+
+__all__ = ["Benchmark", "BENCHMARKS", "CentreOfMassFrame", "run_benchmark"]
+
+log = logging.getLogger(__name__)
+
+
+class CentreOfMassFrame(HamiltonianSystem):
+    """A translation-invariant system of ``N`` unit masses seen from its centre of mass (``n = N − 1``).
+
+    With an orthogonal ``N × N`` matrix ``O`` whose first row is ``(1, …, 1)/√N``, ``(q, p) ↦ (Oq, Op)`` is
+    canonical and its first pair is the centre of mass (a free particle whose position grows without bound,
+    so it has no action-angle variables). This system keeps the other ``N − 1`` pairs:
+    ``H_cm(q', p') = H(Oᵀ[0, q'], Oᵀ[0, p'])``. :meth:`embed` maps its points back to the full lattice.
+    """
+
+    separable = True
+
+    def __init__(self, system: HamiltonianSystem) -> None:
+        super().__init__(system.n - 1)
+        self.system = system
+        self.name = f"{system.name}_cm"
+        basis = torch.eye(system.n, dtype=torch.float64)
+        basis[:, 0] = 1.0
+        orthogonal, _ = torch.linalg.qr(basis)
+        self._basis = (orthogonal * orthogonal[0, 0].sign()).T  # first row (1, ..., 1)/√N
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Points ``(B, 2(N−1))`` of this frame → lattice points ``(B, 2N)`` at rest at the origin."""
+        q, p = split(x)
+        basis = self._basis.to(x)
+        zero = q.new_zeros(q.shape[0], 1)
+        return join(torch.cat([zero, q], -1) @ basis, torch.cat([zero, p], -1) @ basis)
+
+    def reduce(self, x: torch.Tensor) -> torch.Tensor:
+        """Lattice points ``(B, 2N)`` → this frame (the centre-of-mass pair is dropped)."""
+        q, p = split(x)
+        basis = self._basis.to(x)
+        return join((q @ basis.T)[:, 1:], (p @ basis.T)[:, 1:])
+
+    def _hamiltonian(self, q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        with validation(False):
+            return self.system.hamiltonian(self.embed(join(q, p)))
+
+    def _sample_initial(self, num: int, generator: torch.Generator | None) -> torch.Tensor:
+        return self.reduce(self.system.sample_initial(num, generator=generator))
+
+    def _params(self) -> str:
+        return f"system={self.system!r}"
+
+
+@dataclass
+class Benchmark:
+    """A benchmark preset.
+
+    ``make_system()`` builds the system; ``sample(system, num, generator)`` draws initial conditions of the
+    region of interest; trajectories are sampled at ``linspace(0, t_end, num_times)``. ``exact(system, x0)``
+    gives exact frequencies (``(B, n)`` per dof or ``(B,)`` fundamental, see
+    :func:`canonflow.action_angle.frequency_error`) or ``None``. ``model`` holds ``ActionAngleFlow`` keyword
+    arguments, ``train``/``quick`` training settings for :meth:`ActionAngleFlow.fit` (``quick`` overrides
+    ``train`` with ``--quick``).
+    """
+
+    description: str
+    make_system: Callable[[], HamiltonianSystem]
+    sample: Callable[[HamiltonianSystem, int, torch.Generator], torch.Tensor]
+    t_end: float
+    num_times: int
+    num_train: int
+    num_test: int
+    model: dict[str, Any]
+    train: dict[str, Any]
+    quick: dict[str, Any] = field(default_factory=dict)
+    exact: Callable[[HamiltonianSystem, torch.Tensor], torch.Tensor | None] = lambda system, x0: None
+    anchor: str = "-"
+
+
+def _default_sample(system: HamiltonianSystem, num: int, generator: torch.Generator) -> torch.Tensor:
+    return system.sample_initial(num, generator=generator)
+
+
+def _kepler_sample(system: HamiltonianSystem, num: int, generator: torch.Generator) -> torch.Tensor:
+    return system.sample_orbits(num, energy_range=(-0.8, -0.3), eccentricity_range=(0.1, 0.7), generator=generator)
+
+
+def _kepler_exact(system: HamiltonianSystem, x0: torch.Tensor) -> torch.Tensor:
+    return system.frequencies(x0)
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    "oscillator": Benchmark(
+        description="3 uncoupled harmonic oscillators, ω = (1, 1.7, 2.3)",
+        make_system=lambda: HarmonicOscillator(3, omega=[1.0, 1.7, 2.3]),
+        sample=_default_sample,
+        t_end=4 * math.pi,
+        num_times=100,
+        num_train=256,
+        num_test=128,
+        model={"blocks": 0},
+        train={"steps": 3000, "lr": 3e-2, "batch_size": 64, "times_per_batch": 32},
+        quick={"steps": 600},
+        exact=lambda system, x0: system.frequencies(x0),
+        anchor="-",
+    ),
+    "kepler2d": Benchmark(
+        description="planar Kepler family, k = 1, E ∈ [−0.8, −0.3], e ∈ [0.1, 0.7], counter-clockwise; one model",
+        make_system=lambda: Kepler(2),
+        sample=_kepler_sample,
+        t_end=14.0,
+        num_times=100,
+        num_train=512,
+        num_test=128,
+        model={"blocks": 6, "hidden": 64, "householder": 0},
+        train={"steps": 8000, "lr": 3e-3, "batch_size": 32, "times_per_batch": 32, "time_limit": 540.0},
+        quick={"steps": 1500, "num_train": 256, "time_limit": 150.0},
+        exact=_kepler_exact,
+        anchor="multi-orbit model did not converge (single orbit: circle loss 2e-9 after 52k iterations)",
+    ),
+    "kepler3d": Benchmark(
+        description="Kepler family in 3D, k = 1, E ∈ [−0.8, −0.3], e ∈ [0.1, 0.7], random orientation",
+        make_system=lambda: Kepler(3),
+        sample=_default_sample,
+        t_end=14.0,
+        num_times=100,
+        num_train=512,
+        num_test=128,
+        model={"blocks": 6, "hidden": 64, "householder": 0},
+        train={"steps": 8000, "lr": 3e-3, "batch_size": 32, "times_per_batch": 32, "time_limit": 540.0},
+        quick={"steps": 1500, "num_train": 256, "time_limit": 150.0},
+        exact=_kepler_exact,
+    ),
+    "toda3": Benchmark(
+        description="periodic Toda lattice, N = 3, centre-of-mass frame (2 dof), q, p ~ N(0, 0.5²)",
+        make_system=lambda: CentreOfMassFrame(Toda(3, periodic=True)),
+        sample=_default_sample,
+        t_end=15.0,
+        num_times=100,
+        num_train=512,
+        num_test=128,
+        model={"blocks": 4, "hidden": 64},
+        train={"steps": 8000, "lr": 3e-3, "batch_size": 32, "times_per_batch": 32, "time_limit": 540.0},
+        quick={"steps": 1500, "num_train": 256, "time_limit": 150.0},
+        anchor="~0.015 (Bondesan & Lamacraft)",
+    ),
+    "calogero_moser": Benchmark(
+        description="Calogero–Moser, N = 3 in a harmonic trap (ω = g = 1); isochronous, fundamental ω = 1",
+        make_system=lambda: CalogeroMoser(3),
+        sample=_default_sample,
+        t_end=4 * math.pi,
+        num_times=100,
+        num_train=512,
+        num_test=128,
+        model={"blocks": 4, "hidden": 64},
+        train={"steps": 8000, "lr": 3e-3, "batch_size": 32, "times_per_batch": 32, "time_limit": 540.0},
+        quick={"steps": 1500, "num_train": 256, "time_limit": 150.0},
+        exact=lambda system, x0: torch.ones(len(x0), dtype=x0.dtype),
+        anchor="5e-3 (Bondesan & Lamacraft)",
+    ),
+    "fput": Benchmark(
+        description="FPUT-β chain, N = 4, β = 0.1, centre-of-mass frame (3 dof); near-integrable, not integrable",
+        make_system=lambda: CentreOfMassFrame(get_system("fput", N=4, beta=0.1)),
+        sample=_default_sample,
+        t_end=20.0,
+        num_times=100,
+        num_train=512,
+        num_test=128,
+        model={"blocks": 4, "hidden": 64},
+        train={"steps": 8000, "lr": 3e-3, "batch_size": 32, "times_per_batch": 32, "time_limit": 540.0},
+        quick={"steps": 1500, "num_train": 256, "time_limit": 150.0},
+    ),
+}
+"""The benchmark presets, by the name ``experiments/action_angle.py --system`` takes."""
+
+
+def run_benchmark(
+    name: str,
+    out: str | Path | None = None,
+    *,
+    quick: bool = False,
+    seed: int = 0,
+    progress: bool = True,
+    resume: bool = False,
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train and evaluate the benchmark ``name``; write results to ``out`` (if given); return the metrics.
+
+    Training data come from ``seed``, held-out data from ``seed + 1000``. ``overrides`` replace training
+    settings (e.g. ``{"steps": 100}``). With ``out``: ``metrics.json``, ``model.pt``, a resumable
+    ``training.pt`` checkpoint (``resume=True`` continues from it) and the figures of :func:`plot_benchmark`.
+    """
+    if name not in BENCHMARKS:
+        raise ValueError(f"run_benchmark: unknown benchmark {name!r}; choose one of {sorted(BENCHMARKS)}")
+    bench = BENCHMARKS[name]
+    settings = {**bench.train, **(bench.quick if quick else {}), **(overrides or {})}
+    num_train = settings.pop("num_train", bench.num_train)
+    system = bench.make_system()
+    times = (bench.t_end, bench.num_times)
+    began = time.perf_counter()
+    train_data = trajectories(
+        system, num_train, times, initial=bench.sample(system, num_train, torch.Generator().manual_seed(seed))
+    )
+    test_seed = seed + 1000
+    test_data = trajectories(
+        system,
+        bench.num_test,
+        times,
+        initial=bench.sample(system, bench.num_test, torch.Generator().manual_seed(test_seed)),
+    )
+    data_seconds = time.perf_counter() - began
+    torch.manual_seed(seed)
+    model = ActionAngleFlow(system.n, **bench.model)
+    if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        settings.setdefault("checkpoint", str(Path(out) / "training.pt"))
+    result = model.fit(
+        train_data.states, train_data.times, seed=seed, progress=progress, resume=resume, description=name, **settings
+    )
+    exact = bench.exact(system, test_data.states[:, 0])
+    metrics = evaluate(model, test_data.states, test_data.times, system, exact, seed=seed)
+    metrics.update(
+        {
+            "system": name,
+            "description": bench.description,
+            "n": system.n,
+            "seed": seed,
+            "quick": quick,
+            "model": model.config(),
+            "parameters": parameter_count(model),
+            "training": {k: v for k, v in settings.items() if k != "checkpoint"},
+            "training_seconds": result.seconds,
+            "training_steps": result.steps,
+            "best_validation_loss": result.best_validation,
+            "data_seconds": data_seconds,
+            "num_train": num_train,
+            "num_test": bench.num_test,
+            "anchor": bench.anchor,
+        }
+    )
+    if out is not None:
+        out = Path(out)
+        model.save(out / "model.pt", extra={"system": name})
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        matched = metrics.get("frequency_matched")
+        plot_benchmark(model, test_data.states, test_data.times, exact, matched, out, title=bench.description)
+    return metrics
+
+
+def plot_benchmark(
+    model: ActionAngleFlow,
+    states: torch.Tensor,
+    times: torch.Tensor,
+    exact: torch.Tensor | None,
+    matched: list[int] | None,
+    out: Path,
+    title: str = "",
+    num_shown: int = 8,
+) -> None:
+    """Write ``phase_planes.png`` (trajectories in the ``(q_k, p_k)`` and learned ``(q̂_k, p̂_k)`` planes),
+    ``actions.png`` (``I_k(t)/mean_t I_k``) and ``frequencies.png`` (learned ``|dφ_k/dt|`` against exact).
+
+    ``matched`` pairs latent dofs with exact frequencies as :func:`canonflow.action_angle.frequency_error` does
+    (an exact dof per latent dof for ``exact (B, n)``, a winding number for ``exact (B,)``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = model.n
+    shown = states[:num_shown].to(model.dtype)
+    with torch.no_grad():
+        latent = model(shown)
+        actions, _ = model.to_action_angle(shown)
+    figure, axes = plt.subplots(2, n, figsize=(3.2 * n, 6.4), squeeze=False)
+    for k in range(n):
+        for row, (points, label) in enumerate(((shown, ("q", "p")), (latent, ("q̂", "p̂")))):
+            axis = axes[row, k]
+            for b in range(len(points)):
+                axis.plot(points[b, :, k], points[b, :, n + k], lw=0.8)
+            axis.set_xlabel(f"{label[0]}{k + 1}")
+            axis.set_ylabel(f"{label[1]}{k + 1}")
+            axis.set_aspect("equal", adjustable="datalim")
+    figure.suptitle(f"{title}\nphysical (top) and learned (bottom) planes", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(out / "phase_planes.png", dpi=110)
+    plt.close(figure)
+
+    figure, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.0), squeeze=False)
+    for k in range(n):
+        axis = axes[0, k]
+        for b in range(len(actions)):
+            axis.plot(times, actions[b, :, k] / actions[b, :, k].mean(), lw=0.8)
+        axis.set_xlabel("t")
+        axis.set_ylabel(f"I{k + 1}(t) / mean")
+    figure.suptitle("learned actions along held-out trajectories", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(out / "actions.png", dpi=110)
+    plt.close(figure)
+
+    learned = model.frequencies(states.to(model.dtype), times.to(model.dtype)).abs()
+    figure, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.0), squeeze=False)
+    for k in range(n):
+        axis = axes[0, k]
+        if exact is None or matched is None:
+            axis.hist(learned[:, k], bins=30)
+            axis.set_xlabel(f"learned |dφ{k + 1}/dt|")
+        else:
+            reference = exact * matched[k] if exact.dim() == 1 else exact[:, matched[k]]
+            axis.scatter(reference, learned[:, k], s=6)
+            low, high = float(reference.min()), float(reference.max())
+            axis.plot([low, high], [low, high], "k--", lw=0.8)
+            axis.set_xlabel(f"exact {matched[k]}ω" if exact.dim() == 1 else f"exact ω{matched[k] + 1}")
+            axis.set_ylabel(f"learned |dφ{k + 1}/dt|")
+    figure.suptitle("learned vs exact frequencies (held out)", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(out / "frequencies.png", dpi=110)
+    plt.close(figure)
