@@ -4,6 +4,7 @@ conservation of angular momentum, differentiability and input errors."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -104,7 +105,7 @@ def angular_momentum(x: torch.Tensor) -> torch.Tensor:
     return x[..., 0] * x[..., 3] - x[..., 1] * x[..., 2]
 
 
-def map_jacobian(fn, x: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+def map_jacobian(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     """Per-sample Jacobians ``(B, 2n, 2n)`` of a batch-independent map ``fn``."""
     x = x.detach().requires_grad_(True)
     y = fn(x)
