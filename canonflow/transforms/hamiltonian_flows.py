@@ -7,23 +7,27 @@ layer with ``log|det J| = 0``. ``LeapfrogFlow`` uses explicit leapfrog on a sepa
 with a constant-memory discrete adjoint. In both, ``forward`` (data -> latent) runs ``L`` steps with step
 ``+ε`` and ``inverse`` (latent -> data) runs ``L`` steps with ``-ε``; both integrators are symmetric, so the
 two are inverse to each other (exactly for leapfrog, to the solver tolerance for implicit midpoint).
+
+The adjoint machinery is also available as a function, ``implicit_midpoint_adjoint(H, x0, h, steps,
+trajectory=...)``, for use outside the layer (e.g. trajectory matching in ``canonflow.hamiltonian_learning``).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
 from torch.autograd.function import FunctionCtx, once_differentiable
 
-from canonflow.integrators import ConvergenceError, _effective_tol, implicit_midpoint_step
+from canonflow.integrators import ConvergenceError, _effective_tol, _validate, implicit_midpoint_step
 from canonflow.nn import MLP, GradientField
 from canonflow.phase_space import hamiltonian_vector_field, join, split
 from canonflow.transforms.base import SymplecticTransform
 from canonflow.validation import check_positive_int
 
-__all__ = ["LeapfrogFlow", "ImplicitMidpointFlow"]
+__all__ = ["LeapfrogFlow", "ImplicitMidpointFlow", "implicit_midpoint_adjoint"]
 
 
 def _check_step_size(step_size: object, who: str) -> float:
@@ -99,48 +103,72 @@ class LeapfrogFlow(SymplecticTransform):
 
 
 class _MidpointSolver:
-    """``L`` implicit-midpoint steps of ``f = Ω∇H`` with a layer's tolerances; records the largest residual."""
+    """``steps`` implicit-midpoint steps of ``f = Ω∇H`` with given tolerances; records the largest residual."""
 
-    def __init__(self, layer: ImplicitMidpointFlow, who: str) -> None:
-        self.layer = layer
+    def __init__(
+        self,
+        hamiltonian: Callable[[torch.Tensor], torch.Tensor],
+        params: tuple[torch.Tensor, ...],
+        steps: int,
+        tol: float,
+        max_iter: int,
+        who: str,
+    ) -> None:
+        self.hamiltonian = hamiltonian
+        self.params = params
+        self.steps = steps
+        self.tol = tol
+        self.max_iter = max_iter
         self.who = who
-        self.params = tuple(layer.hamiltonian.parameters())
+        self.last_residual = 0.0
 
     def field(self, x: torch.Tensor) -> torch.Tensor:
-        return hamiltonian_vector_field(self.layer.hamiltonian, x)
+        return hamiltonian_vector_field(self.hamiltonian, x)
 
     def step(self, x: torch.Tensor, h: torch.Tensor, index: int) -> torch.Tensor:
-        layer = self.layer
         y, residual = implicit_midpoint_step(
-            self.field, x, h, tol=layer.tol, max_iter=layer.max_iter, who=self.who, step=index
+            self.field, x, h, tol=self.tol, max_iter=self.max_iter, who=self.who, step=index
         )
-        layer.last_residual = max(layer.last_residual or 0.0, residual)
+        self.last_residual = max(self.last_residual, residual)
         return y
 
-    def solve(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        self.layer.last_residual = 0.0
-        for k in range(self.layer.steps):
+    def solve(self, x: torch.Tensor, h: torch.Tensor, trajectory: bool = False) -> torch.Tensor:
+        """The final state ``(B, 2n)``, or with ``trajectory`` all states ``(steps + 1, B, 2n)``."""
+        self.last_residual = 0.0
+        states = [x]
+        for k in range(self.steps):
             x = self.step(x, h, k)
-        return x
+            if trajectory:
+                states.append(x)
+        return torch.stack(states) if trajectory else x
 
 
 class _MidpointAdjoint(torch.autograd.Function):
-    """``x_L = Φ_h^L(x_0)`` whose backward is the discrete adjoint of the implicit midpoint rule.
+    """``x_L = Φ_h^L(x_0)`` (or the trajectory ``[x_0, ..., x_L]``) with the discrete adjoint as backward.
 
-    Forward stores only ``x_L``. Backward walks the steps in reverse; step ``k`` (``x → x'``, midpoint
-    ``m = (x + x')/2``, ``f = Ω∇H_θ``) first reconstructs ``x`` from ``x'`` by solving the step with ``-h``,
-    then, with ``λ = ∂L/∂x'``, solves ``(I - h/2 J_f(m))ᵀ μ = λ`` by the fixed-point iteration
-    ``μ ← λ + h/2 J_f(m)ᵀ μ`` (vector-Jacobian products), and sets ``∂L/∂x = (I + h/2 J_f(m))ᵀ μ``,
-    ``∂L/∂θ += h (∂f/∂θ)ᵀ μ``, ``∂L/∂h += μᵀ f(m)``. This follows from differentiating
-    ``x' = x + h f(m)``: ``(I - h/2 J) dx' = (I + h/2 J) dx + h ∂f/∂θ dθ + f dh``.
+    Forward stores only ``x_L`` (with ``trajectory``: the returned trajectory itself, no extra tensor).
+    Backward walks the steps in reverse; step ``k`` (``x → x'``, midpoint ``m = (x + x')/2``, ``f = Ω∇H_θ``)
+    takes ``x`` from the stored trajectory or else reconstructs it from ``x'`` by solving the step with
+    ``-h``, then, with ``λ = ∂L/∂x'``, solves ``(I - h/2 J_f(m))ᵀ μ = λ`` by the fixed-point iteration
+    ``μ ← λ + h/2 J_f(m)ᵀ μ`` (vector-Jacobian products), and sets ``∂L/∂x = (I + h/2 J_f(m))ᵀ μ + g_k``,
+    ``∂L/∂θ += h (∂f/∂θ)ᵀ μ``, ``∂L/∂h += μᵀ f(m)``, where ``g_k`` is the loss's direct gradient with respect
+    to the output state ``x_k`` (zero for ``k < L`` without ``trajectory``). This follows from differentiating
+    ``x' = x + h f(m)``: ``(I - h/2 J) dx' = (I + h/2 J) dx + h ∂f/∂θ dθ + f dh``. Only the graph of one
+    step is alive at a time, so memory does not grow with ``L``.
     """
 
     @staticmethod
     def forward(
-        ctx: FunctionCtx, solver: _MidpointSolver, x0: torch.Tensor, h: torch.Tensor, *params: torch.Tensor
+        ctx: FunctionCtx,
+        solver: _MidpointSolver,
+        trajectory: bool,
+        x0: torch.Tensor,
+        h: torch.Tensor,
+        *params: torch.Tensor,
     ) -> torch.Tensor:
-        x = solver.solve(x0, h)
+        x = solver.solve(x0, h, trajectory)
         ctx.solver = solver
+        ctx.trajectory = trajectory
         ctx.save_for_backward(x, h)
         return x
 
@@ -148,27 +176,32 @@ class _MidpointAdjoint(torch.autograd.Function):
     @once_differentiable
     def backward(ctx: FunctionCtx, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         solver: _MidpointSolver = ctx.solver
-        layer = solver.layer
-        x_next, h = (t.detach() for t in ctx.saved_tensors)
+        trajectory: bool = ctx.trajectory
+        saved, h = (t.detach() for t in ctx.saved_tensors)
+        x_next = saved[-1] if trajectory else saved
         params = solver.params
-        wanted = [i for i, p in enumerate(params) if ctx.needs_input_grad[3 + i]]
+        wanted = [i for i, p in enumerate(params) if ctx.needs_input_grad[4 + i]]
         grad_params: list[torch.Tensor | None] = [None] * len(params)
         for i in wanted:
             grad_params[i] = torch.zeros_like(params[i])
         grad_h = torch.zeros_like(h)
-        lam = grad_output.detach()
-        limit = _effective_tol(layer.tol, lam.dtype)
-        for k in reversed(range(layer.steps)):
-            with torch.no_grad():
-                x_prev = implicit_midpoint_step(
-                    solver.field, x_next, -h, tol=layer.tol, max_iter=layer.max_iter, who=solver.who, step=k
-                )[0]
+        grad_output = grad_output.detach()
+        lam = grad_output[-1] if trajectory else grad_output
+        limit = _effective_tol(solver.tol, lam.dtype)
+        for k in reversed(range(solver.steps)):
+            if trajectory:
+                x_prev = saved[k]
+            else:
+                with torch.no_grad():
+                    x_prev = implicit_midpoint_step(
+                        solver.field, x_next, -h, tol=solver.tol, max_iter=solver.max_iter, who=solver.who, step=k
+                    )[0]
             with torch.enable_grad():
                 m = (0.5 * (x_prev + x_next)).requires_grad_(True)  # detached: a leaf of this step's graph
                 fm = solver.field(m)
                 mu = lam
                 residual = math.inf
-                for _ in range(layer.max_iter):
+                for _ in range(solver.max_iter):
                     (jt_mu,) = torch.autograd.grad(fm, m, mu, retain_graph=True)
                     mu_next = lam + 0.5 * h * jt_mu
                     residual = (mu_next - mu).abs().max().item()
@@ -178,20 +211,60 @@ class _MidpointAdjoint(torch.autograd.Function):
                 else:
                     raise ConvergenceError(
                         f"{solver.who}: the adjoint fixed-point iteration did not converge at step {k} after "
-                        f"{layer.max_iter} iterations (relative residual {residual:.3e} > tol {limit:.1e})",
+                        f"{solver.max_iter} iterations (relative residual {residual:.3e} > tol {limit:.1e})",
                         residual=residual,
                         step=k,
-                        iterations=layer.max_iter,
+                        iterations=solver.max_iter,
                     )
                 inputs = (m, *(params[i] for i in wanted))
                 grads = torch.autograd.grad(fm, inputs, mu, allow_unused=True)
             lam = mu + 0.5 * h * grads[0]
+            if trajectory:
+                lam = lam + grad_output[k]
             grad_h = grad_h + (mu * fm.detach()).sum()
             for i, g in zip(wanted, grads[1:], strict=True):
                 if g is not None:
                     grad_params[i] = grad_params[i] + h * g
             x_next = x_prev
-        return None, lam, grad_h, *grad_params
+        return None, None, lam, grad_h, *grad_params
+
+
+def implicit_midpoint_adjoint(
+    hamiltonian: Callable[[torch.Tensor], torch.Tensor],
+    x0: torch.Tensor,
+    step_size: float | torch.Tensor,
+    steps: int,
+    *,
+    trajectory: bool = False,
+    tol: float = 1e-12,
+    max_iter: int = 100,
+    parameters: Iterable[torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """``canonflow.integrators.implicit_midpoint`` with constant-memory discrete-adjoint gradients.
+
+    Runs ``steps`` steps ``x' = x + h Ω∇H((x + x')/2)`` from ``x0`` (``(B, 2n)``) and returns ``x_L``
+    (``(B, 2n)``) or, with ``trajectory=True``, ``[x_0, ..., x_L]`` (``(steps + 1, B, 2n)``); the values equal
+    those of ``implicit_midpoint`` with the same ``tol`` and ``max_iter``. When grad mode is on, the backward
+    pass is the discrete adjoint of the integrator (see ``_MidpointAdjoint``): the gradients equal those of
+    backpropagation through the converged solves (to the solver tolerance), but only one step's graph is
+    alive at a time, so memory is ``O(1)`` in ``steps`` (apart from the returned trajectory itself).
+    Gradients reach ``x0``, ``step_size`` (if a tensor requiring grad) and ``parameters`` — by default
+    ``hamiltonian.parameters()`` when ``hamiltonian`` is an ``nn.Module``; other tensors that ``hamiltonian``
+    closes over receive none. First-order differentiation only. Under ``torch.no_grad()`` it is a plain solve.
+    """
+    who = "implicit_midpoint_adjoint"
+    _validate(hamiltonian, x0, step_size, steps, who, needs_separable=False)
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (math.isfinite(tol) and tol > 0):
+        raise ValueError(f"{who}: expected a positive finite tol, got {tol!r}")
+    check_positive_int(max_iter, "max_iter", who)
+    if parameters is None:
+        parameters = hamiltonian.parameters() if isinstance(hamiltonian, nn.Module) else ()
+    params = tuple(parameters)
+    h = torch.as_tensor(step_size, dtype=x0.dtype, device=x0.device)
+    solver = _MidpointSolver(hamiltonian, params, steps, float(tol), max_iter, who)
+    if torch.is_grad_enabled():
+        return _MidpointAdjoint.apply(solver, trajectory, x0, h, *params)
+    return solver.solve(x0, h, trajectory)
 
 
 class ImplicitMidpointFlow(SymplecticTransform):
@@ -251,10 +324,15 @@ class ImplicitMidpointFlow(SymplecticTransform):
         return self.log_step_size.exp()
 
     def _run(self, x: torch.Tensor, h: torch.Tensor, direction: str) -> torch.Tensor:
-        solver = _MidpointSolver(self, f"{type(self).__name__}.{direction}")
+        params = tuple(self.hamiltonian.parameters())
+        who = f"{type(self).__name__}.{direction}"
+        solver = _MidpointSolver(self.hamiltonian, params, self.steps, self.tol, self.max_iter, who)
         if self.adjoint and torch.is_grad_enabled():
-            return _MidpointAdjoint.apply(solver, x, h, *solver.params)
-        return solver.solve(x, h)
+            y = _MidpointAdjoint.apply(solver, False, x, h, *params)
+        else:
+            y = solver.solve(x, h)
+        self.last_residual = solver.last_residual
+        return y
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._run(x, self.step_size, "forward")
