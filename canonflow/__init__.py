@@ -1,6 +1,6 @@
 """canonflow: normalizing flows built from exact canonical (symplectic) transformations of phase space."""
 
-from canonflow import data, distributions, nn, phase_space, systems, testing, transforms
+from canonflow import data, distributions, hamiltonian_learning, nn, phase_space, systems, testing, transforms
 from canonflow.builders import canonical_flow
 from canonflow.checkpoint import load
 from canonflow.validation import set_validation, validation, validation_enabled
@@ -13,6 +13,7 @@ __all__ = [
     "data",
     "load",
     "distributions",
+    "hamiltonian_learning",
     "nn",
     "phase_space",
     "set_validation",
