@@ -18,9 +18,10 @@ A ``HamiltonianNet`` is a scalar network ``H_θ(q, p)``; its dynamics are Hamilt
 
 ``"implicit_midpoint"`` (Choudhary et al. 2024; any, also non-separable ``H_θ``)
     the same window loss with ``Φ`` the implicit midpoint rule ``x' = x + h Ω∇H_θ((x + x')/2)``, which is
-    symplectic for every ``H_θ``. With ``adjoint=True`` the gradients come from its discrete adjoint
-    (``canonflow.transforms.hamiltonian_flows.implicit_midpoint_adjoint``): memory does not grow with the
-    window length; with ``adjoint=False`` from backpropagation through the fixed-point iterations.
+    symplectic for every ``H_θ``. With ``adjoint=True`` the loss is accumulated step by step and the gradients
+    come from the integrator's discrete adjoint (``implicit_midpoint_adjoint(..., loss=...)`` from
+    ``canonflow.transforms.hamiltonian_flows``): memory does not grow with the window length; with
+    ``adjoint=False`` from backpropagation through the fixed-point iterations.
 
 Evaluation (the protocol of Choudhary et al.): the learned ``H_θ`` is determined only up to an additive
 constant, so ``hamiltonian_error`` reports ``mean |H_θ(x) − c − H(x)|`` over test points with the offset
@@ -277,7 +278,15 @@ def _make_loss(
         if mode == "leapfrog":
             path = leapfrog(model, x0, h, k * substeps, trajectory=True)
         elif adjoint:
-            path = implicit_midpoint_adjoint(model, x0, h, k * substeps, trajectory=True, tol=tol, max_iter=max_iter)
+            # running loss: only one state at a time is kept, so memory does not grow with the window
+            count = windows[:, 1:].numel()
+
+            def stage(step: int, x: torch.Tensor) -> torch.Tensor | None:
+                if step == 0 or step % substeps:
+                    return None
+                return (x - windows[:, step // substeps]).pow(2).sum() / count
+
+            return implicit_midpoint_adjoint(model, x0, h, k * substeps, loss=stage, tol=tol, max_iter=max_iter)
         else:
             path = implicit_midpoint(model, x0, h, k * substeps, trajectory=True, tol=tol, max_iter=max_iter)
         predicted = path[substeps::substeps]  # (k, M, 2n)

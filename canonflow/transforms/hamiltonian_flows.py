@@ -102,6 +102,10 @@ class LeapfrogFlow(SymplecticTransform):
         return f"n={self.n}, steps={self.steps}"
 
 
+StageLoss = Callable[[int, torch.Tensor], "torch.Tensor | None"]
+"""``loss(k, x_k) -> scalar tensor`` (or ``None`` for no term) of the state after step ``k`` (``x_0`` is ``k = 0``)."""
+
+
 class _MidpointSolver:
     """``steps`` implicit-midpoint steps of ``f = Ω∇H`` with given tolerances; records the largest residual."""
 
@@ -113,6 +117,7 @@ class _MidpointSolver:
         tol: float,
         max_iter: int,
         who: str,
+        loss: StageLoss | None = None,
     ) -> None:
         self.hamiltonian = hamiltonian
         self.params = params
@@ -120,7 +125,9 @@ class _MidpointSolver:
         self.tol = tol
         self.max_iter = max_iter
         self.who = who
+        self.loss = loss
         self.last_residual = 0.0
+        self.final_state: torch.Tensor | None = None
 
     def field(self, x: torch.Tensor) -> torch.Tensor:
         return hamiltonian_vector_field(self.hamiltonian, x)
@@ -132,53 +139,78 @@ class _MidpointSolver:
         self.last_residual = max(self.last_residual, residual)
         return y
 
-    def solve(self, x: torch.Tensor, h: torch.Tensor, trajectory: bool = False) -> torch.Tensor:
-        """The final state ``(B, 2n)``, or with ``trajectory`` all states ``(steps + 1, B, 2n)``."""
+    def solve(self, x: torch.Tensor, h: torch.Tensor, output: str = "final") -> torch.Tensor:
+        """``output``: ``"final"`` -> ``x_L`` ``(B, 2n)``; ``"trajectory"`` -> ``(steps + 1, B, 2n)``;
+        ``"loss"`` -> ``Σ_k loss(k, x_k)``, a scalar, keeping one state at a time."""
         self.last_residual = 0.0
         states = [x]
+        total = self._stage_loss(0, x) if output == "loss" else None
         for k in range(self.steps):
             x = self.step(x, h, k)
-            if trajectory:
+            if output == "trajectory":
                 states.append(x)
-        return torch.stack(states) if trajectory else x
+            elif output == "loss":
+                term = self._stage_loss(k + 1, x)
+                total = term if total is None else total if term is None else total + term
+        self.final_state = x
+        if output == "loss":
+            return x.new_zeros(()) if total is None else total
+        return torch.stack(states) if output == "trajectory" else x
+
+    def _stage_loss(self, k: int, x: torch.Tensor) -> torch.Tensor | None:
+        term = self.loss(k, x)
+        if term is not None and (not isinstance(term, torch.Tensor) or term.numel() != 1):
+            raise ValueError(f"{self.who}: loss(k, x_k) must return a scalar tensor or None, got {term!r}")
+        return None if term is None else term.reshape(())
+
+    def loss_gradient(self, k: int, x: torch.Tensor) -> torch.Tensor | None:
+        """``∂loss(k, x)/∂x``, or ``None`` where the loss has no term (or does not depend on ``x``)."""
+        with torch.enable_grad():
+            leaf = x.detach().requires_grad_(True)
+            term = self._stage_loss(k, leaf)
+            if term is None or not term.requires_grad:
+                return None
+            return torch.autograd.grad(term, leaf)[0]
 
 
 class _MidpointAdjoint(torch.autograd.Function):
-    """``x_L = Φ_h^L(x_0)`` (or the trajectory ``[x_0, ..., x_L]``) with the discrete adjoint as backward.
+    """``x_L = Φ_h^L(x_0)``, the trajectory ``[x_0, ..., x_L]``, or a running loss ``Σ_k ℓ_k(x_k)``, with
+    the discrete adjoint of the implicit midpoint rule as backward.
 
-    Forward stores only ``x_L`` (with ``trajectory``: the returned trajectory itself, no extra tensor).
+    Forward stores only ``x_L`` (with ``"trajectory"``: the returned trajectory itself, no extra tensor).
     Backward walks the steps in reverse; step ``k`` (``x → x'``, midpoint ``m = (x + x')/2``, ``f = Ω∇H_θ``)
     takes ``x`` from the stored trajectory or else reconstructs it from ``x'`` by solving the step with
     ``-h``, then, with ``λ = ∂L/∂x'``, solves ``(I - h/2 J_f(m))ᵀ μ = λ`` by the fixed-point iteration
     ``μ ← λ + h/2 J_f(m)ᵀ μ`` (vector-Jacobian products), and sets ``∂L/∂x = (I + h/2 J_f(m))ᵀ μ + g_k``,
     ``∂L/∂θ += h (∂f/∂θ)ᵀ μ``, ``∂L/∂h += μᵀ f(m)``, where ``g_k`` is the loss's direct gradient with respect
-    to the output state ``x_k`` (zero for ``k < L`` without ``trajectory``). This follows from differentiating
-    ``x' = x + h f(m)``: ``(I - h/2 J) dx' = (I + h/2 J) dx + h ∂f/∂θ dθ + f dh``. Only the graph of one
-    step is alive at a time, so memory does not grow with ``L``.
+    to the state ``x_k`` (the incoming gradient of output ``k`` for ``"trajectory"``, ``∇ℓ_k(x_k)`` times
+    the incoming scalar for ``"loss"``, zero for ``k < L`` with ``"final"``). This follows from
+    differentiating ``x' = x + h f(m)``: ``(I - h/2 J) dx' = (I + h/2 J) dx + h ∂f/∂θ dθ + f dh``. Only the
+    graph of one step is alive at a time, so memory does not grow with ``L`` (for ``"final"`` and ``"loss"``).
     """
 
     @staticmethod
     def forward(
         ctx: FunctionCtx,
         solver: _MidpointSolver,
-        trajectory: bool,
+        output: str,
         x0: torch.Tensor,
         h: torch.Tensor,
         *params: torch.Tensor,
     ) -> torch.Tensor:
-        x = solver.solve(x0, h, trajectory)
+        result = solver.solve(x0, h, output)
         ctx.solver = solver
-        ctx.trajectory = trajectory
-        ctx.save_for_backward(x, h)
-        return x
+        ctx.output = output
+        ctx.save_for_backward(solver.final_state if output == "loss" else result, h)
+        return result
 
     @staticmethod
     @once_differentiable
     def backward(ctx: FunctionCtx, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         solver: _MidpointSolver = ctx.solver
-        trajectory: bool = ctx.trajectory
+        output: str = ctx.output
         saved, h = (t.detach() for t in ctx.saved_tensors)
-        x_next = saved[-1] if trajectory else saved
+        x_next = saved[-1] if output == "trajectory" else saved
         params = solver.params
         wanted = [i for i, p in enumerate(params) if ctx.needs_input_grad[4 + i]]
         grad_params: list[torch.Tensor | None] = [None] * len(params)
@@ -186,10 +218,21 @@ class _MidpointAdjoint(torch.autograd.Function):
             grad_params[i] = torch.zeros_like(params[i])
         grad_h = torch.zeros_like(h)
         grad_output = grad_output.detach()
-        lam = grad_output[-1] if trajectory else grad_output
+
+        def direct(k: int, x: torch.Tensor) -> torch.Tensor | None:
+            """The loss's gradient with respect to state ``x_k`` itself."""
+            if output == "trajectory":
+                return grad_output[k]
+            if output == "loss":
+                g = solver.loss_gradient(k, x)
+                return None if g is None else grad_output * g
+            return grad_output if k == solver.steps else None
+
+        lam = direct(solver.steps, x_next)
+        lam = torch.zeros_like(x_next) if lam is None else lam
         limit = _effective_tol(solver.tol, lam.dtype)
         for k in reversed(range(solver.steps)):
-            if trajectory:
+            if output == "trajectory":
                 x_prev = saved[k]
             else:
                 with torch.no_grad():
@@ -219,8 +262,9 @@ class _MidpointAdjoint(torch.autograd.Function):
                 inputs = (m, *(params[i] for i in wanted))
                 grads = torch.autograd.grad(fm, inputs, mu, allow_unused=True)
             lam = mu + 0.5 * h * grads[0]
-            if trajectory:
-                lam = lam + grad_output[k]
+            extra = direct(k, x_prev)
+            if extra is not None:
+                lam = lam + extra
             grad_h = grad_h + (mu * fm.detach()).sum()
             for i, g in zip(wanted, grads[1:], strict=True):
                 if g is not None:
@@ -236,6 +280,7 @@ def implicit_midpoint_adjoint(
     steps: int,
     *,
     trajectory: bool = False,
+    loss: StageLoss | None = None,
     tol: float = 1e-12,
     max_iter: int = 100,
     parameters: Iterable[torch.Tensor] | None = None,
@@ -244,27 +289,36 @@ def implicit_midpoint_adjoint(
 
     Runs ``steps`` steps ``x' = x + h Ω∇H((x + x')/2)`` from ``x0`` (``(B, 2n)``) and returns ``x_L``
     (``(B, 2n)``) or, with ``trajectory=True``, ``[x_0, ..., x_L]`` (``(steps + 1, B, 2n)``); the values equal
-    those of ``implicit_midpoint`` with the same ``tol`` and ``max_iter``. When grad mode is on, the backward
-    pass is the discrete adjoint of the integrator (see ``_MidpointAdjoint``): the gradients equal those of
-    backpropagation through the converged solves (to the solver tolerance), but only one step's graph is
-    alive at a time, so memory is ``O(1)`` in ``steps`` (apart from the returned trajectory itself).
-    Gradients reach ``x0``, ``step_size`` (if a tensor requiring grad) and ``parameters`` — by default
-    ``hamiltonian.parameters()`` when ``hamiltonian`` is an ``nn.Module``; other tensors that ``hamiltonian``
-    closes over receive none. First-order differentiation only. Under ``torch.no_grad()`` it is a plain solve.
+    those of ``implicit_midpoint`` with the same ``tol`` and ``max_iter``. With ``loss`` — a callable
+    ``loss(k, x_k)`` returning a scalar tensor or ``None`` (no term) for the state after step ``k`` — it
+    returns instead the running loss ``Σ_{k=0}^{L} loss(k, x_k)`` (a 0-dim tensor), computed keeping one
+    state at a time; e.g. ``loss = lambda k, x: ((x - targets[k]) ** 2).mean()`` for trajectory matching.
+
+    When grad mode is on, the backward pass is the discrete adjoint of the integrator (see
+    ``_MidpointAdjoint``): the gradients equal those of backpropagation through the converged solves (to the
+    solver tolerance), but only one step's graph is alive at a time, so memory is ``O(1)`` in ``steps``
+    (with ``trajectory=True`` plus the returned ``O(steps)`` trajectory; with ``loss`` earlier states are
+    reconstructed by solving backward, and nothing grows with ``steps``). Gradients reach ``x0``,
+    ``step_size`` (if a tensor requiring grad) and ``parameters`` — by default ``hamiltonian.parameters()``
+    when ``hamiltonian`` is an ``nn.Module``; other tensors that ``hamiltonian`` or ``loss`` close over
+    receive none. First-order differentiation only. Under ``torch.no_grad()`` it is a plain solve.
     """
     who = "implicit_midpoint_adjoint"
     _validate(hamiltonian, x0, step_size, steps, who, needs_separable=False)
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (math.isfinite(tol) and tol > 0):
         raise ValueError(f"{who}: expected a positive finite tol, got {tol!r}")
     check_positive_int(max_iter, "max_iter", who)
+    if loss is not None and (trajectory or not callable(loss)):
+        raise ValueError(f"{who}: loss must be a callable loss(k, x_k) and cannot be combined with trajectory=True")
     if parameters is None:
         parameters = hamiltonian.parameters() if isinstance(hamiltonian, nn.Module) else ()
     params = tuple(parameters)
     h = torch.as_tensor(step_size, dtype=x0.dtype, device=x0.device)
-    solver = _MidpointSolver(hamiltonian, params, steps, float(tol), max_iter, who)
+    solver = _MidpointSolver(hamiltonian, params, steps, float(tol), max_iter, who, loss)
+    output = "loss" if loss is not None else "trajectory" if trajectory else "final"
     if torch.is_grad_enabled():
-        return _MidpointAdjoint.apply(solver, trajectory, x0, h, *params)
-    return solver.solve(x0, h, trajectory)
+        return _MidpointAdjoint.apply(solver, output, x0, h, *params)
+    return solver.solve(x0, h, output)
 
 
 class ImplicitMidpointFlow(SymplecticTransform):
@@ -328,7 +382,7 @@ class ImplicitMidpointFlow(SymplecticTransform):
         who = f"{type(self).__name__}.{direction}"
         solver = _MidpointSolver(self.hamiltonian, params, self.steps, self.tol, self.max_iter, who)
         if self.adjoint and torch.is_grad_enabled():
-            y = _MidpointAdjoint.apply(solver, False, x, h, *params)
+            y = _MidpointAdjoint.apply(solver, "final", x, h, *params)
         else:
             y = solver.solve(x, h)
         self.last_residual = solver.last_residual
