@@ -201,10 +201,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=None, help="override the number of optimizer steps")
+    parser.add_argument("--lr", type=float, default=None, help="override the learning rate")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     protocol = PROTOCOLS[args.system]
+    if args.lr is not None:
+        protocol.lr = args.lr
     mode = args.mode or protocol.default_mode
     adjoint = mode == "implicit_midpoint" and not args.no_adjoint
     steps = args.steps or (100 if args.quick else protocol.steps)
