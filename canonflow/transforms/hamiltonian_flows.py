@@ -254,7 +254,7 @@ class _MidpointAdjoint(torch.autograd.Function):
                 else:
                     raise ConvergenceError(
                         f"{solver.who}: the adjoint fixed-point iteration did not converge at step {k} after "
-                        f"{solver.max_iter} iterations (relative residual {residual:.3e} > tol {limit:.1e})",
+                        f"{solver.max_iter} iterations (residual {residual:.3e} > tol {limit:.1e} · max|μ|)",
                         residual=residual,
                         step=k,
                         iterations=solver.max_iter,
