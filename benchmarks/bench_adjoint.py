@@ -7,8 +7,12 @@ with ``5``) and the peak memory of the step is ``VmHWM`` after the step minus ``
 told to serve allocations of 64 KiB and more with ``mmap`` (``MALLOC_MMAP_THRESHOLD_``), so freed tensors
 leave the resident set at once and the peak reflects the autograd graph rather than allocator caching.
 
-Usage: ``python benchmarks/bench_adjoint.py [--out benchmarks/results/bench_adjoint.json]``. Prints a
-markdown table with the peak memory at each L relative to L = 4.
+With ``--loss trajectory`` the step is instead the one of trajectory matching in
+``canonflow.hamiltonian_learning``: a loss on every state, through ``implicit_midpoint(..., trajectory=True)``
+(backprop) vs ``implicit_midpoint_adjoint(..., loss=...)`` (adjoint, the loss accumulated state by state).
+
+Usage: ``python benchmarks/bench_adjoint.py [--out benchmarks/results/bench_adjoint.json] [--loss trajectory]``.
+Prints a markdown table with the peak memory at each L relative to L = 4.
 """
 
 from __future__ import annotations
@@ -49,8 +53,9 @@ def worker(args: argparse.Namespace) -> dict:
 
     import torch
 
+    from canonflow.integrators import implicit_midpoint
     from canonflow.nn import MLP
-    from canonflow.transforms.hamiltonian_flows import ImplicitMidpointFlow
+    from canonflow.transforms.hamiltonian_flows import ImplicitMidpointFlow, implicit_midpoint_adjoint
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -64,8 +69,25 @@ def worker(args: argparse.Namespace) -> dict:
 
     def training_step(inputs: torch.Tensor) -> float:
         layer.zero_grad(set_to_none=True)
-        y, _ = layer(inputs)
-        loss = 0.5 * (y**2).sum(-1).mean()
+        if args.loss == "trajectory":
+            # Trajectory matching (canonflow.hamiltonian_learning): all L + 1 states enter the loss; the adjoint
+            # accumulates it state by state, backprop keeps the trajectory.
+            scale = 0.5 / (inputs.shape[0] * (args.steps + 1))
+            if args.mode == "adjoint":
+                loss = implicit_midpoint_adjoint(
+                    hamiltonian,
+                    inputs,
+                    args.step_size,
+                    args.steps,
+                    loss=lambda k, x: scale * (x**2).sum(),
+                    tol=args.tol,
+                )
+            else:
+                path = implicit_midpoint(hamiltonian, inputs, args.step_size, args.steps, trajectory=True, tol=args.tol)
+                loss = scale * (path**2).sum()
+        else:
+            y, _ = layer(inputs)
+            loss = 0.5 * (y**2).sum(-1).mean()
         loss.backward()
         return loss.item()
 
@@ -113,7 +135,7 @@ def run_configuration(args: argparse.Namespace, steps: int, mode: str) -> dict:
 
 
 def _shared(args: argparse.Namespace) -> dict:
-    keys = ("batch", "n", "hidden", "depth", "step_size", "tol", "dtype", "threads", "repeats")
+    keys = ("batch", "n", "hidden", "depth", "step_size", "tol", "dtype", "threads", "repeats", "loss")
     return {k: getattr(args, k) for k in keys}
 
 
@@ -148,6 +170,13 @@ def main() -> None:
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument(
+        "--loss",
+        choices=["endpoint", "trajectory"],
+        default="endpoint",
+        help="endpoint: ImplicitMidpointFlow layer, loss on x_L; trajectory: a loss on every state, as in "
+        "fit_hamiltonian's trajectory matching",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=["backprop", "adjoint"], help=argparse.SUPPRESS)
     parser.add_argument("--steps", type=int, help=argparse.SUPPRESS)
@@ -164,7 +193,10 @@ def main() -> None:
     import torch
 
     report = {
-        "benchmark": "ImplicitMidpointFlow one training step (forward + backward of 0.5·mean|y|²), CPU",
+        "benchmark": "ImplicitMidpointFlow one training step (forward + backward of 0.5·mean|y|²), CPU"
+        if args.loss == "endpoint"
+        else "trajectory matching: one training step, forward + backward of 0.5·mean over all L + 1 states of "
+        "|x_k|² (backprop: implicit_midpoint(trajectory=True); adjoint: implicit_midpoint_adjoint(loss=...)), CPU",
         "memory_method": "fresh subprocess per configuration; VmHWM after the step minus VmRSS before it, "
         "high-water mark reset via /proc/self/clear_refs; MALLOC_MMAP_THRESHOLD_=65536",
         "config": _shared(args),

@@ -1,6 +1,17 @@
 """canonflow: normalizing flows built from exact canonical (symplectic) transformations of phase space."""
 
-from canonflow import data, distributions, integrators, nn, phase_space, systems, testing, transforms
+from canonflow import (
+    action_angle,
+    data,
+    distributions,
+    hamiltonian_learning,
+    integrators,
+    nn,
+    phase_space,
+    systems,
+    testing,
+    transforms,
+)
 from canonflow.builders import canonical_flow
 from canonflow.checkpoint import load
 from canonflow.validation import set_validation, validation, validation_enabled
@@ -9,11 +20,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "action_angle",
     "canonical_flow",
     "data",
-    "load",
     "distributions",
+    "hamiltonian_learning",
     "integrators",
+    "load",
     "nn",
     "phase_space",
     "set_validation",

@@ -1,0 +1,205 @@
+"""Learning Hamiltonians from trajectories: each training mode, adjoint gradients, evaluation, errors, save/load."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+import canonflow
+from canonflow.checkpoint import save_model
+from canonflow.data import TrajectoryData, trajectories
+from canonflow.hamiltonian_learning import (
+    HamiltonianNet,
+    evaluate_hamiltonian,
+    fit_hamiltonian,
+    hamiltonian_error,
+    hamiltonian_test_sets,
+    rollout,
+)
+from canonflow.integrators import implicit_midpoint
+from canonflow.systems import CoupledOscillator, HarmonicOscillator, HenonHeiles
+from canonflow.training import TrainConfig
+from canonflow.transforms.hamiltonian_flows import implicit_midpoint_adjoint
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    """Tiny networks: one thread is fastest and does not fight other processes for cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def box_data(
+    system: object, noise_std: float = 0.0, num: int = 16, points: int = 9, dt: float = 0.05
+) -> TrajectoryData:
+    """Trajectories from initial states uniform on [-2, 2]², sampled every ``dt``."""
+    generator = torch.Generator().manual_seed(1)
+    initial = 4.0 * torch.rand(num, 2, generator=generator, dtype=torch.float64) - 2.0
+    return trajectories(system, num, (dt * (points - 1), points), initial=initial, noise_std=noise_std, seed=2)
+
+
+MODES = [("derivative", False), ("leapfrog", False), ("implicit_midpoint", False), ("implicit_midpoint", True)]
+
+
+@pytest.mark.parametrize(("mode", "adjoint"), MODES, ids=["derivative", "leapfrog", "midpoint", "midpoint-adjoint"])
+def test_learns_an_exactly_representable_quadratic_hamiltonian(mode: str, adjoint: bool) -> None:
+    system = HarmonicOscillator(1, omega=1.5)
+    data = box_data(system)
+    torch.manual_seed(0)
+    model = HamiltonianNet(1, depth=0, separable=mode == "leapfrog", quadratic=True, dtype="float64")
+    options = {"derivatives": "exact"} if mode == "derivative" else {"window": 4, "substeps": 2}
+    config = TrainConfig(steps=300, lr=0.1, progress=False)
+    result = fit_hamiltonian(model, data, mode, adjoint=adjoint, batch_size=None, config=config, **options)
+    assert result.losses[-1] < 1e-6 * result.losses[0]
+    errors = evaluate_hamiltonian(model, system, num=2000)
+    # mean |H| on [-2, 2]² is about 2. Trajectory matching learns the integrator's modified Hamiltonian,
+    # which differs from H by O(h²) (h = 0.025 here); derivative matching has no such bias.
+    tolerance = 1e-5 if mode == "derivative" else 1e-3
+    assert errors["grid"] < tolerance and errors["uniform"] < tolerance, errors
+
+
+def test_adjoint_and_backprop_gradients_agree() -> None:
+    torch.manual_seed(0)
+    model = HamiltonianNet(1, hidden=16, depth=2, dtype="float64")
+    x0 = torch.randn(6, 2, dtype=torch.float64, requires_grad=True)
+    targets = torch.randn(9, 6, 2, dtype=torch.float64)
+
+    def gradients(integrator: object) -> list[torch.Tensor]:
+        model.zero_grad(set_to_none=True)
+        x0.grad = None
+        path = integrator(model, x0, 0.1, 8, trajectory=True, tol=1e-13)
+        (path - targets).pow(2).mean().backward()
+        return [x0.grad.clone(), *(p.grad.clone() for p in model.parameters())]
+
+    def running_loss(h: float, steps: int, *, tol: float) -> torch.Tensor:
+        # the same loss accumulated state by state (nothing of size O(steps) is kept)
+        loss = implicit_midpoint_adjoint(model, x0, h, steps, loss=lambda k, x: (x - targets[k]).pow(2).sum(), tol=tol)
+        return loss / targets.numel()
+
+    def gradients_of_running_loss() -> list[torch.Tensor]:
+        model.zero_grad(set_to_none=True)
+        x0.grad = None
+        running_loss(0.1, 8, tol=1e-13).backward()
+        return [x0.grad.clone(), *(p.grad.clone() for p in model.parameters())]
+
+    expected = gradients(implicit_midpoint)
+    for actual in (gradients(implicit_midpoint_adjoint), gradients_of_running_loss()):
+        for e, a in zip(expected, actual, strict=True):
+            torch.testing.assert_close(a, e, rtol=1e-8, atol=1e-10)
+
+
+def test_adjoint_and_backprop_training_runs_coincide() -> None:
+    data = box_data(CoupledOscillator(0.5), noise_std=0.01)
+    losses = []
+    for adjoint in (False, True):
+        torch.manual_seed(0)
+        model = HamiltonianNet(1, hidden=8, depth=1, dtype="float64")
+        config = TrainConfig(steps=5, lr=1e-2, progress=False)
+        result = fit_hamiltonian(model, data, "implicit_midpoint", adjoint=adjoint, window=3, config=config)
+        losses.append(result.losses)
+    assert losses[0] == pytest.approx(losses[1], rel=1e-9)
+
+
+def test_noise_free_data_gives_lower_error_than_noisy_data() -> None:
+    system = CoupledOscillator(0.5)
+    errors = {}
+    for noise in (0.0, 0.1):
+        torch.manual_seed(0)
+        model = HamiltonianNet(1, depth=0, quadratic=True, dtype="float64")
+        config = TrainConfig(steps=300, lr=0.1, progress=False)
+        fit_hamiltonian(model, box_data(system, noise), "derivative", batch_size=None, config=config)
+        errors[noise] = evaluate_hamiltonian(model, system, num=2000)["uniform"]
+    assert errors[0.0] < 0.5 * errors[0.1], errors
+
+
+def test_validation_data_selects_the_best_weights() -> None:
+    system = HarmonicOscillator(1)
+    model = HamiltonianNet(1, hidden=8, depth=1, separable=True, dtype="float64")
+    config = TrainConfig(steps=20, lr=1e-2, eval_every=5, progress=False)
+    result = fit_hamiltonian(
+        model, box_data(system), "leapfrog", window=3, validation_data=box_data(system), config=config
+    )
+    assert len(result.validation) == 4 and result.best_validation == min(v for _, v in result.validation)
+
+
+@pytest.mark.parametrize(
+    ("data", "options", "message"),
+    [
+        (torch.zeros(4, 10), {"dt": 0.1}, r"shape \(num, T, 2n\)"),
+        (torch.zeros(4, 10, 3), {"dt": 0.1}, r"shape \(num, T, 2n\)"),
+        (torch.zeros(4, 10, 4), {"dt": 0.1}, r"2n = 2"),
+        (torch.zeros(4, 1, 2), {"dt": 0.1}, "at least two time samples"),
+        (torch.zeros(4, 10, 2), {"dt": 0.0}, "dt"),
+        (torch.zeros(4, 10, 2), {"dt": -0.1}, "dt"),
+        (torch.zeros(4, 10, 2), {"dt": math.nan}, "dt"),
+        (torch.zeros(4, 10, 2), {}, "needs dt"),
+        (torch.full((4, 10, 2), math.nan), {"dt": 0.1}, "NaN"),
+        (torch.zeros(4, 10, 2), {"dt": 0.1, "mode": "midpoint"}, "unknown mode"),
+        (torch.zeros(4, 10, 2), {"dt": 0.1, "mode": "leapfrog"}, "separable"),
+        (torch.zeros(4, 10, 2), {"dt": 0.1, "adjoint": True}, "adjoint"),
+        (torch.zeros(4, 10, 2), {"dt": 0.1, "derivatives": "exact"}, "TrajectoryData"),
+        (torch.zeros(4, 5, 2), {"dt": 0.1, "mode": "implicit_midpoint", "window": 7}, "at least 8 samples"),
+        (torch.zeros(4, 10, 2), {"dt": 0.1, "window": 0}, "window"),
+        ([[0.0, 1.0]], {"dt": 0.1}, "TrajectoryData or a tensor"),
+    ],
+)
+def test_bad_input_raises_errors_naming_the_function(data: object, options: dict, message: str) -> None:
+    model = HamiltonianNet(1, hidden=4, depth=1)
+    with pytest.raises((ValueError, TypeError), match=f"fit_hamiltonian.*{message}"):
+        fit_hamiltonian(model, data, **options)
+
+
+def test_non_uniform_times_and_conflicting_dt_are_refused() -> None:
+    data = box_data(HarmonicOscillator(1))
+    times = data.times.clone()
+    times[-1] += 0.01
+    uneven = TrajectoryData(times, data.states, data.clean_states, data.derivatives, 0.0, data.system_name)
+    model = HamiltonianNet(1, hidden=4, depth=1)
+    with pytest.raises(ValueError, match="fit_hamiltonian.*uniformly spaced"):
+        fit_hamiltonian(model, uneven)
+    with pytest.raises(ValueError, match="fit_hamiltonian.*contradicts"):
+        fit_hamiltonian(model, data, dt=0.5)
+
+
+@pytest.mark.parametrize("options", [{}, {"separable": True, "quadratic": True, "activation": "softplus"}])
+def test_save_load_round_trip(tmp_path: object, options: dict) -> None:
+    torch.manual_seed(0)
+    model = HamiltonianNet(2, hidden=8, depth=2, dtype="float64", **options)
+    if model.quadratic:
+        torch.nn.init.normal_(model.quadratic_forms)
+    path = tmp_path / "model.pt"
+    save_model(path, model)
+    loaded = canonflow.load(path)
+    assert isinstance(loaded, HamiltonianNet) and loaded.config() == model.config()
+    x = torch.randn(5, 4, dtype=torch.float64)
+    torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+
+
+def test_hamiltonian_error_ignores_the_offset_and_test_sets_follow_the_protocol() -> None:
+    system = CoupledOscillator(0.5)
+    sets = hamiltonian_test_sets(system, num=1000)
+    assert sets["grid"].shape == (900, 2) and sets["uniform"].shape == (1000, 2)
+    assert sets["grid"].abs().max() == 2.0 and sets["uniform"].abs().max() <= 2.0
+    assert hamiltonian_error(lambda x: system(x) + 3.0, system, sets["gaussian"]) < 1e-12
+    assert hamiltonian_error(lambda x: 1.1 * system(x), system, sets["grid"]) > 0.05
+    henon = hamiltonian_test_sets(HenonHeiles(), num=100)
+    for points in henon.values():
+        assert points.shape[1] == 4
+        assert bool((points[:, 0] == 0.1).all() and (points[:, 2] == 0.2).all())
+    assert henon["grid"][:, [1, 3]].abs().max() == 0.5
+    with pytest.raises(ValueError, match="hamiltonian_test_sets"):
+        hamiltonian_test_sets(HarmonicOscillator(3))
+
+
+def test_rollout_of_the_true_hamiltonian_conserves_energy() -> None:
+    system = HarmonicOscillator(1)
+    initial = torch.tensor([[1.0, 0.0], [0.0, -0.5]], dtype=torch.float64)
+    result = rollout(system, system, initial, 10.0, 51, integrator="rk4", substeps=10)
+    assert result.true_states.shape == result.learned_states.shape == (2, 51, 2)
+    assert result.energy_error.shape == (2, 51)
+    assert result.energy_mse < 1e-12 and result.state_mse < 1e-10
