@@ -11,11 +11,11 @@ Warm-up (discarded) adapts the kernel, as Stan does:
 - *step size* by dual averaging (Hoffman & Gelman 2014, Alg. 5): with ``α_t`` the mean acceptance
   probability over chains, ``H̄_t = (1 − 1/(t + t₀)) H̄_{t−1} + (δ − α_t)/(t + t₀)``,
   ``log ε_t = μ − √t H̄_t/γ``, ``log ε̄_t = t^{−κ} log ε_t + (1 − t^{−κ}) log ε̄_{t−1}`` with ``μ = log 10ε₀``,
-  ``γ = 0.1`` (Stan: 0.05; the chain-averaged ``α_t`` is less noisy, and the
-  smaller swings of ``ε_t`` keep ``ε̄`` from undershooting), ``t₀ = 10``, ``κ = 0.75`` and target acceptance ``δ`` (0.8); sampling uses ``ε̄``;
-- *diagonal inverse mass matrix* ``M⁻¹ = diag Var(q)`` estimated from all chains in doubling windows
-  (an initial buffer of 15 % of warm-up and a final buffer of at least 10 %, see ``adaptation_windows``), shrunk towards ``10⁻³`` as in Stan;
-  dual averaging restarts after each window.
+  ``γ = 0.1`` (Stan: 0.05; the chain-averaged ``α_t`` is less noisy, and smaller swings of ``ε_t`` keep ``ε̄``
+  from undershooting), ``t₀ = 10``, ``κ = 0.75`` and target acceptance ``δ`` (0.8); sampling uses ``ε̄``;
+- *diagonal inverse mass matrix* ``M⁻¹ = diag Var(q)`` estimated from all chains in doubling windows (an
+  initial buffer of 15 % of warm-up and a final buffer of at least 10 %, see ``adaptation_windows``), shrunk
+  towards ``10⁻³`` as in Stan; dual averaging restarts after each window.
 
 One step size (jittered uniformly by ``±jitter`` per transition) and one mass matrix are shared by all
 chains. A transition whose energy error ``ΔH`` exceeds ``divergence_threshold`` or is not finite (e.g. the
@@ -71,8 +71,9 @@ class DualAveraging:
 def adaptation_windows(warmup: int) -> list[tuple[int, int]]:
     """Slow (mass-matrix) windows ``[(start, end), ...]`` of a warm-up of ``warmup`` iterations.
 
-    Initial buffer ``0.15·warmup``, final buffer ``max(0.1·warmup, min(50, warmup/4))``, windows of ``max(warmup/40, 5)`` iterations
-    doubling in length; the last window stretches to the final buffer. Empty when ``warmup < 40``.
+    Initial buffer ``0.15·warmup``, final buffer ``max(0.1·warmup, min(50, warmup/4))``, windows of
+    ``max(warmup/40, 5)`` iterations doubling in length; the last window stretches to the final buffer.
+    Empty when ``warmup < 40``.
     """
     if warmup < 40:
         return []

@@ -36,7 +36,9 @@ class CountingPotential:
         u = self.potential(q)
         if not isinstance(u, torch.Tensor) or u.shape != q.shape[:1]:
             shape = tuple(u.shape) if isinstance(u, torch.Tensor) else type(u).__name__
-            raise ValueError(f"{self.who}: the potential must map (B, {self.dim}) to (B,) = ({q.shape[0]},), got {shape}")
+            raise ValueError(
+                f"{self.who}: the potential must map (B, {self.dim}) to (B,) = ({q.shape[0]},), got {shape}"
+            )
         return u
 
     def value(self, q: torch.Tensor) -> torch.Tensor:
@@ -50,6 +52,8 @@ class CountingPotential:
         with torch.enable_grad():
             leaf = q.detach().requires_grad_(True)
             u = self._call(leaf)
+            if not u.requires_grad:  # U does not depend on q
+                return u.detach(), torch.zeros_like(q)
             (g,) = torch.autograd.grad(u.sum(), leaf)
         return u.detach(), g.detach()
 

@@ -103,7 +103,7 @@ class Banana(Target):
     """The twisted Gaussian (Haario et al. 1999): ``y ~ N(0, diag(s², 1))`` mapped by ``(y₁, y₂ + b(y₁² − s²))``.
 
     ``U(q) = q₁²/(2s²) + (q₂ − b(q₁² − s²))²/2``. The twist is volume-preserving, so ``E q = 0``,
-    ``Var q₁ = s²`` and ``Var q₂ = 1 + 2b²s⁴``. Defaults ``s = 2``, ``b = 0.2``: ``Var q₂ = 6.12``.
+    ``Var q₁ = s²`` and ``Var q₂ = 1 + 2b²s⁴``. Defaults ``s = 2``, ``b = 0.2``: ``Var q₂ = 2.28``.
     """
 
     name = "banana"
@@ -144,7 +144,8 @@ class RingTarget(Target):
 
     def _second_radial_moment(self) -> float:
         """``E r² = M₃/M₁`` with ``M_k = ∫_0^∞ r^k e^{−(r−μ)²/2σ²} dr`` from the truncated-normal moments
-        ``I_k = ∫_{−μ/σ}^∞ zᵏ φ(z) dz``: ``I₀ = Φ(μ/σ)``, ``I₁ = φ(μ/σ)``, ``I_k = (−μ/σ)^{k−1} φ(μ/σ) + (k−1) I_{k−2}``."""
+        ``I_k = ∫_{−μ/σ}^∞ zᵏ φ(z) dz``: ``I₀ = Φ(μ/σ)``, ``I₁ = φ(μ/σ)``,
+        ``I_k = (−μ/σ)^{k−1} φ(μ/σ) + (k−1) I_{k−2}``."""
         mu, sigma = self.system.radius, math.sqrt(self.system.scale / 2)
         a = -mu / sigma
         phi = math.exp(-0.5 * a * a) / math.sqrt(2 * math.pi)
