@@ -15,7 +15,7 @@ import math
 
 import torch
 from torch import nn
-from torch.autograd.function import once_differentiable
+from torch.autograd.function import FunctionCtx, once_differentiable
 
 from canonflow.integrators import ConvergenceError, _effective_tol, implicit_midpoint_step
 from canonflow.nn import MLP, GradientField
@@ -34,14 +34,6 @@ def _check_step_size(step_size: object, who: str) -> float:
     return float(step_size)
 
 
-def _scalar_network(in_features: int, hidden: int, depth: int) -> MLP:
-    """A zero-initialised scalar ``MLP`` without output bias: only the gradient of a potential matters, and an
-    additive constant would be a parameter that never receives a gradient."""
-    network = MLP(in_features, 1, hidden, depth, zero_init=True)
-    network.net[-1].bias = None
-    return network
-
-
 class LeapfrogFlow(SymplecticTransform):
     """``L`` leapfrog steps of a learned separable Hamiltonian ``H_θ(q, p) = K_θ(p) + V_θ(q)``; ``(B, 2n) -> (B, 2n)``.
 
@@ -56,7 +48,7 @@ class LeapfrogFlow(SymplecticTransform):
     evaluation of ``∇V``: ``L`` evaluations of ``∇K`` and ``L + 1`` of ``∇V`` per call.
 
     ``kinetic`` and ``potential`` are scalar networks ``(B, n) -> (B,)`` (or ``(B, 1)``); by default
-    ``canonflow.nn.MLP(n, 1, hidden, depth, zero_init=True)`` without output bias (a constant has no gradient),
+    ``canonflow.nn.MLP(n, 1, hidden, depth, zero_init=True, output_bias=False)`` (a constant has no gradient),
     so the layer starts as the identity map.
     """
 
@@ -76,8 +68,8 @@ class LeapfrogFlow(SymplecticTransform):
         self.steps = check_positive_int(steps, "steps", who)
         step_size = _check_step_size(step_size, who)
         self.log_step_size = nn.Parameter(torch.tensor(math.log(step_size)))
-        kinetic = _scalar_network(n, hidden, depth) if kinetic is None else kinetic
-        potential = _scalar_network(n, hidden, depth) if potential is None else potential
+        kinetic = MLP(n, 1, hidden, depth, zero_init=True, output_bias=False) if kinetic is None else kinetic
+        potential = MLP(n, 1, hidden, depth, zero_init=True, output_bias=False) if potential is None else potential
         self.kinetic_gradient = GradientField(kinetic, n)
         self.potential_gradient = GradientField(potential, n)
 
@@ -144,7 +136,9 @@ class _MidpointAdjoint(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, solver: _MidpointSolver, x0: torch.Tensor, h: torch.Tensor, *params: torch.Tensor):  # noqa: ANN001, ANN205
+    def forward(
+        ctx: FunctionCtx, solver: _MidpointSolver, x0: torch.Tensor, h: torch.Tensor, *params: torch.Tensor
+    ) -> torch.Tensor:
         x = solver.solve(x0, h)
         ctx.solver = solver
         ctx.save_for_backward(x, h)
@@ -152,7 +146,7 @@ class _MidpointAdjoint(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_output: torch.Tensor):  # noqa: ANN001, ANN205
+    def backward(ctx: FunctionCtx, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         solver: _MidpointSolver = ctx.solver
         layer = solver.layer
         x_next, h = (t.detach() for t in ctx.saved_tensors)
@@ -184,7 +178,7 @@ class _MidpointAdjoint(torch.autograd.Function):
                 else:
                     raise ConvergenceError(
                         f"{solver.who}: the adjoint fixed-point iteration did not converge at step {k} after "
-                        f"{layer.max_iter} iterations (relative residual {residual:.3e} > tol {limit:.1e})",
+                        f"{layer.max_iter} iterations (residual {residual:.3e} > tol {limit:.1e} · max|μ|)",
                         residual=residual,
                         step=k,
                         iterations=layer.max_iter,
@@ -246,7 +240,9 @@ class ImplicitMidpointFlow(SymplecticTransform):
         self.adjoint = bool(adjoint)
         step_size = _check_step_size(step_size, who)
         self.log_step_size = nn.Parameter(torch.tensor(math.log(step_size)))
-        self.hamiltonian = _scalar_network(2 * n, hidden, depth) if hamiltonian is None else hamiltonian
+        self.hamiltonian = (
+            MLP(2 * n, 1, hidden, depth, zero_init=True, output_bias=False) if hamiltonian is None else hamiltonian
+        )
         self.last_residual: float | None = None
 
     @property
