@@ -167,12 +167,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke test")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train-steps", type=int, default=None, help="optimizer steps per trained flow")
     parser.add_argument("--train-seconds", type=float, default=None, help="wall-time limit per trained flow")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     target = get_target(args.target)
     cfg = settings(args.target, args.quick) | {"train_seconds": args.train_seconds}
+    if args.train_steps is not None:
+        cfg["train_steps"] = args.train_steps
     gen = torch.Generator().manual_seed(args.seed)
     chains, samples = cfg["chains"], cfg["samples"]
 
