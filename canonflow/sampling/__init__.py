@@ -1,0 +1,52 @@
+"""Sampling Boltzmann distributions ``π(q) ∝ e^{−U(q)}``: HMC, flow-preconditioned HMC (NeuTra), flow-MCMC with
+canonical-flow proposals, canonical flows (incl. learned leapfrog) trained as samplers by reverse KL, MCMC
+diagnostics, and benchmark targets with exact moments."""
+
+from canonflow.sampling.diagnostics import ess, ess_bulk, ess_mean, ess_tail, mcse_mean, rank_normalize, rhat
+from canonflow.sampling.flow_mcmc import ImportanceResult, flow_mcmc, importance_resample, log_weights
+from canonflow.sampling.hmc import DualAveraging, adaptation_windows, hmc
+from canonflow.sampling.model import FlowSampler, joint_potential
+from canonflow.sampling.neutra import neutra_hmc
+from canonflow.sampling.result import SamplingResult
+from canonflow.sampling.targets import (
+    TARGETS,
+    Banana,
+    Funnel,
+    GaussianMixture,
+    IllConditionedGaussian,
+    RingTarget,
+    Target,
+    get_target,
+)
+from canonflow.sampling.training import reverse_kl_loss, train_sampler
+
+__all__ = [
+    "hmc",
+    "DualAveraging",
+    "adaptation_windows",
+    "neutra_hmc",
+    "flow_mcmc",
+    "importance_resample",
+    "ImportanceResult",
+    "log_weights",
+    "FlowSampler",
+    "joint_potential",
+    "reverse_kl_loss",
+    "train_sampler",
+    "SamplingResult",
+    "ess",
+    "ess_bulk",
+    "ess_tail",
+    "ess_mean",
+    "mcse_mean",
+    "rank_normalize",
+    "rhat",
+    "Target",
+    "Funnel",
+    "Banana",
+    "RingTarget",
+    "GaussianMixture",
+    "IllConditionedGaussian",
+    "TARGETS",
+    "get_target",
+]

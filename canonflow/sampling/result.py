@@ -1,0 +1,71 @@
+"""The result object shared by the MCMC samplers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from canonflow.sampling.diagnostics import ess_bulk, ess_tail, mcse_mean, rhat
+
+__all__ = ["SamplingResult"]
+
+
+@dataclass
+class SamplingResult:
+    """Draws of a batch of Markov chains and what it cost to get them.
+
+    ``samples``: ``(num_samples, chains, d)`` after warm-up. ``accept_prob``: the Metropolis–Hastings
+    acceptance probability of every transition, ``(num_samples, chains)`` (0 for divergent ones);
+    ``accepted``: whether it was accepted. ``divergent``: transitions flagged divergent (energy error above the
+    threshold or non-finite); they are always rejected. ``warmup_divergences``: the count during warm-up.
+    ``step_size``, ``inverse_mass`` and ``num_steps`` describe the HMC kernel (``None`` for other samplers).
+    ``gradient_evaluations`` and ``potential_evaluations`` count per-chain evaluations of ``∇U`` and of
+    ``U`` alone (a gradient evaluation also yields ``U``) during sampling; the ``warmup_*`` fields count those of
+    warm-up (and step-size search). ``seconds``: wall time of sampling, ``warmup_seconds`` of warm-up.
+    """
+
+    samples: torch.Tensor
+    accept_prob: torch.Tensor
+    accepted: torch.Tensor
+    divergent: torch.Tensor
+    warmup_divergences: int = 0
+    step_size: float | None = None
+    inverse_mass: torch.Tensor | None = None
+    num_steps: int | None = None
+    gradient_evaluations: int = 0
+    potential_evaluations: int = 0
+    warmup_gradient_evaluations: int = 0
+    warmup_potential_evaluations: int = 0
+    seconds: float = 0.0
+    warmup_seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def acceptance_rate(self) -> float:
+        """Mean Metropolis–Hastings acceptance probability over all post-warm-up transitions."""
+        return float(self.accept_prob.mean())
+
+    @property
+    def num_divergent(self) -> int:
+        """Number of divergent post-warm-up transitions."""
+        return int(self.divergent.sum())
+
+    @property
+    def evaluations(self) -> int:
+        """``gradient_evaluations + potential_evaluations`` (each counts as one evaluation of the target)."""
+        return self.gradient_evaluations + self.potential_evaluations
+
+    def summary(self) -> dict[str, np.ndarray | float]:
+        """Per-coordinate mean, variance, MCSE of the mean, bulk/tail ESS and split R̂ of ``samples``."""
+        draws = self.samples.detach().double().cpu().numpy()
+        flat = draws.reshape(-1, draws.shape[-1])
+        return {
+            "mean": flat.mean(0),
+            "variance": flat.var(0, ddof=1),
+            "mcse_mean": np.asarray(mcse_mean(draws)),
+            "ess_bulk": np.asarray(ess_bulk(draws)),
+            "ess_tail": np.asarray(ess_tail(draws)),
+            "rhat": np.asarray(rhat(draws)),
+        }
