@@ -27,11 +27,6 @@ def _zero_center(n: int) -> ZeroCenter:
     return layer
 
 
-def _structured(layer: LinearSymplectic) -> LinearSymplectic:
-    layer.dense_max_n = 0  # apply the NAK factors to the batch rather than as one assembled matrix
-    return layer
-
-
 def _point(n: int) -> PointTransform:
     q_map = CompositeTransform(
         [LULinear(n, identity_init=False), PiecewiseRationalQuadraticCDF(n, tails="linear", tail_bound=5.0)]
@@ -48,8 +43,7 @@ FACTORIES = {
     ),
     "linear_diagonal": lambda n: LinearSymplectic(n, householder=min(3, n - 1)),
     "linear_full": lambda n: LinearSymplectic(n, householder=min(2, n - 1), full=True),
-    "linear_diagonal_structured": lambda n: _structured(LinearSymplectic(n, householder=min(3, n - 1))),
-    "linear_full_structured": lambda n: _structured(LinearSymplectic(n, householder=min(2, n - 1), full=True)),
+    "linear_many_reflections": lambda n: LinearSymplectic(n, householder=6),
     "matrix_exp": MatrixExpSymplectic,
     "zero_center": _zero_center,
     "exchange": Exchange,

@@ -21,15 +21,12 @@ class LinearSymplectic(SymplecticTransform):
       triangular with positive diagonal ``eˢ``).
     - ``N = [[I, 0], [M, I]]``: ``p -> p + M q`` with ``M`` symmetric (diagonal, or full with ``full=True``).
 
-    The inverse ``K⁻¹ A⁻¹ N⁻¹`` is exact and closed form. The reflections are applied to the batch directly
-    (``O(n k)`` per sample) when ``n > dense_max_n``; for smaller ``n`` the unitary ``X + iY`` is assembled
-    once per call and applied as one complex matrix product, which is faster there (fewer, larger kernels).
+    The inverse ``K⁻¹ A⁻¹ N⁻¹`` is exact and closed form. The reflections are applied in compact WY form,
+    ``R_k ⋯ R_1 = I - V T V†``, as two thin matrix products: ``O(n k)`` per sample in the diagonal variant.
     ``householder`` defaults to ``min(n - 1, 4)`` (``n - 1`` reflections and the phases already reach all of
     ``U(n)``; for ``n = 1`` a reflection is just ``-1``). Householder vectors start random, everything else
     at the identity.
     """
-
-    dense_max_n: int = 128
 
     def __init__(self, n: int, householder: int | None = None, full: bool = False) -> None:
         super().__init__(n)
@@ -50,26 +47,33 @@ class LinearSymplectic(SymplecticTransform):
     def extra_repr(self) -> str:
         return f"n={self.n}, householder={self.householder}, full={self.full}"
 
-    def _unitary(self, z: torch.Tensor, inverse: bool) -> torch.Tensor:
-        """Rows ``z`` (complex, ``(m, n)``) -> ``U z`` with ``U = D R_k ⋯ R_1`` (or ``U† z`` if ``inverse``)."""
-        reflectors = torch.complex(self.reflector_real, self.reflector_imag)
-        scales = 2.0 / (self.reflector_real.square() + self.reflector_imag.square()).sum(-1)
+    def _compact_reflectors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``V`` ``(n, k)`` and upper-triangular ``T`` ``(k, k)`` with ``R_k ⋯ R_1 = I - V T V†`` (compact WY form)."""
+        reflectors = torch.complex(self.reflector_real, self.reflector_imag).flip(0)  # columns v_k, ..., v_1
+        taus = 2.0 / (self.reflector_real.square() + self.reflector_imag.square()).sum(-1).flip(0)
+        tri = taus[:1].to(reflectors.dtype).reshape(1, 1)
+        for i in range(1, self.householder):
+            column = -taus[i] * (tri @ (reflectors[:i].conj() @ reflectors[i]))
+            tri = torch.cat(
+                [
+                    torch.cat([tri, column.unsqueeze(1)], 1),
+                    torch.cat([tri.new_zeros(1, i), taus[i : i + 1].to(tri.dtype).reshape(1, 1)], 1),
+                ],
+                0,
+            )
+        return reflectors.T, tri
+
+    def _rotate(self, q: torch.Tensor, p: torch.Tensor, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """``z = q + ip -> U z`` (or ``U† z``) with ``U = D R_k ⋯ R_1``, applied to rows as two thin products."""
+        z = torch.complex(q, p)
         phases = torch.polar(torch.ones_like(self.phase), -self.phase if inverse else self.phase)
         if inverse:
             z = z * phases
-        order = range(self.householder - 1, -1, -1) if inverse else range(self.householder)
-        for i in order:
-            v = reflectors[i]
-            z = z - (scales[i] * (z @ v.conj())).unsqueeze(-1) * v
-        return z if inverse else z * phases
-
-    def _rotate(self, q: torch.Tensor, p: torch.Tensor, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        z = torch.complex(q, p)
-        if self.n <= self.dense_max_n:
-            eye = torch.eye(self.n, dtype=z.dtype, device=z.device)
-            z = z @ self._unitary(eye, inverse)
-        else:
-            z = self._unitary(z, inverse)
+        if self.householder > 0:
+            basis, tri = self._compact_reflectors()
+            z = z - ((z @ basis.conj()) @ (tri.conj() if inverse else tri.T)) @ basis.T
+        if not inverse:
+            z = z * phases
         return z.real, z.imag
 
     def _triangular(self) -> torch.Tensor:
