@@ -22,7 +22,8 @@ class LinearSymplectic(SymplecticTransform):
     - ``N = [[I, 0], [M, I]]``: ``p -> p + M q`` with ``M`` symmetric (diagonal, or full with ``full=True``).
 
     The inverse ``K⁻¹ A⁻¹ N⁻¹`` is exact and closed form. The reflections are applied in compact WY form,
-    ``R_k ⋯ R_1 = I - V T V†``, as two thin matrix products: ``O(n k)`` per sample in the diagonal variant.
+    ``R_k ⋯ R_1 = I - V T V†``, as two thin real matrix products, and in the diagonal variant ``N A D`` is a
+    ``2 × 2`` map per mode: ``O(n k)`` per sample.
     ``householder`` defaults to ``min(n - 1, 4)`` (``n - 1`` reflections and the phases already reach all of
     ``U(n)``; for ``n = 1`` a reflection is just ``-1``). Householder vectors start random, everything else
     at the identity.
@@ -63,18 +64,24 @@ class LinearSymplectic(SymplecticTransform):
             )
         return reflectors.T, tri
 
-    def _rotate(self, q: torch.Tensor, p: torch.Tensor, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """``z = q + ip -> U z`` (or ``U† z``) with ``U = D R_k ⋯ R_1``, applied to rows as two thin products."""
-        z = torch.complex(q, p)
-        phases = torch.polar(torch.ones_like(self.phase), -self.phase if inverse else self.phase)
-        if inverse:
-            z = z * phases
-        if self.householder > 0:
-            basis, tri = self._compact_reflectors()
-            z = z - ((z @ basis.conj()) @ (tri.conj() if inverse else tri.T)) @ basis.T
-        if not inverse:
-            z = z * phases
-        return z.real, z.imag
+    def _reflect(self, x: torch.Tensor, inverse: bool) -> torch.Tensor:
+        """Apply ``R_k ⋯ R_1`` (or its inverse) to ``z = q + ip``, in real arithmetic: ``x - (x P) Q``."""
+        if self.householder == 0:
+            return x
+        basis, tri = self._compact_reflectors()
+        a, b = basis.real, basis.imag
+        mixing = tri.conj() if inverse else tri.T
+        mr, mi = mixing.real, mixing.imag
+        encode = torch.cat([torch.cat([a, -b], 1), torch.cat([b, a], 1)], 0)  # z -> z conj(V)
+        mix = torch.cat([torch.cat([mr, mi], 1), torch.cat([-mi, mr], 1)], 0)  # u -> u Tᵀ (or u conj(T))
+        decode = torch.cat([torch.cat([a.T, b.T], 1), torch.cat([-b.T, a.T], 1)], 0)  # w -> w Vᵀ
+        return x - (x @ (encode @ mix)) @ decode
+
+    def _mode_coefficients(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The per-mode ``2 × 2`` map ``(q, p) -> (c₁₁q + c₁₂p, c₂₁q + c₂₂p)`` of ``N A D`` (diagonal variant)."""
+        cos, sin = self.phase.cos(), self.phase.sin()
+        scale, shear = self.log_scale.exp(), self.shear
+        return scale * cos, -scale * sin, sin / scale + shear * scale * cos, cos / scale - shear * scale * sin
 
     def _triangular(self) -> torch.Tensor:
         tri = torch.diag(self.log_scale.exp())
@@ -84,15 +91,16 @@ class LinearSymplectic(SymplecticTransform):
         return 0.5 * (self.shear + self.shear.T)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        q, p = self._rotate(*split(x), inverse=False)
+        q, p = split(self._reflect(x, inverse=False))
         if self.full:
+            cos, sin = self.phase.cos(), self.phase.sin()
+            q, p = q * cos - p * sin, q * sin + p * cos
             tri = self._triangular()
             q, p = q @ tri, torch.linalg.solve_triangular(tri, p.T, upper=False).T
             p = p + q @ self._symmetric()
         else:
-            scale = self.log_scale.exp()
-            q, p = q * scale, p / scale
-            p = p + q * self.shear
+            c11, c12, c21, c22 = self._mode_coefficients()
+            q, p = c11 * q + c12 * p, c21 * q + c22 * p
         return join(q, p)
 
     def _inverse(self, x: torch.Tensor) -> torch.Tensor:
@@ -101,11 +109,12 @@ class LinearSymplectic(SymplecticTransform):
             tri = self._triangular()
             p = p - q @ self._symmetric()
             q, p = torch.linalg.solve_triangular(tri.T, q.T, upper=True).T, p @ tri.T
+            cos, sin = self.phase.cos(), self.phase.sin()
+            q, p = q * cos + p * sin, p * cos - q * sin
         else:
-            scale = self.log_scale.exp()
-            p = p - q * self.shear
-            q, p = q / scale, p * scale
-        return join(*self._rotate(q, p, inverse=True))
+            c11, c12, c21, c22 = self._mode_coefficients()  # a 2 × 2 block of determinant one
+            q, p = c22 * q - c12 * p, c11 * p - c21 * q
+        return self._reflect(join(q, p), inverse=True)
 
     def matrix(self) -> torch.Tensor:
         """The ``(2n, 2n)`` matrix ``S`` of the forward map (``forward(x) = x Sᵀ`` row-wise)."""
