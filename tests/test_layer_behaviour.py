@@ -203,7 +203,7 @@ def test_householder_part_equals_the_explicit_product_of_reflections() -> None:
     unitary = torch.eye(4, dtype=torch.complex128)
     for a, b in zip(layer.reflector_real, layer.reflector_imag, strict=True):
         v = torch.complex(a, b).detach().unsqueeze(1)
-        unitary = (torch.eye(4, dtype=torch.complex128) - 2 * (v @ v.conj().T) / (v.conj().T @ v)) @ unitary
+        unitary = unitary @ (torch.eye(4, dtype=torch.complex128) - 2 * (v @ v.conj().T) / (v.conj().T @ v))
     unitary = torch.diag(torch.polar(torch.ones(4, dtype=F64), layer.phase.detach())) @ unitary
     x = torch.randn(6, 8, dtype=F64)
     z = torch.complex(x[:, :4], x[:, 4:]) @ unitary.T

@@ -12,17 +12,23 @@ from canonflow.validation import check_positive_int
 __all__ = ["LinearSymplectic", "MatrixExpSymplectic"]
 
 
+def _real_block(matrix: torch.Tensor) -> torch.Tensor:
+    """The real ``(2a, 2b)`` matrix acting on rows ``[re z, im z]`` as the complex ``(a, b)`` matrix acts on ``z``."""
+    re, im = matrix.real, matrix.imag
+    return torch.cat([torch.cat([re, im], 1), torch.cat([-im, re], 1)], 0)
+
+
 class LinearSymplectic(SymplecticTransform):
     """``x -> S x`` with ``S = N A K ∈ Sp(2n, ℝ)``; shapes ``(B, 2n) -> (B, 2n)``; ``forward`` is data -> latent.
 
-    - ``K = [[X, -Y], [Y, X]]`` with ``X + iY = D R_k ⋯ R_1`` unitary: ``k`` complex Householder reflections
+    - ``K = [[X, -Y], [Y, X]]`` with ``X + iY = D R_1 ⋯ R_k`` unitary: ``k`` complex Householder reflections
       ``R_v = 1 - 2 v v† / |v|²`` and phases ``D = diag(e^{iφ})``; on ``z = q + ip`` it is ``z -> (X + iY) z``.
     - ``A = diag(Lᵀ, L⁻¹)``: ``q -> Lᵀ q``, ``p -> L⁻¹ p`` with ``L = diag(eˢ)`` (or, with ``full=True``, lower
       triangular with positive diagonal ``eˢ``).
     - ``N = [[I, 0], [M, I]]``: ``p -> p + M q`` with ``M`` symmetric (diagonal, or full with ``full=True``).
 
     The inverse ``K⁻¹ A⁻¹ N⁻¹`` is exact and closed form. The reflections are applied in compact WY form,
-    ``R_k ⋯ R_1 = I - V T V†``, as two thin real matrix products, and in the diagonal variant ``N A D`` is a
+    ``R_1 ⋯ R_k = I - V T V†``, as two thin real matrix products, and in the diagonal variant ``N A D`` is a
     ``2 × 2`` map per mode: ``O(n k)`` per sample.
     ``householder`` defaults to ``min(n - 1, 4)`` (``n - 1`` reflections and the phases already reach all of
     ``U(n)``; for ``n = 1`` a reflection is just ``-1``). Householder vectors start random, everything else
@@ -48,34 +54,23 @@ class LinearSymplectic(SymplecticTransform):
     def extra_repr(self) -> str:
         return f"n={self.n}, householder={self.householder}, full={self.full}"
 
-    def _compact_reflectors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``V`` ``(n, k)`` and upper-triangular ``T`` ``(k, k)`` with ``R_k ⋯ R_1 = I - V T V†`` (compact WY form)."""
-        reflectors = torch.complex(self.reflector_real, self.reflector_imag).flip(0)  # columns v_k, ..., v_1
-        taus = 2.0 / (self.reflector_real.square() + self.reflector_imag.square()).sum(-1).flip(0)
-        tri = taus[:1].to(reflectors.dtype).reshape(1, 1)
-        for i in range(1, self.householder):
-            column = -taus[i] * (tri @ (reflectors[:i].conj() @ reflectors[i]))
-            tri = torch.cat(
-                [
-                    torch.cat([tri, column.unsqueeze(1)], 1),
-                    torch.cat([tri.new_zeros(1, i), taus[i : i + 1].to(tri.dtype).reshape(1, 1)], 1),
-                ],
-                0,
-            )
-        return reflectors.T, tri
-
     def _reflect(self, x: torch.Tensor, inverse: bool) -> torch.Tensor:
-        """Apply ``R_k ⋯ R_1`` (or its inverse) to ``z = q + ip``, in real arithmetic: ``x - (x P) Q``."""
+        """Apply ``R_1 ⋯ R_k`` (or its inverse) to ``z = q + ip`` in compact WY form, in real arithmetic.
+
+        ``R_1 ⋯ R_k = I - V T V†`` with ``V = [v_1 … v_k]`` and ``T⁻¹ = striu(V†V) + diag(V†V)/2`` (the UT
+        transform), so on rows ``z -> z - (z conj(V) Tᵀ) Vᵀ`` (inverse: ``conj(T)`` for ``Tᵀ``).
+        """
         if self.householder == 0:
             return x
-        basis, tri = self._compact_reflectors()
-        a, b = basis.real, basis.imag
-        mixing = tri.conj() if inverse else tri.T
-        mr, mi = mixing.real, mixing.imag
-        encode = torch.cat([torch.cat([a, -b], 1), torch.cat([b, a], 1)], 0)  # z -> z conj(V)
-        mix = torch.cat([torch.cat([mr, mi], 1), torch.cat([-mi, mr], 1)], 0)  # u -> u Tᵀ (or u conj(T))
-        decode = torch.cat([torch.cat([a.T, b.T], 1), torch.cat([-b.T, a.T], 1)], 0)  # w -> w Vᵀ
-        return x - (x @ (encode @ mix)) @ decode
+        basis = torch.complex(self.reflector_real, self.reflector_imag).T
+        gram = basis.conj().T @ basis
+        tri = torch.linalg.solve_triangular(
+            gram.triu(1) + torch.diag(gram.diagonal() / 2),
+            torch.eye(self.householder, dtype=gram.dtype, device=gram.device),
+            upper=True,
+        )
+        encode = basis.conj() @ (tri.conj() if inverse else tri.T)
+        return x - (x @ _real_block(encode)) @ _real_block(basis.T)
 
     def _mode_coefficients(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """The per-mode ``2 × 2`` map ``(q, p) -> (c₁₁q + c₁₂p, c₂₁q + c₂₂p)`` of ``N A D`` (diagonal variant)."""
