@@ -1,0 +1,40 @@
+"""A catalogue of Hamiltonian systems ``H(q, p)`` on phase space ``(B, 2n)`` with exact reference results.
+
+Every system subclasses :class:`HamiltonianSystem` and is callable as ``H(x)``; :func:`get_system` builds one
+by name.
+"""
+
+from canonflow.systems.base import HamiltonianSystem, Quantity
+from canonflow.systems.calogero_moser import CalogeroMoser
+from canonflow.systems.coupled import CoupledOscillator
+from canonflow.systems.double_well import DoubleWell
+from canonflow.systems.fput import FPUT
+from canonflow.systems.harmonic_chain import HarmonicChain
+from canonflow.systems.henon_heiles import HenonHeiles
+from canonflow.systems.kepler import Kepler, solve_kepler_equation
+from canonflow.systems.oscillator import HarmonicOscillator
+from canonflow.systems.pendulum import Pendulum, complete_elliptic_k
+from canonflow.systems.registry import SYSTEMS, available_systems, get_system
+from canonflow.systems.ring2d import Ring2D
+from canonflow.systems.toda import Toda
+
+__all__ = [
+    "HamiltonianSystem",
+    "Quantity",
+    "HarmonicOscillator",
+    "Pendulum",
+    "DoubleWell",
+    "CoupledOscillator",
+    "HenonHeiles",
+    "Kepler",
+    "Toda",
+    "CalogeroMoser",
+    "FPUT",
+    "HarmonicChain",
+    "Ring2D",
+    "SYSTEMS",
+    "available_systems",
+    "get_system",
+    "solve_kepler_equation",
+    "complete_elliptic_k",
+]

@@ -1,0 +1,40 @@
+"""The symmetric quartic double well."""
+
+from __future__ import annotations
+
+import torch
+
+from canonflow.phase_space import join
+from canonflow.systems.base import HamiltonianSystem, _uniform
+
+__all__ = ["DoubleWell"]
+
+
+class DoubleWell(HamiltonianSystem):
+    """A particle of unit mass in a symmetric double-well potential (one degree of freedom).
+
+    ``H(q, p) = p²/2 + q⁴/4 − q²/2``
+
+    Minima at ``q = ±1`` with ``V = −1/4``; the barrier at ``q = 0`` has ``V = 0`` (:attr:`barrier_energy`).
+    The energy is the only conserved quantity.
+
+    ``sample_initial`` draws ``q ~ U(−1.5, 1.5)`` and ``p ~ U(−1, 1)`` (orbits both inside one well and
+    over the barrier).
+    """
+
+    name = "double_well"
+    separable = True
+    barrier_energy: float = 0.0
+
+    def __init__(self) -> None:
+        super().__init__(1)
+
+    def _potential(self, q: torch.Tensor) -> torch.Tensor:
+        q2 = q[:, 0] ** 2
+        return 0.25 * q2 * q2 - 0.5 * q2
+
+    def _sample_initial(self, num: int, generator: torch.Generator | None) -> torch.Tensor:
+        return join(_uniform((num, 1), -1.5, 1.5, generator), _uniform((num, 1), -1.0, 1.0, generator))
+
+    def _params(self) -> str:
+        return ""
