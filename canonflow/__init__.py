@@ -1,6 +1,6 @@
 """canonflow: normalizing flows built from exact canonical (symplectic) transformations of phase space."""
 
-from canonflow import distributions, nn, phase_space, testing, transforms
+from canonflow import density, distributions, nn, phase_space, testing, transforms
 from canonflow.builders import canonical_flow
 from canonflow.checkpoint import load
 from canonflow.validation import set_validation, validation, validation_enabled
@@ -11,6 +11,7 @@ __all__ = [
     "__version__",
     "canonical_flow",
     "load",
+    "density",
     "distributions",
     "nn",
     "phase_space",
