@@ -106,14 +106,14 @@ def test_importance_sampled_free_energy_is_unbiased() -> None:
     with torch.no_grad():
         flow._distribution.log_frequency.fill_(math.log(0.8))
     exact = energy.free_energy(beta)
-    estimate = free_energy(flow, energy, beta, num_samples=100_000, generator=torch.Generator().manual_seed(5))
+    estimate = free_energy(flow, energy, beta, num_samples=40_000, generator=torch.Generator().manual_seed(5))
     assert estimate.variational > exact + 0.05  # the proposal is visibly imperfect
     assert abs(estimate.importance - exact) <= 4 * estimate.importance_stderr
     assert 0.0 < estimate.ess_fraction < 1.0
-    # importance-weighted expectation of the energy: equipartition gives E[H] = n/β... for 2n quadratic dofs
-    x, log_w = log_importance_weights(flow, energy, beta, 100_000, torch.Generator().manual_seed(6))
+    # importance-weighted expectation of the energy: equipartition gives E[H] = (2n)/(2β) = n/β
+    x, log_w = log_importance_weights(flow, energy, beta, 40_000, torch.Generator().manual_seed(6))
     mean, stderr, ess = importance_expectation(energy(x), log_w)
-    assert abs(mean - n / beta) <= 4 * stderr and ess > 1000
+    assert abs(mean - n / beta) <= 4 * stderr and ess > 500
 
 
 # ---------------------------------------------------------------------------------------------- likelihoods
