@@ -3,6 +3,7 @@
 from canonflow import (
     action_angle,
     data,
+    density,
     distributions,
     hamiltonian_learning,
     integrators,
@@ -24,6 +25,7 @@ __all__ = [
     "action_angle",
     "canonical_flow",
     "data",
+    "density",
     "distributions",
     "hamiltonian_learning",
     "integrators",
