@@ -1,6 +1,5 @@
-"""Action-angle coordinates learned as canonical flows (:mod:`.core`) and reference benchmarks (:mod:`.benchmarks`)."""
+"""Action-angle coordinates learned as canonical flows; ``canonflow action-angle`` runs the reference benchmarks."""
 
-from canonflow.action_angle.benchmarks import BENCHMARKS, Benchmark, CentreOfMassFrame, run_benchmark
 from canonflow.action_angle.core import (
     ActionAngleFlow,
     action_conservation,
@@ -27,8 +26,4 @@ __all__ = [
     "angle_independence",
     "evaluate",
     "parameter_count",
-    "BENCHMARKS",
-    "Benchmark",
-    "CentreOfMassFrame",
-    "run_benchmark",
 ]

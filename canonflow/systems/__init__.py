@@ -6,6 +6,7 @@ by name.
 
 from canonflow.systems.base import HamiltonianSystem, Quantity
 from canonflow.systems.calogero_moser import CalogeroMoser
+from canonflow.systems.centre_of_mass import CentreOfMassFrame
 from canonflow.systems.coupled import CoupledOscillator
 from canonflow.systems.double_well import DoubleWell
 from canonflow.systems.fput import FPUT
@@ -32,6 +33,7 @@ __all__ = [
     "FPUT",
     "HarmonicChain",
     "Ring2D",
+    "CentreOfMassFrame",
     "SYSTEMS",
     "available_systems",
     "get_system",

@@ -1,18 +1,19 @@
-"""Reference benchmarks for learned action-angle maps: data, model and training presets, metrics and figures.
+"""``canonflow action-angle``: learn action-angle coordinates of a benchmark system and evaluate them.
 
-:func:`run_benchmark` trains an :class:`~canonflow.action_angle.ActionAngleFlow` on trajectories of one of
+:func:`run` trains an :class:`~canonflow.action_angle.ActionAngleFlow` on trajectories of one of
 :data:`BENCHMARKS`, evaluates it on held-out trajectories from another seed (drawn from the same region of
-phase space) and writes ``metrics.json``, ``model.pt`` and figures to a directory. It backs
-``experiments/action_angle.py`` and ``canonflow demo``.
+phase space) and writes ``model.pt``, ``training.pt`` and ``figures/`` to ``OUT``. Results: the held-out
+metrics of :func:`canonflow.action_angle.evaluate` (``action_conservation``, ``angle_r2``, ``angle_r2_min``,
+``frequencies``, ``frequency_error``, ``frequency_matched``, ``angle_independence``) and ``system``,
+``description``, ``n``, ``model``, ``parameters``, ``training``, ``training_seconds``, ``training_steps``,
+``best_validation_loss``, ``data_seconds``, ``num_train``, ``num_test``, ``anchor``.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,58 +21,28 @@ from typing import Any
 import torch
 
 from canonflow.action_angle.core import ActionAngleFlow, evaluate, parameter_count
-from canonflow.data import trajectories
-from canonflow.phase_space import join, split
-from canonflow.systems import CalogeroMoser, HamiltonianSystem, HarmonicOscillator, Kepler, Toda, get_system
-from canonflow.validation import validation
+from canonflow.cli.run import (
+    COMMON_OPTIONS,
+    TRAINING_OPTIONS,
+    Command,
+    Option,
+    complete,
+    figures_dir,
+    pyplot,
+    training_options,
+)
+from canonflow.data import TrajectoryData, trajectories
+from canonflow.systems import (
+    CalogeroMoser,
+    CentreOfMassFrame,
+    HamiltonianSystem,
+    HarmonicOscillator,
+    Kepler,
+    Toda,
+    get_system,
+)
 
-__all__ = ["Benchmark", "BENCHMARKS", "CentreOfMassFrame", "run_benchmark"]
-
-log = logging.getLogger(__name__)
-
-
-class CentreOfMassFrame(HamiltonianSystem):
-    """A translation-invariant system of ``N`` unit masses seen from its centre of mass (``n = N − 1``).
-
-    With an orthogonal ``N × N`` matrix ``O`` whose first row is ``(1, …, 1)/√N``, ``(q, p) ↦ (Oq, Op)`` is
-    canonical and its first pair is the centre of mass (a free particle whose position grows without bound,
-    so it has no action-angle variables). This system keeps the other ``N − 1`` pairs:
-    ``H_cm(q', p') = H(Oᵀ[0, q'], Oᵀ[0, p'])``. :meth:`embed` maps its points back to the full lattice.
-    """
-
-    separable = True
-
-    def __init__(self, system: HamiltonianSystem) -> None:
-        super().__init__(system.n - 1)
-        self.system = system
-        self.name = f"{system.name}_cm"
-        basis = torch.eye(system.n, dtype=torch.float64)
-        basis[:, 0] = 1.0
-        orthogonal, _ = torch.linalg.qr(basis)
-        self._basis = (orthogonal * orthogonal[0, 0].sign()).T  # first row (1, ..., 1)/√N
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Points ``(B, 2(N−1))`` of this frame → lattice points ``(B, 2N)`` at rest at the origin."""
-        q, p = split(x)
-        basis = self._basis.to(x)
-        zero = q.new_zeros(q.shape[0], 1)
-        return join(torch.cat([zero, q], -1) @ basis, torch.cat([zero, p], -1) @ basis)
-
-    def reduce(self, x: torch.Tensor) -> torch.Tensor:
-        """Lattice points ``(B, 2N)`` → this frame (the centre-of-mass pair is dropped)."""
-        q, p = split(x)
-        basis = self._basis.to(x)
-        return join((q @ basis.T)[:, 1:], (p @ basis.T)[:, 1:])
-
-    def _hamiltonian(self, q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-        with validation(False):
-            return self.system.hamiltonian(self.embed(join(q, p)))
-
-    def _sample_initial(self, num: int, generator: torch.Generator | None) -> torch.Tensor:
-        return self.reduce(self.system.sample_initial(num, generator=generator))
-
-    def _params(self) -> str:
-        return f"system={self.system!r}"
+__all__ = ["BENCHMARKS", "COMMAND", "OPTIONS", "Benchmark", "plot_benchmark", "run"]
 
 
 @dataclass
@@ -197,49 +168,43 @@ BENCHMARKS: dict[str, Benchmark] = {
 """The benchmark presets, by the name ``experiments/action_angle.py --system`` takes."""
 
 
-def run_benchmark(
-    name: str,
-    out: str | Path | None = None,
-    *,
-    quick: bool = False,
-    seed: int = 0,
-    progress: bool = True,
-    resume: bool = False,
-    overrides: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Train and evaluate the benchmark ``name``; write results to ``out`` (if given); return the metrics.
+OPTIONS = (
+    Option("system", "oscillator", "benchmark system", choices=sorted(BENCHMARKS)),
+    *TRAINING_OPTIONS,
+    *COMMON_OPTIONS,
+)
+TEST_SEED_OFFSET = 1000
 
-    Training data come from ``seed``, held-out data from ``seed + 1000``. ``overrides`` replace training
-    settings (e.g. ``{"steps": 100}``). With ``out``: ``metrics.json``, ``model.pt``, a resumable
-    ``training.pt`` checkpoint (``resume=True`` continues from it) and the figures of :func:`plot_benchmark`.
+
+def _test_data(bench: Benchmark, system: HamiltonianSystem, seed: int, num: int) -> TrajectoryData:
+    initial = bench.sample(system, num, torch.Generator().manual_seed(seed + TEST_SEED_OFFSET))
+    return trajectories(system, num, (bench.t_end, bench.num_times), initial=initial)
+
+
+def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = True, resume: bool = False) -> dict:
+    """Train and evaluate the benchmark ``config["system"]``; write model and figures to ``out``; return the
+    results of the module docstring.
+
+    Training data come from ``seed``, held-out data from ``seed + 1000``. ``quick`` applies the preset's
+    ``quick`` settings; ``steps`` and ``time_limit`` override the preset's.
     """
-    if name not in BENCHMARKS:
-        raise ValueError(f"run_benchmark: unknown benchmark {name!r}; choose one of {sorted(BENCHMARKS)}")
+    config = complete(OPTIONS, config)
+    name, seed = config["system"], config["seed"]
     bench = BENCHMARKS[name]
-    settings = {**bench.train, **(bench.quick if quick else {}), **(overrides or {})}
-    num_train = settings.pop("num_train", bench.num_train)
+    preset = {**bench.train, **(bench.quick if config["quick"] else {})}
+    num_train = preset.pop("num_train", bench.num_train)
+    settings = training_options(config, out, preset, description=name, progress=progress, resume=resume)
     system = bench.make_system()
-    times = (bench.t_end, bench.num_times)
     began = time.perf_counter()
-    train_data = trajectories(
-        system, num_train, times, initial=bench.sample(system, num_train, torch.Generator().manual_seed(seed))
-    )
-    test_seed = seed + 1000
-    test_data = trajectories(
-        system,
-        bench.num_test,
-        times,
-        initial=bench.sample(system, bench.num_test, torch.Generator().manual_seed(test_seed)),
-    )
+    initial = bench.sample(system, num_train, torch.Generator().manual_seed(seed))
+    train_data = trajectories(system, num_train, (bench.t_end, bench.num_times), initial=initial)
+    test_data = _test_data(bench, system, seed, bench.num_test)
     data_seconds = time.perf_counter() - began
+    device = torch.device(config["device"])
     torch.manual_seed(seed)
-    model = ActionAngleFlow(system.n, **bench.model)
-    if out is not None:
-        Path(out).mkdir(parents=True, exist_ok=True)
-        settings.setdefault("checkpoint", str(Path(out) / "training.pt"))
-    result = model.fit(
-        train_data.states, train_data.times, seed=seed, progress=progress, resume=resume, description=name, **settings
-    )
+    model = ActionAngleFlow(system.n, dtype=config["dtype"], **bench.model).to(device)
+    result = model.fit(train_data.states.to(device), train_data.times.to(device), **settings)
+    model = model.cpu()
     exact = bench.exact(system, test_data.states[:, 0])
     metrics = evaluate(model, test_data.states, test_data.times, system, exact, seed=seed)
     metrics.update(
@@ -247,11 +212,9 @@ def run_benchmark(
             "system": name,
             "description": bench.description,
             "n": system.n,
-            "seed": seed,
-            "quick": quick,
             "model": model.config(),
             "parameters": parameter_count(model),
-            "training": {k: v for k, v in settings.items() if k != "checkpoint"},
+            "training": {k: v for k, v in settings.items() if k not in ("checkpoint", "progress", "resume")},
             "training_seconds": result.seconds,
             "training_steps": result.steps,
             "best_validation_loss": result.best_validation,
@@ -262,12 +225,23 @@ def run_benchmark(
         }
     )
     if out is not None:
-        out = Path(out)
-        model.save(out / "model.pt", extra={"system": name})
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        model.save(out / "model.pt", extra={"command": "action-angle", "system": name, "config": config})
         matched = metrics.get("frequency_matched")
-        plot_benchmark(model, test_data.states, test_data.times, exact, matched, out, title=bench.description)
+        plot_benchmark(
+            model, test_data.states, test_data.times, exact, matched, figures_dir(out), title=bench.description
+        )
     return metrics
+
+
+def evaluate_checkpoint(model: torch.nn.Module, extra: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """The held-out metrics of an action-angle ``model.pt`` on fresh held-out trajectories of its system
+    (``config["quick"]``: 16 of them instead of the preset's number)."""
+    trained = complete(OPTIONS, extra.get("config", {"system": extra["system"]}))
+    bench = BENCHMARKS[trained["system"]]
+    system = bench.make_system()
+    test_data = _test_data(bench, system, trained["seed"], 16 if config["quick"] else bench.num_test)
+    exact = bench.exact(system, test_data.states[:, 0])
+    return evaluate(model, test_data.states, test_data.times, system, exact, seed=trained["seed"])
 
 
 def plot_benchmark(
@@ -285,10 +259,7 @@ def plot_benchmark(
 
     ``matched`` pairs latent dofs with exact frequencies as :func:`canonflow.action_angle.frequency_error` does
     (an exact dof per latent dof for ``exact (B, n)``, a winding number for ``exact (B,)``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     n = model.n
     shown = states[:num_shown].to(model.dtype)
@@ -339,3 +310,41 @@ def plot_benchmark(
     figure.tight_layout()
     figure.savefig(out / "frequencies.png", dpi=110)
     plt.close(figure)
+
+
+def _numbers(values: Sequence[float], pattern: str = "{:.2e}") -> str:
+    return ", ".join(pattern.format(v) for v in values)
+
+
+def report(metrics: dict[str, Any]) -> list[str]:
+    """The lines ``canonflow action-angle`` prints."""
+    return [
+        f"{metrics['system']}: {metrics['training_steps']} steps in {metrics['training_seconds']:.0f} s, "
+        f"{metrics['parameters']} parameters",
+        *held_out_lines(metrics),
+    ]
+
+
+def held_out_lines(metrics: dict[str, Any]) -> list[str]:
+    """Held-out metrics per latent degree of freedom, one line each."""
+    lines = [
+        "held-out metrics per latent degree of freedom:",
+        "  action conservation  median std_t(I)/mean_t(I): " + _numbers(metrics["action_conservation"]),
+        "  angle linearity      median R² of φ(t):         " + _numbers(metrics["angle_r2"], "{:.6f}"),
+    ]
+    if "frequency_error" in metrics:
+        lines.append("  frequency error      |dφ/dt| vs m·ω:            " + _numbers(metrics["frequency_error"]))
+        lines.append(f"  winding numbers m:   {metrics['frequency_matched']}")
+    lines.append(f"  angle independence   median std_φ(H)/|H|:      {metrics['angle_independence']:.2e}")
+    return lines
+
+
+COMMAND = Command(
+    name="action-angle",
+    help="learn action-angle coordinates of an integrable system",
+    description=__doc__,
+    options=OPTIONS,
+    run=run,
+    report=report,
+    evaluate_checkpoint=evaluate_checkpoint,
+)

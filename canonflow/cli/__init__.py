@@ -1,0 +1,67 @@
+"""The ``canonflow`` command line: one subcommand per application, each a thin layer over the library.
+
+Every subcommand module (``demo``, ``action_angle``, ``free_energy``, ``density``, ``sample``,
+``learn_hamiltonian``, ``evaluate``, ``bench``) exposes ``COMMAND`` and a ``run(config, out, ...) -> dict``
+that the scripts in ``experiments/`` call; :mod:`canonflow.cli.run` is the harness they share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+
+from canonflow.cli import action_angle, bench, demo, density, evaluate, free_energy, learn_hamiltonian, sample
+from canonflow.cli.run import Command, add_arguments, execute, flags_of
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+COMMANDS: dict[str, Command] = {
+    command.name: command
+    for command in (
+        demo.COMMAND,
+        action_angle.COMMAND,
+        free_energy.COMMAND,
+        density.COMMAND,
+        sample.COMMAND,
+        learn_hamiltonian.COMMAND,
+        evaluate.COMMAND,
+        bench.COMMAND,
+    )
+}
+"""The subcommands by name."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``canonflow`` and its subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="canonflow",
+        description="Normalizing flows built from exact canonical transformations: train, evaluate, benchmark.",
+        epilog="Each subcommand's --help lists its options with their choices and defaults.",
+    )
+    subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS.values():
+        subparser = subcommands.add_parser(
+            command.name,
+            help=command.help,
+            description=command.description,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        add_arguments(subparser, command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    command = COMMANDS[args.command]
+    return execute(
+        command,
+        flags_of(command, args),
+        config_file=args.config,
+        out=args.out,
+        resume=getattr(args, "resume", False),
+        quiet=args.quiet,
+        argv=argv,
+    )

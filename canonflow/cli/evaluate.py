@@ -1,0 +1,109 @@
+"""``canonflow evaluate CHECKPOINT``: describe any ``model.pt`` and recompute its held-out metrics.
+
+Loads the checkpoint with ``canonflow.load`` (``torch.load(weights_only=True)``; a corrupted, foreign or
+wrong-architecture file is a one-line error) in the dtype its weights were saved in, and reports its ``kind``,
+``config``, ``parameters`` and ``extra``. When ``extra`` names what it was trained on (the subcommand that
+wrote it, or for older files a ``system``/``dataset``/``target`` key), the held-out metrics are recomputed by
+that subcommand and reported as ``metrics``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from canonflow.checkpoint import load, read_checkpoint
+from canonflow.cli import action_angle, demo, density, free_energy, learn_hamiltonian, sample
+from canonflow.cli.run import COMMON_OPTIONS, Command, Option, complete
+
+__all__ = ["COMMAND", "OPTIONS", "run"]
+
+OPTIONS = (
+    Option("checkpoint", None, "a model.pt written by canonflow", kind=str, positional=True),
+    *(option for option in COMMON_OPTIONS if option.name in ("quick", "threads")),
+)
+EVALUATORS = {
+    command.name: command
+    for command in (
+        demo.COMMAND,
+        action_angle.COMMAND,
+        free_energy.COMMAND,
+        density.COMMAND,
+        sample.COMMAND,
+        learn_hamiltonian.COMMAND,
+    )
+}
+
+
+def trained_by(kind: str, extra: dict[str, Any]) -> str | None:
+    """The subcommand that wrote a checkpoint of ``kind`` with ``extra`` (``None``: unknown)."""
+    if extra.get("command") in EVALUATORS:
+        return extra["command"]
+    legacy = {
+        ("ActionAngleFlow", "system"): "action-angle",
+        ("PhaseSpaceFlow", "dataset"): "density",
+        ("PhaseSpaceFlow", "system"): "free-energy",
+        ("FlowSampler", "target"): "sample",
+        ("HamiltonianNet", "system"): "learn-hamiltonian",
+    }
+    return next((name for (k, key), name in legacy.items() if k == kind and key in extra), None)
+
+
+def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = True, resume: bool = False) -> dict:
+    """Load ``config["checkpoint"]`` and return ``kind``, ``config``, ``parameters``, ``extra``, ``trained_by``
+    and, when known, the recomputed held-out ``metrics``."""
+    config = complete(OPTIONS, config)
+    if config["checkpoint"] is None:
+        raise ValueError("evaluate: expected the path of a checkpoint (model.pt)")
+    payload = read_checkpoint(config["checkpoint"])
+    if payload.get("kind") == "training-state":
+        raise ValueError(
+            f"{config['checkpoint']} is a training state (training.pt), which --resume reads; evaluate its model.pt"
+        )
+    model = load(config["checkpoint"])
+    weights = [value for value in payload["state_dict"].values() if value.is_floating_point()]
+    if weights:
+        model = model.to(weights[0].dtype)
+        model.load_state_dict(payload["state_dict"])
+    model.eval()
+    extra = payload.get("extra", {})
+    name = trained_by(payload["kind"], extra)
+    results: dict[str, Any] = {
+        "checkpoint": str(config["checkpoint"]),
+        "kind": payload["kind"],
+        "config": payload["config"],
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "extra": {key: value for key, value in extra.items() if key != "config"},
+        "trained_by": name,
+    }
+    evaluator = EVALUATORS[name].evaluate_checkpoint if name is not None else None
+    if evaluator is not None:
+        results["metrics"] = evaluator(model, extra, config)
+    return results
+
+
+def report(results: dict[str, Any]) -> list[str]:
+    """The lines ``canonflow evaluate`` prints."""
+    lines = [
+        f"{results['checkpoint']}: {results['kind']} with {results['parameters']} parameters",
+        f"config: {json.dumps(results['config'])}",
+        f"extra: {json.dumps(results['extra'])}",
+    ]
+    if "metrics" in results:
+        lines.append(f"held-out metrics (recomputed as `canonflow {results['trained_by']}` does):")
+        lines.extend(f"  {key}: {json.dumps(value)}" for key, value in results["metrics"].items())
+    else:
+        lines.append("no held-out metrics: the checkpoint does not say what it was trained on")
+    return lines
+
+
+COMMAND = Command(
+    name="evaluate",
+    help="describe a model.pt and recompute its held-out metrics",
+    description=__doc__,
+    options=OPTIONS,
+    run=run,
+    report=report,
+    resumable=False,
+)
