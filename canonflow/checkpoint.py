@@ -88,14 +88,24 @@ def save_model(path: str | os.PathLike, model: torch.nn.Module, extra: dict[str,
 
 
 def load(path: str | os.PathLike, map_location: str | torch.device | None = "cpu") -> torch.nn.Module:
-    """Rebuild a saved canonflow model from its config and load its weights (no pickled code is run)."""
+    """Rebuild a saved canonflow model from its config, in the dtype of its saved weights, and load them (no
+    pickled code is run)."""
     payload = read_checkpoint(path, map_location)
     kind = payload.get("kind")
     if kind not in _REGISTRY:
         raise CheckpointError(f"{path} holds a {kind!r} model; loadable kinds are {sorted(_REGISTRY)}")
-    model = _REGISTRY[kind](payload["config"])
+    state = payload.get("state_dict")
+    if not isinstance(state, dict) or not isinstance(payload.get("config"), dict):
+        raise CheckpointError(f"{path} is a canonflow {kind} file without its config and weights")
     try:
-        model.load_state_dict(payload["state_dict"])
+        model = _REGISTRY[kind](payload["config"])
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: its stored config does not build a {kind}: {error}") from error
+    floating = [value for value in state.values() if isinstance(value, torch.Tensor) and value.is_floating_point()]
+    if floating:
+        model = model.to(floating[0].dtype)  # the dtype it was saved in, which the config may not record
+    try:
+        model.load_state_dict(state)
     except RuntimeError as error:
         raise CheckpointError(
             f"{path}: weights do not fit a {kind} built from its stored config: {str(error).splitlines()[0][:200]}"

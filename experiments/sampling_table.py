@@ -1,4 +1,4 @@
-"""Print the markdown results table of the sampling experiments from their metrics.json files.
+"""Print the markdown results table of sampling runs (``canonflow sample --out DIR``) from their metrics.json.
 
 PYTHONPATH=. python experiments/sampling_table.py experiments/results/sampling_*
 """
@@ -17,7 +17,8 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for folder in sys.argv[1:]:
-        report = json.loads((Path(folder) / "metrics.json").read_text())
+        metrics = json.loads((Path(folder) / "metrics.json").read_text())
+        report = metrics.get("results", metrics)  # runs before the canonflow command line wrote them flat
         for name, s in report["samplers"].items():
             mode = f"{s['left_mode_fraction']:.3f} ± {s['left_mode_se']:.3f}" if "left_mode_fraction" in s else "–"
             print(

@@ -1,28 +1,276 @@
-"""The command line: the quick demo runs end to end; help lists the subcommands."""
+"""The command line: every subcommand runs end to end, help everywhere, config precedence, resume, failures.
+
+Smoke runs go through a subprocess (``python -m canonflow``, as a user runs it); the tests of failure handling
+call :func:`canonflow.cli.main` in-process, where a fault can be injected into the training loop: a subclass of
+``canonflow.training._LossModule`` (the module ``train`` evaluates the loss through) raises ``KeyboardInterrupt``
+or returns NaN at a chosen step, as a Ctrl-C or a diverging loss would.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import pickle
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import torch
+
+import canonflow
+from canonflow import training
+from canonflow.checkpoint import atomic_save, read_checkpoint
+from canonflow.cli import COMMANDS, main
+from canonflow.cli.run import METRICS_SCHEMA_VERSION
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA_KEYS = {
+    "schema_version",
+    "command",
+    "argv",
+    "canonflow_version",
+    "torch_version",
+    "python_version",
+    "platform",
+    "seed",
+    "device",
+    "dtype",
+    "config",
+    "resumed",
+    "started_at",
+    "wall_seconds",
+    "results",
+}
+# per subcommand: extra flags of its smoke run and keys its results must have
+SMOKE = {
+    "demo": ([], {"test_nll", "exact_nll", "round_trip_error", "symplectic_defect"}),
+    "action-angle": ([], {"action_conservation", "angle_r2", "frequency_error", "angle_independence"}),
+    "free-energy": ([], {"exact_free_energy", "models"}),
+    "density": ([], {"exact_test_nll", "models"}),
+    "sample": ([], {"samplers", "training"}),
+    "learn-hamiltonian": ([], {"hamiltonian_error", "rollout"}),
+    "bench": (["--min-run-time", "0.01"], {"flows", "fields", "linear"}),
+}
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "canonflow", *args], capture_output=True, text=True, timeout=300)
+def _run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "canonflow", *args], capture_output=True, text=True, timeout=300, cwd=cwd, env=env
+    )
 
 
-def test_quick_demo_trains_and_checks_the_flow() -> None:
-    done = _run("demo", "--quick", "--quiet")
+def _state(path: Path) -> dict[str, torch.Tensor]:
+    return read_checkpoint(path)["state_dict"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _fault_at(monkeypatch: pytest.MonkeyPatch, step: int | None, fault: str = "") -> list[int]:
+    """Make the training loop's loss raise ``KeyboardInterrupt`` (``fault="interrupt"``) or return NaN
+    (``fault="nan"``) at its ``step``-th evaluation (``None``: never); returns ``[evaluations so far]``."""
+    calls = [0]
+
+    class FaultyLoss(training._LossModule):
+        def forward(self, generator: torch.Generator) -> torch.Tensor:
+            calls[0] += 1
+            if calls[0] - 1 == step:
+                if fault == "interrupt":
+                    raise KeyboardInterrupt
+                return torch.tensor(float("nan"))
+            return super().forward(generator)
+
+    monkeypatch.setattr(training, "_LossModule", FaultyLoss)
+    return calls
+
+
+# ---------------------------------------------------------------------------------------------- smoke runs
+@pytest.mark.parametrize("name", sorted(SMOKE))
+def test_quick_run_writes_config_metrics_model_and_figures(name: str, tmp_path: Path) -> None:
+    flags, keys = SMOKE[name]
+    out = tmp_path / "run"
+    done = _run(name, "--quick", "--quiet", "--threads", "1", "--out", str(out), *flags)
     assert done.returncode == 0, done.stderr
-    assert "held-out NLL" in done.stdout and "symplectic defect" in done.stdout
+    assert f"wrote config.toml, metrics.json, figures and models to {out}" in done.stdout
+    assert name != "demo" or ("held-out NLL" in done.stdout and "symplectic defect" in done.stdout)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert SCHEMA_KEYS <= set(metrics) and keys <= set(metrics["results"])
+    assert metrics["schema_version"] == METRICS_SCHEMA_VERSION and metrics["command"] == name
+    assert metrics["canonflow_version"] == canonflow.__version__ and metrics["torch_version"] == torch.__version__
+    assert metrics["argv"][:2] == ["canonflow", name] and metrics["config"]["quick"] is True
+    config = tomllib.loads((out / "config.toml").read_text())
+    assert config == {k: v for k, v in metrics["config"].items() if v is not None}
+    figures = list((out / "figures").glob("*.png"))
+    assert figures and all(figure.stat().st_size > 1000 for figure in figures)
+    if name == "bench":
+        return
+    model = canonflow.load(out / "model.pt")
+    assert sum(p.numel() for p in model.parameters()) > 0
+    # evaluate recomputes the held-out metrics of every subcommand's model
+    assert main(["evaluate", str(out / "model.pt"), "--quick", "--quiet", "--out", str(tmp_path / "eval")]) == 0
+    evaluated = json.loads((tmp_path / "eval" / "metrics.json").read_text())["results"]
+    assert evaluated["trained_by"] == name and evaluated["metrics"]
 
 
-def test_help_lists_subcommands_and_choices() -> None:
+def test_evaluate_recomputes_the_demo_metrics(tmp_path: Path) -> None:
+    assert main(["demo", "--quick", "--quiet", "--steps", "20", "--out", str(tmp_path)]) == 0
+    trained = json.loads((tmp_path / "metrics.json").read_text())["results"]
+    done = _run("evaluate", str(tmp_path / "model.pt"))
+    assert done.returncode == 0, done.stderr
+    assert "PhaseSpaceFlow" in done.stdout and "held-out metrics" in done.stdout
+    assert f"test_nll: {json.dumps(trained['test_nll'])}" in done.stdout  # same weights, dtype and test set
+
+
+# ---------------------------------------------------------------------------------------------- help
+def test_help_lists_every_subcommand() -> None:
     done = _run("--help")
-    assert done.returncode == 0 and "demo" in done.stdout and "action-angle" in done.stdout
-    done = _run("action-angle", "--help")
-    assert done.returncode == 0 and "kepler2d" in done.stdout
+    assert done.returncode == 0
+    assert all(name in done.stdout for name in COMMANDS)
 
 
-def test_unknown_system_lists_the_choices() -> None:
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_help_of_each_subcommand_lists_choices_and_defaults(name: str, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main([name, "--help"])
+    text = capsys.readouterr().out
+    assert exit_.value.code == 0
+    for option in COMMANDS[name].options:
+        if not option.positional:
+            assert option.flag in text
+        for choice in option.choices or ():
+            assert str(choice) in text
+    assert "(default:" in text and "--config" in text and "--out" in text
+    assert ("--resume" in text) == COMMANDS[name].resumable
+
+
+# ---------------------------------------------------------------------------------------------- config
+def test_flags_override_the_config_file_which_overrides_the_defaults(tmp_path: Path) -> None:
+    (tmp_path / "run.toml").write_text("steps = 7\nseed = 3\nlr = 0.02\n")
+    out = tmp_path / "out"
+    assert main(["demo", "--config", str(tmp_path / "run.toml"), "--seed", "5", "--quiet", "--out", str(out)]) == 0
+    config = tomllib.loads((out / "config.toml").read_text())
+    assert (config["steps"], config["seed"], config["lr"]) == (7, 5, 0.02)  # file, flag, file
+    assert config["batch_size"] == 256  # default
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["results"]["steps"] == 7 and metrics["seed"] == 5
+
+
+def test_config_file_errors_name_the_valid_keys_and_choices(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "unknown.toml").write_text("steps = 7\nlearning_rate = 0.1\n")
+    assert main(["demo", "--config", str(tmp_path / "unknown.toml")]) == 2
+    error = capsys.readouterr().err
+    assert "unknown key(s) learning_rate" in error and "lr" in error and "Traceback" not in error
+    (tmp_path / "choice.toml").write_text('system = "saturn"\n')
+    assert main(["action-angle", "--config", str(tmp_path / "choice.toml")]) == 2
+    assert "invalid system 'saturn'; choose one of" in capsys.readouterr().err
+    (tmp_path / "type.toml").write_text('steps = "many"\n')
+    assert main(["demo", "--config", str(tmp_path / "type.toml")]) == 2
+    assert "steps must be a int, got 'many'" in capsys.readouterr().err
+    assert main(["demo", "--config", str(tmp_path / "missing.toml")]) == 2
+    assert "no config file at" in capsys.readouterr().err
+
+
+def test_invalid_flags_give_clear_errors(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["action-angle", "--system", "saturn"])
+    assert exit_.value.code == 2 and "kepler2d" in capsys.readouterr().err
+    assert main(["demo", "--steps", "0"]) == 2
+    assert "steps: must be positive" in capsys.readouterr().err
+    assert main(["demo", "--device", "cuda:99"]) == 2
+    assert "'cuda:99' was requested but" in capsys.readouterr().err
+    assert main(["demo", "--resume"]) == 2
+    assert "--resume needs --out" in capsys.readouterr().err
+
+
+def test_unknown_system_on_the_command_line_lists_the_choices() -> None:
     done = _run("action-angle", "--system", "saturn")
-    assert done.returncode != 0 and "kepler2d" in done.stderr
+    assert done.returncode == 2 and "kepler2d" in done.stderr and "Traceback" not in done.stderr
+
+
+# ---------------------------------------------------------------------------------------------- resume
+def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    flags = ["demo", "--steps", "30", "--checkpoint-every", "10", "--seed", "4", "--quiet"]
+    assert main([*flags, "--out", str(tmp_path / "straight")]) == 0
+    with monkeypatch.context() as patch:
+        _fault_at(patch, 17, "interrupt")
+        assert main([*flags, "--out", str(tmp_path / "resumed")]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert read_checkpoint(tmp_path / "resumed" / "training.pt")["step"] == 17  # Ctrl-C saved the state
+    assert not (tmp_path / "resumed" / "model.pt").exists()
+    with monkeypatch.context() as patch:
+        calls = _fault_at(patch, None)
+        assert main(["demo", "--out", str(tmp_path / "resumed"), "--resume", "--quiet"]) == 0  # config from OUT
+    assert calls == [13]  # it went on from step 17 to 30
+    straight, resumed = _state(tmp_path / "straight" / "model.pt"), _state(tmp_path / "resumed" / "model.pt")
+    assert straight.keys() == resumed.keys()
+    assert all(torch.equal(straight[key], resumed[key]) for key in straight)
+    metrics = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
+    assert metrics["resumed"] is True and metrics["results"]["steps"] == 30
+
+
+def test_resume_from_another_architecture_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["demo", "--steps", "5", "--quiet", "--out", str(tmp_path)]) == 0
+    assert main(["demo", "--steps", "10", "--hidden", "8", "--quiet", "--out", str(tmp_path), "--resume"]) == 1
+    error = capsys.readouterr().err
+    assert "training.pt does not fit this model" in error and "Traceback" not in error
+
+
+# ---------------------------------------------------------------------------------------------- failures
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    _fault_at(monkeypatch, 12, "nan")
+    assert main(["demo", "--steps", "30", "--checkpoint-every", "5", "--quiet", "--out", str(tmp_path)]) == 1
+    error = capsys.readouterr().err
+    assert "loss became nan at step 12" in error and "last good checkpoint kept" in error
+    assert "Traceback" not in error
+    assert read_checkpoint(tmp_path / "training.pt")["step"] == 10
+    assert not (tmp_path / "model.pt").exists() and not (tmp_path / "metrics.json").exists()
+
+
+def test_malicious_pickle_is_refused(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self) -> tuple:  # runs os.system on unpickling, which weights_only loading must refuse
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"format": "canonflow", "kind": "PhaseSpaceFlow", "payload": Exploit()}, tmp_path / "model.pt")
+    done = _run("evaluate", str(tmp_path / "model.pt"))
+    assert done.returncode == 1 and not marker.exists()
+    assert "weights_only loading refuses" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_truncated_foreign_and_wrong_architecture_checkpoints_give_clear_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert main(["demo", "--steps", "3", "--quiet", "--out", str(tmp_path)]) == 0
+    good = (tmp_path / "model.pt").read_bytes()
+    (tmp_path / "truncated.pt").write_bytes(good[: len(good) // 2])
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
+    (tmp_path / "text.pt").write_bytes(pickle.dumps("not a checkpoint"))
+    payload = read_checkpoint(tmp_path / "model.pt")
+    payload["config"]["hidden"] = 32
+    atomic_save(payload, tmp_path / "wrong.pt")
+    expected = {
+        "truncated.pt": "not a readable canonflow checkpoint",
+        "foreign.pt": "not a canonflow checkpoint",
+        "text.pt": "not a readable canonflow checkpoint",
+        "wrong.pt": "weights do not fit a PhaseSpaceFlow",
+        "training.pt": "is a training state",
+        "missing.pt": "no checkpoint at",
+    }
+    for name, message in expected.items():
+        assert main(["evaluate", str(tmp_path / name), "--quiet"]) != 0, name
+        error = capsys.readouterr().err
+        assert message in error and "Traceback" not in error and len(error.strip().splitlines()) == 1, error

@@ -8,11 +8,11 @@ that the scripts in ``experiments/`` call; :mod:`canonflow.cli.run` is the harne
 from __future__ import annotations
 
 import argparse
-import logging
+import sys
 from collections.abc import Sequence
 
 from canonflow.cli import action_angle, bench, demo, density, evaluate, free_energy, learn_hamiltonian, sample
-from canonflow.cli.run import Command, add_arguments, execute, flags_of
+from canonflow.cli.run import Command, add_arguments, run_parsed
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -54,14 +54,4 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
-    command = COMMANDS[args.command]
-    return execute(
-        command,
-        flags_of(command, args),
-        config_file=args.config,
-        out=args.out,
-        resume=getattr(args, "resume", False),
-        quiet=args.quiet,
-        argv=argv,
-    )
+    return run_parsed(COMMANDS[args.command], args, ["canonflow", *(sys.argv[1:] if argv is None else argv)])

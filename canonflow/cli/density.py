@@ -182,6 +182,12 @@ def fit_entry(model: Flow, fit: DensityFit) -> dict[str, Any]:
     }
 
 
+def steps(config: dict[str, Any]) -> int:
+    """The optimizer steps of a run: ``config["steps"]``, else the preset's (``--quick`` or full)."""
+    settings = SETTINGS[config["dataset"]]
+    return config["steps"] or (settings["quick_steps"] if config["quick"] else settings["steps"])
+
+
 def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = True, resume: bool = False) -> dict:
     """Fit the canonical flow to ``config["dataset"]``; write model and figures to ``out``; return the results
     of the module docstring."""
@@ -194,13 +200,11 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
     dtype, device = torch_dtype(config), torch.device(config["device"])
     torch.manual_seed(seed)
     model = PhaseSpaceFlow(dim, **settings["model"]).to(dtype=dtype, device=device)
-    steps = settings["quick_steps"] if config["quick"] else settings["steps"]
-    steps = config["steps"] or steps
     preset = {
-        "steps": steps,
+        "steps": steps(config),
         "lr": settings["lr"],
         "grad_clip": 10.0,
-        "eval_every": max(1, steps // 20),
+        "eval_every": max(1, steps(config) // 20),
         "patience": 6,
         "time_limit": settings["time_limit"],
     }

@@ -1,7 +1,7 @@
 """``canonflow evaluate CHECKPOINT``: describe any ``model.pt`` and recompute its held-out metrics.
 
 Loads the checkpoint with ``canonflow.load`` (``torch.load(weights_only=True)``; a corrupted, foreign or
-wrong-architecture file is a one-line error) in the dtype its weights were saved in, and reports its ``kind``,
+wrong-architecture file is a one-line error) and reports its ``kind``,
 ``config``, ``parameters`` and ``extra``. When ``extra`` names what it was trained on (the subcommand that
 wrote it, or for older files a ``system``/``dataset``/``target`` key), the held-out metrics are recomputed by
 that subcommand and reported as ``metrics``.
@@ -61,12 +61,7 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
         raise ValueError(
             f"{config['checkpoint']} is a training state (training.pt), which --resume reads; evaluate its model.pt"
         )
-    model = load(config["checkpoint"])
-    weights = [value for value in payload["state_dict"].values() if value.is_floating_point()]
-    if weights:
-        model = model.to(weights[0].dtype)
-        model.load_state_dict(payload["state_dict"])
-    model.eval()
+    model = load(config["checkpoint"]).eval()
     extra = payload.get("extra", {})
     name = trained_by(payload["kind"], extra)
     results: dict[str, Any] = {

@@ -106,6 +106,12 @@ def estimate(
     }
 
 
+def steps(config: dict[str, Any]) -> int:
+    """The optimizer steps of a run: ``config["steps"]``, else the preset's (``--quick`` or full)."""
+    settings = SETTINGS[config["system"]]
+    return config["steps"] or (settings["quick_steps"] if config["quick"] else settings["steps"])
+
+
 def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = True, resume: bool = False) -> dict:
     """Train and evaluate the canonical flow on ``config["system"]``; write model and figures to ``out``;
     return the results of the module docstring."""
@@ -119,7 +125,7 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
     model = PhaseSpaceFlow(system.n, beta=beta, **settings["model"])
     model = model.to(dtype=torch_dtype(config), device=torch.device(config["device"]))
     preset = {
-        "steps": settings["quick_steps"] if config["quick"] else settings["steps"],
+        "steps": steps(config),
         "lr": settings["lr"],
         "time_limit": settings["time_limit"],
     }

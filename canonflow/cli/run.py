@@ -11,10 +11,10 @@ report, and turns the expected failures into one line on stderr and an exit code
 * ``130``: interrupted by Ctrl-C (the training state is saved first, so ``--resume`` continues).
 
 ``metrics.json`` (:data:`METRICS_SCHEMA_VERSION`) is a JSON object with the keys ``schema_version``,
-``command``, ``argv``, ``canonflow_version``, ``torch_version``, ``python_version``, ``platform``, ``seed``,
-``device``, ``dtype``, ``config`` (the resolved config), ``resumed``, ``started_at`` (ISO 8601, UTC),
-``wall_seconds`` and ``results`` (the subcommand's results, documented in its module). Non-finite numbers are
-written as ``null``.
+``command``, ``argv`` (the command line), ``canonflow_version``, ``torch_version``, ``python_version``,
+``platform``, ``seed``, ``device``, ``dtype``, ``config`` (the resolved config), ``resumed``, ``started_at``
+(ISO 8601, UTC), ``wall_seconds`` and ``results`` (the subcommand's results, documented in its module).
+Non-finite numbers are written as ``null``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import math
 import platform
 import sys
 import time
+import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,6 @@ from types import ModuleType
 from typing import Any
 
 import tomli_w
-import tomllib
 import torch
 
 import canonflow
@@ -128,6 +128,8 @@ def _device(value: str) -> str | None:
         return f"expected a torch device such as 'cpu', 'cuda' or 'cuda:1', got {value!r}"
     if device.type == "cuda" and not torch.cuda.is_available():
         return f"{value!r} was requested but CUDA is not available to this torch ({torch.__version__}); use 'cpu'"
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        return f"{value!r} was requested but only {torch.cuda.device_count()} CUDA device(s) are visible"
     if device.type not in ("cpu", "cuda"):
         return f"expected 'cpu' or 'cuda[:N]', got {value!r}"
     return None
@@ -282,7 +284,7 @@ def _plain(value: Any) -> Any:
 def write_config(path: Path, command: str, config: Mapping[str, Any]) -> None:
     """Write the resolved config as TOML (keys whose value is ``None``, "the preset's", are left out)."""
     table = {key: value for key, value in config.items() if value is not None}
-    header = f"# resolved config of `canonflow {command}`; use it again with --config\n"
+    header = f"# resolved config of a {command} run; use it again with --config\n"
     path.write_text(header + tomli_w.dumps(table))
 
 
@@ -301,7 +303,7 @@ def write_metrics(
     metrics = {
         "schema_version": METRICS_SCHEMA_VERSION,
         "command": command,
-        "argv": list(sys.argv[1:] if argv is None else argv),
+        "argv": list(sys.argv if argv is None else argv),
         "canonflow_version": canonflow.__version__,
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
@@ -370,7 +372,7 @@ def execute(
     argv: Sequence[str] | None = None,
 ) -> int:
     """Run ``command`` as the command line does and return the exit code (see the module docstring)."""
-    name = f"canonflow {command.name}"
+    name = command.name
     try:
         if resume and out is None:
             raise ConfigError("--resume needs --out DIR, the run directory to continue")
@@ -416,3 +418,36 @@ def execute(
     if out is not None:
         print(f"wrote config.toml, metrics.json, figures and models to {out}")
     return 0
+
+
+def run_parsed(command: Command, args: argparse.Namespace, command_line: Sequence[str], out: Path | None = None) -> int:
+    """Set up logging (INFO, WARNING with ``--quiet``) and :func:`execute` ``command`` with parsed ``args``
+    (``out`` replaces ``args.out`` when given); ``command_line`` is recorded in ``metrics.json``."""
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    return execute(
+        command,
+        flags_of(command, args),
+        config_file=args.config,
+        out=out if out is not None else args.out,
+        resume=getattr(args, "resume", False),
+        quiet=args.quiet,
+        argv=command_line,
+    )
+
+
+def script_main(
+    command: Command, argv: Sequence[str] | None = None, *, description: str | None = None, default_out: str = ""
+) -> int:
+    """The ``main`` of a script that runs ``command`` (as those in ``experiments/`` do): parse ``argv`` with its
+    options and run it like the command line. Without ``--out`` the run directory is ``default_out`` formatted
+    with the flags (e.g. ``"experiments/results/density_{dataset}"``); ``""``: nothing is written."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser, command)
+    args = parser.parse_args(argv)
+    out = args.out
+    if out is None and default_out:
+        try:
+            out = Path(default_out.format(**vars(args)))
+        except KeyError as missing:
+            parser.error(f"--out is required when --{missing.args[0]} is not given")
+    return run_parsed(command, args, [sys.argv[0], *(sys.argv[1:] if argv is None else argv)], out)
