@@ -88,7 +88,20 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
     return results
 
 
-COMMAND = dataclasses.replace(density.COMMAND, name="density+baselines", options=(*density.OPTIONS, *OPTIONS), run=run)
+def report(results: dict[str, Any]) -> list[str]:
+    """``canonflow density``'s lines and one per baseline."""
+    baselines = [
+        f"{kind}: test NLL(q) {entry['test_nll']:.4f} ± {entry['test_nll_stderr']:.4f} nats "
+        f"({entry['steps_run']} steps, {entry['parameters']} parameters)"
+        for kind, entry in results["models"].items()
+        if kind != "canonflow"
+    ]
+    return [*density.report(results), *baselines]
+
+
+COMMAND = dataclasses.replace(
+    density.COMMAND, name="density+baselines", options=(*density.OPTIONS, *OPTIONS), run=run, report=report
+)
 
 if __name__ == "__main__":
     raise SystemExit(script_main(COMMAND, description=__doc__, default_out="experiments/results/density_{dataset}"))

@@ -80,8 +80,23 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
     return results
 
 
+def report(results: dict[str, Any]) -> list[str]:
+    """``canonflow free-energy``'s lines and one per baseline."""
+    baselines = [
+        f"{kind}: F_var {entry['variational']:.5f}; importance-sampled F {entry['importance']:.5f} "
+        f"({entry['steps_run']} steps, {entry['parameters']} parameters)"
+        for kind, entry in results["models"].items()
+        if kind != "canonflow"
+    ]
+    return [*free_energy.report(results), *baselines]
+
+
 COMMAND = dataclasses.replace(
-    free_energy.COMMAND, name="free-energy+baselines", options=(*free_energy.OPTIONS, *OPTIONS), run=run
+    free_energy.COMMAND,
+    name="free-energy+baselines",
+    options=(*free_energy.OPTIONS, *OPTIONS),
+    run=run,
+    report=report,
 )
 
 if __name__ == "__main__":

@@ -11,23 +11,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from canonflow.cli import action_angle, bench, demo, density, evaluate, free_energy, learn_hamiltonian, sample
+from canonflow.cli import bench, evaluate
 from canonflow.cli.run import Command, add_arguments, run_parsed
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 COMMANDS: dict[str, Command] = {
-    command.name: command
-    for command in (
-        demo.COMMAND,
-        action_angle.COMMAND,
-        free_energy.COMMAND,
-        density.COMMAND,
-        sample.COMMAND,
-        learn_hamiltonian.COMMAND,
-        evaluate.COMMAND,
-        bench.COMMAND,
-    )
+    command.name: command for command in (*evaluate.EVALUATORS.values(), evaluate.COMMAND, bench.COMMAND)
 }
 """The subcommands by name."""
 

@@ -23,7 +23,7 @@ OPTIONS = (
     Option("checkpoint", None, "a model.pt written by canonflow", kind=str, positional=True),
     *(option for option in COMMON_OPTIONS if option.name in ("quick", "threads")),
 )
-EVALUATORS = {
+EVALUATORS: dict[str, Command] = {
     command.name: command
     for command in (
         demo.COMMAND,
@@ -34,6 +34,7 @@ EVALUATORS = {
         learn_hamiltonian.COMMAND,
     )
 }
+"""The subcommands that train, by name, in the order ``canonflow --help`` lists them."""
 
 
 def trained_by(kind: str, extra: dict[str, Any]) -> str | None:
