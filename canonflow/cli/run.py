@@ -7,7 +7,8 @@ resume) -> dict`` function that trains/evaluates and returns its results. :func:
 report, and turns the expected failures into one line on stderr and an exit code:
 
 * ``0``: done; ``1``: training diverged (NaN/Inf loss) or a checkpoint could not be used;
-* ``2``: invalid input (unknown config key, invalid value, missing file, CUDA requested but unavailable);
+* ``2``: invalid input (unknown config key, invalid value, missing file, CUDA requested but unavailable) or a
+  run directory that cannot be written;
 * ``130``: interrupted by Ctrl-C (the training state is saved first, so ``--resume`` continues).
 
 ``metrics.json`` (:data:`METRICS_SCHEMA_VERSION`) is a JSON object with the keys ``schema_version``,
@@ -370,9 +371,11 @@ def execute(
     resume: bool = False,
     quiet: bool = False,
     argv: Sequence[str] | None = None,
+    prog: str | None = None,
 ) -> int:
-    """Run ``command`` as the command line does and return the exit code (see the module docstring)."""
-    name = command.name
+    """Run ``command`` as the command line does and return the exit code (see the module docstring); errors
+    are reported as ``PROG: error: ...`` (``prog`` defaults to the command's name)."""
+    name = prog or command.name
     try:
         if resume and out is None:
             raise ConfigError("--resume needs --out DIR, the run directory to continue")
@@ -410,7 +413,7 @@ def execute(
     except (TrainingDiverged, CheckpointError) as error:
         print(f"{name}: error: {error}", file=sys.stderr)
         return EXIT_FAILED
-    except ValueError as error:
+    except (ValueError, OSError) as error:
         print(f"{name}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     for line in command.report(results):
@@ -432,6 +435,7 @@ def run_parsed(command: Command, args: argparse.Namespace, command_line: Sequenc
         resume=getattr(args, "resume", False),
         quiet=args.quiet,
         argv=command_line,
+        prog=f"canonflow {command.name}" if command_line[0] == "canonflow" else Path(command_line[0]).name,
     )
 
 
