@@ -57,6 +57,8 @@ __all__ = [
     "implicit_midpoint",
     "implicit_midpoint_step",
     "rk4",
+    "check_integrator_input",
+    "effective_tolerance",
 ]
 
 Hamiltonian = Callable[[torch.Tensor], torch.Tensor]
@@ -120,9 +122,14 @@ def _check_step_size(step_size: object, who: str) -> None:
         raise ValueError(f"{who}: expected a finite, non-zero step_size (negative runs backward in time), got {value}")
 
 
-def _validate(
+def check_integrator_input(
     hamiltonian: object, x0: object, step_size: object, steps: object, who: str, needs_separable: bool
 ) -> None:
+    """Raise a ``TypeError``/``ValueError`` naming ``who`` unless the arguments of an integrator are valid.
+
+    ``hamiltonian`` callable (and ``separable`` when ``needs_separable``), ``x0`` a finite floating
+    ``(B, 2n)`` tensor, ``step_size`` a finite non-zero float or scalar tensor, ``steps`` a positive int.
+    """
     _check_hamiltonian(hamiltonian, who, needs_separable)
     _check_state(x0, who)
     _check_step_size(step_size, who)
@@ -210,7 +217,7 @@ def symplectic_euler(
     Returns ``(B, 2n)``, or ``(steps + 1, B, 2n)`` with ``trajectory=True``.
     """
     who = "symplectic_euler"
-    _validate(hamiltonian, x0, step_size, steps, who, needs_separable=True)
+    check_integrator_input(hamiltonian, x0, step_size, steps, who, needs_separable=True)
     n = x0.shape[-1] // 2
     q, p = x0[:, :n], x0[:, n:]
     states = [x0]
@@ -234,7 +241,7 @@ def leapfrog(
     of consecutive steps share one gradient evaluation. Returns ``(B, 2n)`` or ``(steps + 1, B, 2n)``.
     """
     who = "leapfrog"
-    _validate(hamiltonian, x0, step_size, steps, who, needs_separable=True)
+    check_integrator_input(hamiltonian, x0, step_size, steps, who, needs_separable=True)
     return _composition(hamiltonian, x0, step_size, steps, (1.0,), trajectory, who)
 
 
@@ -254,7 +261,7 @@ def yoshida4(
     symplectic, global error ``O(h⁴)``. Returns ``(B, 2n)`` or ``(steps + 1, B, 2n)``.
     """
     who = "yoshida4"
-    _validate(hamiltonian, x0, step_size, steps, who, needs_separable=True)
+    check_integrator_input(hamiltonian, x0, step_size, steps, who, needs_separable=True)
     return _composition(hamiltonian, x0, step_size, steps, _YOSHIDA4, trajectory, who)
 
 
@@ -268,7 +275,7 @@ def yoshida6(
     Symmetric and symplectic, global error ``O(h⁶)``. Returns ``(B, 2n)`` or ``(steps + 1, B, 2n)``.
     """
     who = "yoshida6"
-    _validate(hamiltonian, x0, step_size, steps, who, needs_separable=True)
+    check_integrator_input(hamiltonian, x0, step_size, steps, who, needs_separable=True)
     return _composition(hamiltonian, x0, step_size, steps, _YOSHIDA6, trajectory, who)
 
 
@@ -276,7 +283,7 @@ def yoshida6(
 # Implicit midpoint
 
 
-def _effective_tol(tol: float, dtype: torch.dtype) -> float:
+def effective_tolerance(tol: float, dtype: torch.dtype) -> float:
     """``tol`` floored at 16 machine epsilons of ``dtype``, so that float32 solves can converge."""
     return max(tol, 16.0 * torch.finfo(dtype).eps)
 
@@ -302,7 +309,7 @@ def implicit_midpoint_step(
     ``ConvergenceError`` after ``max_iter`` corrector iterations without convergence. ``f`` must map
     ``(B, 2n) -> (B, 2n)``; the iteration contracts when ``|h|·‖∂f/∂x‖/2 < 1``.
     """
-    limit = _effective_tol(tol, x.dtype)
+    limit = effective_tolerance(tol, x.dtype)
     y = x + h * field(x + 0.5 * h * field(x))
     residual = math.inf
     for _ in range(max_iter):
@@ -342,7 +349,7 @@ def implicit_midpoint(
     ``ConvergenceError`` (with ``.residual`` and ``.step``). Returns ``(B, 2n)`` or ``(steps + 1, B, 2n)``.
     """
     who = "implicit_midpoint"
-    _validate(hamiltonian, x0, step_size, steps, who, needs_separable=False)
+    check_integrator_input(hamiltonian, x0, step_size, steps, who, needs_separable=False)
     if not (isinstance(tol, (int, float)) and not isinstance(tol, bool) and tol > 0 and math.isfinite(tol)):
         raise ValueError(f"{who}: expected a positive finite tol, got {tol!r}")
     check_positive_int(max_iter, "max_iter", who)
@@ -375,7 +382,7 @@ def rk4(
     long runs. Returns ``(B, 2n)`` or ``(steps + 1, B, 2n)``.
     """
     who = "rk4"
-    _validate(hamiltonian, x0, step_size, steps, who, needs_separable=False)
+    check_integrator_input(hamiltonian, x0, step_size, steps, who, needs_separable=False)
 
     def f(x: torch.Tensor) -> torch.Tensor:
         return _field(_gradient(hamiltonian, x, who))

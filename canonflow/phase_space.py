@@ -31,13 +31,22 @@ def _half(x: torch.Tensor, who: str) -> int:
 
 
 def split(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Split ``x`` of shape ``(..., 2n)`` into ``(q, p)``, each of shape ``(..., n)``."""
+    """Split ``x`` of shape ``(..., 2n)`` into ``(q, p)``, each of shape ``(..., n)``.
+
+    >>> q, p = split(torch.tensor([[1.0, 2.0, 3.0, 4.0]]))
+    >>> q, p
+    (tensor([[1., 2.]]), tensor([[3., 4.]]))
+    """
     n = _half(x, "split")
     return x[..., :n], x[..., n:]
 
 
 def join(q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-    """Join ``q`` and ``p`` of equal shape ``(..., n)`` into ``x = [q, p]`` of shape ``(..., 2n)``."""
+    """Join ``q`` and ``p`` of equal shape ``(..., n)`` into ``x = [q, p]`` of shape ``(..., 2n)``.
+
+    >>> join(torch.tensor([[1.0, 2.0]]), torch.tensor([[3.0, 4.0]]))
+    tensor([[1., 2., 3., 4.]])
+    """
     if q.shape != p.shape:
         raise ValueError(f"join: q and p must have the same shape, got {tuple(q.shape)} and {tuple(p.shape)}")
     return torch.cat([q, p], dim=-1)

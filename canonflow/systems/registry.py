@@ -42,6 +42,11 @@ def get_system(name: str, **kwargs: object) -> HamiltonianSystem:
     """Build the system registered as ``name`` with constructor keyword arguments ``kwargs``.
 
     e.g. ``get_system("kepler", d=3)``. An unknown name raises ``ValueError`` listing the valid ones.
+
+    >>> import torch
+    >>> oscillator = get_system("oscillator")
+    >>> oscillator.hamiltonian(torch.tensor([[1.0, 0.0]], dtype=torch.float64))
+    tensor([0.5000], dtype=torch.float64)
     """
     if not isinstance(name, str) or name not in SYSTEMS:
         raise ValueError(f"get_system: unknown system {name!r}; valid names: {', '.join(available_systems())}")

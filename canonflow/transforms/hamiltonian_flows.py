@@ -21,7 +21,12 @@ import torch
 from torch import nn
 from torch.autograd.function import FunctionCtx, once_differentiable
 
-from canonflow.integrators import ConvergenceError, _effective_tol, _validate, implicit_midpoint_step
+from canonflow.integrators import (
+    ConvergenceError,
+    check_integrator_input,
+    effective_tolerance,
+    implicit_midpoint_step,
+)
 from canonflow.nn import MLP, GradientField
 from canonflow.phase_space import hamiltonian_vector_field, join, split
 from canonflow.transforms.base import SymplecticTransform
@@ -230,7 +235,7 @@ class _MidpointAdjoint(torch.autograd.Function):
 
         lam = direct(solver.steps, x_next)
         lam = torch.zeros_like(x_next) if lam is None else lam
-        limit = _effective_tol(solver.tol, lam.dtype)
+        limit = effective_tolerance(solver.tol, lam.dtype)
         for k in reversed(range(solver.steps)):
             if output == "trajectory":
                 x_prev = saved[k]
@@ -304,7 +309,7 @@ def implicit_midpoint_adjoint(
     receive none. First-order differentiation only. Under ``torch.no_grad()`` it is a plain solve.
     """
     who = "implicit_midpoint_adjoint"
-    _validate(hamiltonian, x0, step_size, steps, who, needs_separable=False)
+    check_integrator_input(hamiltonian, x0, step_size, steps, who, needs_separable=False)
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (math.isfinite(tol) and tol > 0):
         raise ValueError(f"{who}: expected a positive finite tol, got {tol!r}")
     check_positive_int(max_iter, "max_iter", who)

@@ -25,6 +25,14 @@ class MomentumShear(SymplecticTransform):
     The type-2 generating function ``G(q, p') = q·p' + F(q)``. ``field`` maps ``(B, n) -> (B, n)`` and must
     be a gradient field (``canonflow.nn.IrrotationalMLP`` or ``canonflow.nn.GradientField``), which is
     what makes the map canonical. ``inverse``: ``(q, p) -> (q, p + ∇F(q))``.
+
+    >>> import torch
+    >>> from canonflow.nn import IrrotationalMLP
+    >>> shear = MomentumShear(IrrotationalMLP(1, hidden=8)).double()
+    >>> x = torch.tensor([[0.5, 1.0]], dtype=torch.float64)
+    >>> y, logabsdet = shear(x)
+    >>> bool(y[0, 0] == x[0, 0]), logabsdet.item()
+    (True, 0.0)
     """
 
     def __init__(self, field: nn.Module, n: int | None = None) -> None:
