@@ -12,6 +12,8 @@ import math
 import os
 import socket
 import sys
+import time
+import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +23,7 @@ import torch.multiprocessing as mp
 import torchrun_fit
 from nflows.flows import Flow
 
+import canonflow.training
 from canonflow import canonical_flow
 from canonflow.action_angle import ActionAngleFlow
 from canonflow.density import PhaseSpaceFlow, fit_density, fit_variational
@@ -205,11 +208,34 @@ FITS: dict[str, tuple[Callable[[DistributedContext | None, Path], Outcome], int,
 }
 
 
+def _steps_under_a_time_limit(context: DistributedContext) -> list[int]:
+    """``train`` with a 0.2 s time limit while rank 1's clock runs 3× fast: the steps each rank ran."""
+    torch.manual_seed(0)
+    flow = Flow(canonical_flow(1, blocks=1, hidden=8), PhaseSpaceNormal(1)).double()
+    data = _data()
+
+    def loss_fn(generator: torch.Generator) -> torch.Tensor:
+        time.sleep(0.01)
+        return -flow.log_prob(shard(data[torch.randint(0, len(data), (GLOBAL_BATCH,), generator=generator)])).mean()
+
+    clock = time.perf_counter
+    if context.rank == 1:
+        canonflow.training.time = types.SimpleNamespace(perf_counter=lambda: 3 * clock())
+    try:
+        result = train(flow, loss_fn, TrainConfig(steps=200, time_limit=0.2, progress=False), distributed=context)
+    finally:
+        canonflow.training.time = time
+    steps = [0, 0]
+    torch.distributed.all_gather_object(steps, result.steps)
+    return steps
+
+
 def _fits_worker(rank: int, port: int, directory: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2")
     torch.set_num_threads(1)
     context = init_distributed(timeout_s=30.0)
     outcomes = {name: fit(context, Path(directory)) for name, (fit, _, _) in FITS.items()}
+    outcomes["time_limit_steps"] = _steps_under_a_time_limit(context)
     if context.is_main:
         torch.save(outcomes, Path(directory) / "outcomes.pt")
     close_distributed()
@@ -246,6 +272,13 @@ def test_only_rank_0_writes_the_checkpoint(two_process_fits: tuple[Path, dict[st
     assert checkpoint["step"] == STEPS
     for key, value in outcomes["fit_density"]["final"].items():
         assert torch.equal(checkpoint["model"][key], value), key
+
+
+def test_all_ranks_stop_at_the_same_step_when_their_clocks_disagree(
+    two_process_fits: tuple[Path, dict[str, Outcome]],
+) -> None:
+    steps = two_process_fits[1]["time_limit_steps"]
+    assert steps[0] == steps[1] and 1 <= steps[0] < 200, steps
 
 
 @pytest.mark.parametrize(
