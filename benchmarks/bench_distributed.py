@@ -9,10 +9,12 @@ validation, in float32 and float64. Each configuration is launched with ``torchr
 * 2 processes with 1 thread each (gloo, DDP, synchronized ZeroCenter means).
 
 Throughput is ``global batch × steps / seconds`` of the training loop (``TrainResult.seconds``, which includes
-the all-reduces), the median of ``--repeats`` timed runs after one warm-up run. The machine's load average is
-recorded before and after, since other jobs on a shared machine slow every configuration down.
+the all-reduces), the median of ``--repeats`` timed runs of ``--steps`` steps (or fewer when a run reaches
+``--time-limit`` seconds) after one warm-up run. The machine's load average is recorded before and after, since
+other jobs on a shared machine slow every configuration down.
 
-Run: ``python benchmarks/bench_distributed.py [--out benchmarks/results/bench_distributed.json] [--steps 40]``.
+Run: ``PYTHONPATH=. python benchmarks/bench_distributed.py [--out benchmarks/results/bench_distributed.json]
+[--steps 40] [--repeats 3] [--time-limit 10]``.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def data(num: int, dtype: torch.dtype) -> torch.Tensor:
     return torch.cat([q, p + 0.3 * q**2], dim=1).to(dtype)
 
 
-def worker(dtype_name: str, threads: int, steps: int, repeats: int, out: str) -> None:
+def worker(dtype_name: str, threads: int, steps: int, repeats: int, time_limit: float, out: str) -> None:
     """One torchrun rank: warm up, time ``repeats`` fits of ``steps`` steps; rank 0 writes the numbers."""
     torch.set_num_threads(threads)
     context = context_from_environment(timeout_s=120.0)
@@ -61,33 +63,34 @@ def worker(dtype_name: str, threads: int, steps: int, repeats: int, out: str) ->
     flow = PhaseSpaceFlow(N, blocks=BLOCKS, hidden=HIDDEN, zero_center=True, base="normal").to(dtype)
     points = data(16 * GLOBAL_BATCH, dtype)
 
-    def run(num_steps: int) -> float:
-        config = TrainConfig(steps=num_steps, lr=1e-3, progress=False, description="bench")
+    def run(num_steps: int) -> tuple[int, float]:
+        config = TrainConfig(steps=num_steps, lr=1e-3, time_limit=time_limit, progress=False, description="bench")
         fit = fit_density(
             flow, points, validation_fraction=0, batch_size=GLOBAL_BATCH, config=config, distributed=context
         )
-        return fit.train.seconds
+        return fit.train.steps, fit.train.seconds
 
     run(3)
-    seconds = [run(steps) for _ in range(repeats)]
+    runs = [run(steps) for _ in range(repeats)]
     if context is None or context.is_main:
-        rates = [GLOBAL_BATCH * steps / s for s in seconds]
-        Path(out).write_text(json.dumps({"seconds": seconds, "samples_per_s": statistics.median(rates)}))
+        rates = [GLOBAL_BATCH * done / seconds for done, seconds in runs]
+        result = {"runs": [{"steps": done, "seconds": seconds} for done, seconds in runs]}
+        Path(out).write_text(json.dumps({**result, "samples_per_s": statistics.median(rates)}))
     close_distributed()
 
 
-def launch_configuration(processes: int, threads: int, dtype: str, steps: int, repeats: int) -> dict[str, object]:
+def launch_configuration(processes: int, threads: int, dtype: str, args: argparse.Namespace) -> dict[str, object]:
     """Run one configuration under torchrun and return its row of the table."""
     with tempfile.TemporaryDirectory() as directory:
         out = str(Path(directory) / "result.json")
-        argv = [__file__, "--worker", dtype, "--threads", str(threads), "--steps", str(steps)]
-        argv += ["--repeats", str(repeats), "--result", out]
+        argv = [__file__, "--worker", dtype, "--threads", str(threads), "--steps", str(args.steps)]
+        argv += ["--repeats", str(args.repeats), "--time-limit", str(args.time_limit), "--result", out]
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
         root = str(Path(__file__).resolve().parents[1])
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
         subprocess.run(torchrun_command(processes, argv, module=None), env=env, check=True)
         result = json.loads(Path(out).read_text())
-    return {"dtype": dtype, "processes": processes, "threads_per_process": threads, "steps": steps, **result}
+    return {"dtype": dtype, "processes": processes, "threads_per_process": threads, **result}
 
 
 def main() -> None:
@@ -95,16 +98,17 @@ def main() -> None:
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_distributed.json"))
     parser.add_argument("--steps", type=int, default=40, help="training steps per timed run (default: 40)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per configuration (default: 3)")
+    parser.add_argument("--time-limit", type=float, default=10.0, help="seconds per timed run at most (default: 10)")
     parser.add_argument("--worker", choices=sorted(DTYPES), help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker, args.threads, args.steps, args.repeats, args.result)
+        worker(args.worker, args.threads, args.steps, args.repeats, args.time_limit, args.result)
         return
     load_before = os.getloadavg()
     rows = [
-        launch_configuration(processes, threads, dtype, args.steps, args.repeats)
+        launch_configuration(processes, threads, dtype, args)
         for dtype in DTYPES
         for processes, threads in CONFIGURATIONS
     ]
