@@ -34,6 +34,7 @@ __all__ = [
     "check_global_batch",
     "shard",
     "all_reduce_mean",
+    "all_reduce_sum",
     "is_main_process",
     "world_size",
 ]
@@ -189,3 +190,28 @@ def all_reduce_mean(value: float | torch.Tensor) -> float:
     tensor = torch.as_tensor(value, dtype=torch.float64).detach().clone().to(device)
     dist.all_reduce(tensor)
     return tensor.item() / world_size()
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """``y = Σ_r x_r`` on every rank; backward ``∂/∂x_r = Σ_r' ∂L_r'/∂y``, the gradient of the ranks' summed loss."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, tensor: torch.Tensor) -> torch.Tensor:
+        total = tensor.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
+        total = grad.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(total)
+        return total
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """The sum of ``tensor`` over all ranks, differentiable (``tensor`` itself outside a distributed job).
+
+    The backward pass all-reduces the incoming gradients, so that after DDP's averaging each rank's parameters
+    receive the gradient of the mean of all ranks' losses, as in ``torch.nn.SyncBatchNorm``.
+    """
+    return tensor if world_size() == 1 else _AllReduceSum.apply(tensor)

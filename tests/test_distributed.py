@@ -22,6 +22,7 @@ import torch
 import torch.multiprocessing as mp
 import torchrun_fit
 from nflows.flows import Flow
+from nflows.transforms import CompositeTransform
 
 import canonflow.training
 from canonflow import canonical_flow
@@ -50,9 +51,11 @@ def _data() -> torch.Tensor:
 
 
 def _fit(distributed: DistributedContext | None, directory: Path | None = None, fail_at: int | None = None) -> Outcome:
-    """``train`` on a flow with a ZeroCenter; rank 1 raises at call ``fail_at`` of the loss."""
+    """``train`` on a flow with two ZeroCenters, on the data and after a trained block (so that gradients flow
+    back through the all-reduced batch mean); rank 1 raises at call ``fail_at`` of the loss."""
     torch.manual_seed(0)
-    flow = Flow(canonical_flow(1, blocks=2, hidden=8), PhaseSpaceNormal(1)).double()
+    transform = CompositeTransform([canonical_flow(1, blocks=1, hidden=8), canonical_flow(1, blocks=1, hidden=8)])
+    flow = Flow(transform, PhaseSpaceNormal(1)).double()
     initial, sizes = _state(flow), set()
     _record_training_batches(flow._transform, sizes)
     data = _data()
