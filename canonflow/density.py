@@ -42,6 +42,7 @@ from nflows.transforms import CompositeTransform, Transform
 
 from canonflow.builders import canonical_flow
 from canonflow.checkpoint import register_model
+from canonflow.distributed import DistributedContext, check_global_batch, shard
 from canonflow.distributions import OscillatorBase, PhaseSpaceNormal
 from canonflow.training import TrainConfig, TrainResult, train
 from canonflow.transforms import LinearSymplectic, MatrixExpSymplectic
@@ -271,6 +272,7 @@ def fit_density(
     validation_fraction: float = 0.1,
     batch_size: int = 256,
     config: TrainConfig | None = None,
+    distributed: DistributedContext | None = None,
 ) -> DensityFit:
     """Fit ``flow`` to ``data`` by maximum likelihood with :func:`canonflow.training.train`.
 
@@ -279,6 +281,12 @@ def fit_density(
     Validation uses ``validation_data`` or else a random ``validation_fraction`` of ``data`` (``0``: none);
     its mean NLL (with momenta drawn from a fixed seed, so validations are comparable) drives early stopping
     and the best weights are kept. ``config`` defaults to ``TrainConfig()``. Data is cast to the flow's dtype.
+
+    With a ``distributed`` context (``canonflow.distributed``) every rank holds all of ``data``, draws the same
+    global minibatch of ``min(batch_size, len(data))`` points (and, for configurations, their momenta) from the
+    shared training generator and keeps its contiguous shard; DDP averages the shard-mean gradients, so N ranks
+    follow the trajectory of one process with the same global batch (which must be divisible by N). Validation
+    is computed on every rank from the same data and seed, hence identical.
     """
     who = "fit_density"
     n = _base(flow, who).n
@@ -299,20 +307,27 @@ def fit_density(
             raise ValueError(f"{who}: {len(data)} samples are too few to split off a validation fraction")
         validation_data, data = data[order[:cut].to(data.device)], data[order[cut:].to(data.device)]
     augmented = data.shape[1] == n
+    batch = min(batch_size, len(data))
+    check_global_batch(batch, distributed, who)
 
     def loss_fn(generator: torch.Generator) -> torch.Tensor:
-        index = torch.randint(0, len(data), (min(batch_size, len(data)),), generator=generator)
+        index = torch.randint(0, len(data), (batch,), generator=generator)
         x = data[index.to(data.device)]
+        if augmented:
+            x = augment_momenta(x, generator)
+        if distributed is not None:
+            x = shard(x)
         if not augmented:
             return -flow.log_prob(x).mean()
-        x = augment_momenta(x, generator)
         return (-flow.log_prob(x) - gaussian_nll(x[:, n:])).mean()
 
     def validate() -> float:
         generator = torch.Generator().manual_seed(config.seed + 2)
         return float(nll(flow, validation_data, generator=generator).mean())
 
-    result = train(flow, loss_fn, config, validate=validate if validation_data is not None else None)
+    result = train(
+        flow, loss_fn, config, validate=validate if validation_data is not None else None, distributed=distributed
+    )
     value = result.best_validation if validation_data is not None else math.nan
     return DensityFit(result, value, augmented, len(data), 0 if validation_data is None else len(validation_data))
 
@@ -332,6 +347,11 @@ def sample_with_log_prob(
     check_positive_int(num, "num", who)
     reference = _reference(flow)
     noise = torch.randn(num, 2 * base.n, generator=generator, dtype=reference.dtype).to(reference.device)
+    return _push_noise(flow, base, noise)
+
+
+def _push_noise(flow: Flow, base: Distribution, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Standard normal ``noise (B, 2n)`` -> model samples ``x = T⁻¹(from_noise(noise))`` and ``log q_θ(x)``."""
     z = base.from_noise(noise)
     log_base = base.log_prob(z)
     x, logabsdet = flow._transform.inverse(z)
@@ -345,6 +365,7 @@ def fit_variational(
     *,
     batch_size: int = 256,
     config: TrainConfig | None = None,
+    distributed: DistributedContext | None = None,
 ) -> TrainResult:
     """Fit ``flow`` to ``e^{−βH}/Z`` by minimizing the reverse KL with :func:`canonflow.training.train`.
 
@@ -353,20 +374,32 @@ def fit_variational(
     ``F_var − F = KL(q_θ ‖ e^{−βH}/Z)/β``, the losses are free energies in nats. ``energy`` maps
     ``(B, 2n) -> (B,)`` (e.g. a :class:`~canonflow.systems.HamiltonianSystem`). The base must support
     ``from_noise`` (:class:`OscillatorBase`, :class:`PhaseSpaceNormal`).
+
+    With a ``distributed`` context (``canonflow.distributed``) ``batch_size`` is the global batch ``G``: every
+    rank draws the same ``G × 2n`` standard normal noise from the shared training generator and pushes only its
+    contiguous shard of ``G/N`` rows through the flow, so N ranks compute exactly the samples (and, after DDP's
+    gradient averaging, the gradient) of one process with batch ``G``. ``G`` must be divisible by N.
     """
     who = "fit_variational"
-    _base(flow, who)
+    base = _base(flow, who)
     beta = _check_beta(beta, who)
     check_positive_int(batch_size, "batch_size", who)
+    check_global_batch(batch_size, distributed, who)
     if not callable(energy):
         raise TypeError(f"{who}: energy must be callable (B, 2n) -> (B,), got {type(energy).__name__}")
+    if not hasattr(base, "from_noise"):
+        raise TypeError(f"{who}: the base distribution {type(base).__name__} has no reparametrized from_noise")
     config = TrainConfig(description=who) if config is None else config
+    reference = _reference(flow)
 
     def loss_fn(generator: torch.Generator) -> torch.Tensor:
-        x, log_q = sample_with_log_prob(flow, batch_size, generator)
-        return (log_q + beta * _check_energy(energy(x), batch_size, who)).mean() / beta
+        noise = torch.randn(batch_size, 2 * base.n, generator=generator, dtype=reference.dtype)
+        if distributed is not None:
+            noise = shard(noise)
+        x, log_q = _push_noise(flow, base, noise.to(reference.device))
+        return (log_q + beta * _check_energy(energy(x), len(x), who)).mean() / beta
 
-    return train(flow, loss_fn, config)
+    return train(flow, loss_fn, config, distributed=distributed)
 
 
 # ---------------------------------------------------------------------------------------------- estimators

@@ -42,7 +42,8 @@ class TrainConfig:
     ``schedule == "cosine"``); validation every ``eval_every`` steps when a ``validate`` callable is given, and
     early stopping after ``patience`` validations without improvement (``None``: never); a checkpoint every
     ``checkpoint_every`` steps and at the end when ``checkpoint`` is a path; ``resume`` continues from it.
-    ``time_limit`` (seconds) stops training early. ``progress`` shows a tqdm bar when stderr is a terminal.
+    ``time_limit`` (seconds) stops training early (in a distributed job when the ranks' mean elapsed time exceeds
+    it, so that all ranks stop at the same step). ``progress`` shows a tqdm bar when stderr is a terminal.
     """
 
     steps: int = 1000
@@ -121,7 +122,8 @@ def train(
     With a ``distributed`` context (see ``canonflow.distributed``) the loss runs inside
     ``DistributedDataParallel``, which averages gradients over ranks; ``loss_fn`` should keep its rank's share
     of the global minibatch with ``canonflow.distributed.shard``. Losses and validation values are averaged
-    over ranks, and only rank 0 writes checkpoints and shows progress.
+    over ranks, and only rank 0 writes checkpoints and shows progress. Every decision to stop (divergence, early
+    stopping, time limit) is taken on all-reduced numbers, so all ranks stop at the same step.
     """
     params = list(model.parameters()) if parameters is None else parameters
     main = distributed is None or distributed.is_main
@@ -210,7 +212,7 @@ def train(
             bar.set_postfix(loss=f"{mean_loss:.4g}")
             done = step + 1
             stop = validate is not None and done % config.eval_every == 0 and run_validation(done)
-            if config.time_limit is not None and result.seconds > config.time_limit:
+            if config.time_limit is not None and all_reduce_mean(result.seconds) > config.time_limit:
                 log.info("%s: time limit of %.0f s reached at step %d", config.description, config.time_limit, done)
                 stop = True
             if stop:

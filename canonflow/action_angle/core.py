@@ -46,6 +46,7 @@ from torch import nn
 
 from canonflow.builders import canonical_flow
 from canonflow.checkpoint import CheckpointError, load, register_model, save_model
+from canonflow.distributed import DistributedContext, check_global_batch, shard
 from canonflow.phase_space import join, split
 from canonflow.training import TrainConfig, TrainResult, train
 from canonflow.transforms import LinearSymplectic
@@ -269,6 +270,7 @@ class ActionAngleFlow(nn.Module):
         normalization: str = "spread",
         angle_weight: float = 0.0,
         config: TrainConfig | None = None,
+        distributed: DistributedContext | None = None,
         **train_options: Any,
     ) -> TrainResult:
         """Learn the map from trajectories ``(num_traj, T, 2n)`` with :func:`trajectory_loss` ``+ angle_weight ·``
@@ -283,6 +285,13 @@ class ActionAngleFlow(nn.Module):
         from keyword arguments of :class:`canonflow.training.TrainConfig` (``steps``, ``lr``, ``patience``,
         ``checkpoint``, ``resume``, ``time_limit``, ...). Trajectories are cast to the model's dtype. Returns the
         ``TrainResult``.
+
+        With a ``distributed`` context (``canonflow.distributed``) every rank draws the same global batch of
+        ``min(batch_size, #training trajectories)`` trajectories and time window and keeps its contiguous shard
+        of trajectories (the global batch must be divisible by the world size); the ``"spread"`` and ``"mean"``
+        losses and :func:`angle_loss` are means over trajectories, so DDP's averaged gradients equal one
+        process's. ``"across"`` compares trajectories across the batch, so each rank evaluates the whole global
+        batch (same result, no speed-up). Validation is identical on all ranks.
         """
         who = "ActionAngleFlow.fit"
         _check_trajectories(trajectories, self.n, who)
@@ -305,6 +314,9 @@ class ActionAngleFlow(nn.Module):
             raise ValueError(f"{who}: need at least 2 training trajectories per batch, got {len(train_set)}")
         length = data.shape[1]
         window = length if times_per_batch is None else min(times_per_batch, length)
+        sharded = distributed is not None and normalization != "across"
+        if sharded:
+            check_global_batch(batch, distributed, who)
 
         def loss(chosen: torch.Tensor, dt: torch.Tensor | None) -> torch.Tensor:
             value = trajectory_loss(self, chosen, normalization)
@@ -316,13 +328,15 @@ class ActionAngleFlow(nn.Module):
             chosen = train_set[torch.randperm(len(train_set), generator=generator)[:batch]]
             start = int(torch.randint(0, length - window + 1, (1,), generator=generator))
             dt = None if steps is None else steps[start : start + window - 1]
+            if sharded:
+                chosen = shard(chosen)
             return loss(chosen[:, start : start + window], dt)
 
         def validate() -> float:
             return float(loss(valid_set, steps))
 
         config = _config(config, train_options, "action-angle (trajectories)")
-        return _train_and_log(self, loss_fn, config, validate)
+        return _train_and_log(self, loss_fn, config, validate, distributed)
 
     def fit_hamiltonian(
         self,
@@ -333,13 +347,16 @@ class ActionAngleFlow(nn.Module):
         num_angles: int = 32,
         validation_fraction: float = 0.1,
         config: TrainConfig | None = None,
+        distributed: DistributedContext | None = None,
         **train_options: Any,
     ) -> TrainResult:
         """Learn the map from ``H`` alone with :func:`hamiltonian_loss` (no trajectories needed).
 
         ``states (N, 2n)`` are phase-space points of the region of interest; at every step the current model's
         actions of ``batch_size`` of them fix the tori on which ``num_angles`` angle vectors are sampled.
-        Other arguments as in :meth:`fit`.
+        Other arguments as in :meth:`fit`. With a ``distributed`` context the model is trained under DDP with
+        rank-0 outputs, but every rank evaluates the whole global batch: the loss divides by the spread of the
+        energies across all tori of the batch, so shards would not add up to it (same result, no speed-up).
         """
         who = "ActionAngleFlow.fit_hamiltonian"
         if not callable(hamiltonian):
@@ -370,7 +387,7 @@ class ActionAngleFlow(nn.Module):
             return float(hamiltonian_loss(self, hamiltonian, actions_of(valid_set), valid_angles.to(self.dtype)))
 
         config = _config(config, train_options, "action-angle (Hamiltonian)")
-        return _train_and_log(self, loss_fn, config, validate)
+        return _train_and_log(self, loss_fn, config, validate, distributed)
 
 
 def _default_flow(
@@ -402,10 +419,14 @@ def _config(config: TrainConfig | None, options: dict[str, Any], description: st
 
 
 def _train_and_log(
-    model: ActionAngleFlow, loss_fn: Callable[[torch.Generator], torch.Tensor], config: TrainConfig, validate
+    model: ActionAngleFlow,
+    loss_fn: Callable[[torch.Generator], torch.Tensor],
+    config: TrainConfig,
+    validate,
+    distributed: DistributedContext | None,
 ) -> TrainResult:
     began = time.perf_counter()
-    result = train(model, loss_fn, config, validate=validate)
+    result = train(model, loss_fn, config, validate=validate, distributed=distributed)
     log.info(
         "%s: %d steps in %.1f s, best validation loss %.3g at step %d",
         config.description,

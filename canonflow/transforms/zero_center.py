@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 from torch import nn
-from torch.distributed.nn.functional import all_reduce
 
-from canonflow.distributed import world_size
+from canonflow.distributed import all_reduce_sum, world_size
 from canonflow.transforms.base import SymplecticTransform
 
 __all__ = ["ZeroCenter"]
@@ -51,9 +49,8 @@ class ZeroCenter(SymplecticTransform):
     def _batch_mean(x: torch.Tensor) -> torch.Tensor:
         if world_size() == 1:
             return x.mean(0)
-        count = torch.tensor([float(x.shape[0])], dtype=x.dtype, device=x.device)
-        dist.all_reduce(count)
-        return all_reduce(x.sum(0)) / count
+        count = all_reduce_sum(torch.tensor([float(x.shape[0])], dtype=x.dtype, device=x.device))
+        return all_reduce_sum(x.sum(0)) / count
 
     def _inverse(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.running_mean - self.shift
