@@ -23,7 +23,8 @@ import canonflow
 from canonflow import training
 from canonflow.checkpoint import atomic_save, read_checkpoint
 from canonflow.cli import COMMANDS, main
-from canonflow.cli.run import METRICS_SCHEMA_VERSION
+from canonflow.cli.run import METRICS_SCHEMA_VERSION, execute
+from canonflow.distributed import DistributedContext
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_KEYS = {
@@ -39,6 +40,7 @@ SCHEMA_KEYS = {
     "dtype",
     "config",
     "resumed",
+    "world_size",
     "started_at",
     "wall_seconds",
     "results",
@@ -274,3 +276,35 @@ def test_truncated_foreign_and_wrong_architecture_checkpoints_give_clear_errors(
         assert main(["evaluate", str(tmp_path / name), "--quiet"]) != 0, name
         error = capsys.readouterr().err
         assert message in error and "Traceback" not in error and len(error.strip().splitlines()) == 1, error
+
+
+def test_nproc_2_matches_one_process_and_only_rank_0_writes(tmp_path: Path) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert _run("demo", "--quick", "--quiet", "--out", str(one)).returncode == 0
+    launched = _run("demo", "--quick", "--quiet", "--nproc", "2", "--out", str(two))
+    assert launched.returncode == 0, launched.stderr
+    assert launched.stdout.count("banana density: trained 150 steps") == 1  # the report comes from rank 0 only
+    assert json.loads((two / "metrics.json").read_text())["world_size"] == 2
+    written = sorted(p.name for p in two.iterdir())
+    assert written == ["config.toml", "figures", "metrics.json", "model.pt", "training.pt"]
+    single, parallel = _state(one / "model.pt"), _state(two / "model.pt")
+    for key, value in single.items():
+        torch.testing.assert_close(parallel[key], value, rtol=0, atol=1e-6)
+
+
+def test_nproc_must_be_positive_and_is_offered_only_where_supported(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["demo", "--nproc", "0"])
+    assert stop.value.code == 2
+    assert "--nproc must be a positive number of processes" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["sample", "--nproc", "2"])
+    assert "unrecognized arguments: --nproc" in capsys.readouterr().err
+
+
+def test_a_command_without_data_parallel_support_refuses_a_distributed_context(
+    capsys: pytest.CaptureFixture,
+) -> None:
+    context = DistributedContext(rank=0, world_size=2, local_rank=0, device=torch.device("cpu"), backend="gloo")
+    assert execute(COMMANDS["sample"], {"quick": True}, distributed=context) == 2
+    assert "sample does not support data-parallel runs" in capsys.readouterr().err

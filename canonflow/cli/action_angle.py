@@ -29,9 +29,12 @@ from canonflow.cli.run import (
     complete,
     figures_dir,
     pyplot,
+    run_device,
     training_options,
+    writes_outputs,
 )
 from canonflow.data import TrajectoryData, trajectories
+from canonflow.distributed import DistributedContext
 from canonflow.systems import (
     CalogeroMoser,
     CentreOfMassFrame,
@@ -181,7 +184,14 @@ def _test_data(bench: Benchmark, system: HamiltonianSystem, seed: int, num: int)
     return trajectories(system, num, (bench.t_end, bench.num_times), initial=initial)
 
 
-def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = True, resume: bool = False) -> dict:
+def run(
+    config: dict[str, Any],
+    out: Path | None = None,
+    *,
+    progress: bool = True,
+    resume: bool = False,
+    distributed: DistributedContext | None = None,
+) -> dict:
     """Train and evaluate the benchmark ``config["system"]``; write model and figures to ``out``; return the
     results of the module docstring.
 
@@ -200,10 +210,10 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
     train_data = trajectories(system, num_train, (bench.t_end, bench.num_times), initial=initial)
     test_data = _test_data(bench, system, seed, bench.num_test)
     data_seconds = time.perf_counter() - began
-    device = torch.device(config["device"])
+    device = run_device(config, distributed)
     torch.manual_seed(seed)
     model = ActionAngleFlow(system.n, dtype=config["dtype"], **bench.model).to(device)
-    result = model.fit(train_data.states.to(device), train_data.times.to(device), **settings)
+    result = model.fit(train_data.states.to(device), train_data.times.to(device), distributed=distributed, **settings)
     model = model.cpu()
     exact = bench.exact(system, test_data.states[:, 0])
     metrics = evaluate(model, test_data.states, test_data.times, system, exact, seed=seed)
@@ -224,7 +234,7 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
             "anchor": bench.anchor,
         }
     )
-    if out is not None:
+    if writes_outputs(out, distributed):
         model.save(out / "model.pt", extra={"command": "action-angle", "system": name, "config": config})
         matched = metrics.get("frequency_matched")
         plot_benchmark(
@@ -346,5 +356,6 @@ COMMAND = Command(
     options=OPTIONS,
     run=run,
     report=report,
+    distributed=True,
     evaluate_checkpoint=evaluate_checkpoint,
 )

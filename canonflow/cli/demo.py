@@ -23,10 +23,13 @@ from canonflow.cli.run import (
     complete,
     figures_dir,
     pyplot,
+    run_device,
     torch_dtype,
     training_options,
+    writes_outputs,
 )
 from canonflow.density import PhaseSpaceFlow
+from canonflow.distributed import DistributedContext, check_global_batch, shard
 from canonflow.testing import symplectic_defect
 from canonflow.training import TrainConfig, train
 
@@ -67,11 +70,18 @@ def _checks(flow: PhaseSpaceFlow, test: torch.Tensor) -> dict[str, float]:
     }
 
 
-def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = True, resume: bool = False) -> dict:
+def run(
+    config: dict[str, Any],
+    out: Path | None = None,
+    *,
+    progress: bool = True,
+    resume: bool = False,
+    distributed: DistributedContext | None = None,
+) -> dict:
     """Train the banana demo per ``config`` (see ``OPTIONS``); write the model and figure to ``out``; return
     the results of the module docstring."""
     config = complete(OPTIONS, config)
-    dtype, device = torch_dtype(config), torch.device(config["device"])
+    dtype, device = torch_dtype(config), run_device(config, distributed)
     data, test = _data(config["seed"], dtype)
     data = data.to(device)
     torch.manual_seed(config["seed"])
@@ -79,14 +89,15 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
         1, blocks=2, hidden=config["hidden"], linear="none", zero_center=True, activation="softplus", base="normal"
     ).to(dtype=dtype, device=device)
     batch = config["batch_size"]
+    check_global_batch(batch, distributed, "demo")
 
     def loss_fn(generator: torch.Generator) -> torch.Tensor:
         index = torch.randint(0, len(data), (batch,), generator=generator)
-        return -flow.log_prob(data[index.to(device)]).mean()
+        return -flow.log_prob(shard(data[index.to(device)])).mean()
 
     preset = {"steps": 150 if config["quick"] else 1500, "lr": config["lr"]}
     options = training_options(config, out, preset, description="demo", progress=progress, resume=resume)
-    result = train(flow, loss_fn, TrainConfig(**options))
+    result = train(flow, loss_fn, TrainConfig(**options), distributed=distributed)
     flow = flow.cpu()
     results = {
         "steps": result.steps,
@@ -94,7 +105,7 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
         "parameters": sum(p.numel() for p in flow.parameters()),
         **_checks(flow, test),
     }
-    if out is not None:
+    if writes_outputs(out, distributed):
         save_model(out / "model.pt", flow, extra={"command": "demo", "config": config})
         _plot(flow, test, figures_dir(out) / "samples.png")
     return results
@@ -137,5 +148,6 @@ COMMAND = Command(
     options=OPTIONS,
     run=run,
     report=report,
+    distributed=True,
     evaluate_checkpoint=evaluate_checkpoint,
 )

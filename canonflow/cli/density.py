@@ -35,10 +35,13 @@ from canonflow.cli.run import (
     figures_dir,
     loss_curve,
     pyplot,
+    run_device,
     torch_dtype,
     training_options,
+    writes_outputs,
 )
 from canonflow.density import DensityFit, PhaseSpaceFlow, fit_density, nll
+from canonflow.distributed import DistributedContext
 from canonflow.systems import Ring2D
 from canonflow.training import TrainConfig
 
@@ -188,7 +191,14 @@ def steps(config: dict[str, Any]) -> int:
     return config["steps"] or (settings["quick_steps"] if config["quick"] else settings["steps"])
 
 
-def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = True, resume: bool = False) -> dict:
+def run(
+    config: dict[str, Any],
+    out: Path | None = None,
+    *,
+    progress: bool = True,
+    resume: bool = False,
+    distributed: DistributedContext | None = None,
+) -> dict:
     """Fit the canonical flow to ``config["dataset"]``; write model and figures to ``out``; return the results
     of the module docstring."""
     config = complete(OPTIONS, config)
@@ -197,7 +207,7 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
     momenta = config["momenta"] or (8 if config["quick"] else 64)
     data = load_dataset(name, seed, config["quick"])
     dim = data.train.shape[1]
-    dtype, device = torch_dtype(config), torch.device(config["device"])
+    dtype, device = torch_dtype(config), run_device(config, distributed)
     torch.manual_seed(seed)
     model = PhaseSpaceFlow(dim, **settings["model"]).to(dtype=dtype, device=device)
     preset = {
@@ -216,6 +226,7 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
             validation_data=data.validation.to(dtype=dtype, device=device),
             batch_size=settings["batch"],
             config=TrainConfig(**options),
+            distributed=distributed,
         )
     model = model.cpu()
     results = {
@@ -228,7 +239,7 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
         "exact_test_nll": data.exact_test_nll,
         "models": {"canonflow": {**fit_entry(model, fit), **test_entry(model, data, name, momenta, seed)}},
     }
-    if out is not None:
+    if writes_outputs(out, distributed):
         save_model(out / "model.pt", model, extra={"command": "density", "dataset": name, "config": config})
         figures = figures_dir(out)
         plot_training_curves(results, figures / "training_curves.png")
@@ -311,5 +322,6 @@ COMMAND = Command(
     options=OPTIONS,
     run=run,
     report=report,
+    distributed=True,
     evaluate_checkpoint=evaluate_checkpoint,
 )

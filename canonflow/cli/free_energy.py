@@ -33,10 +33,13 @@ from canonflow.cli.run import (
     figures_dir,
     loss_curve,
     pyplot,
+    run_device,
     torch_dtype,
     training_options,
+    writes_outputs,
 )
 from canonflow.density import PhaseSpaceFlow, fit_variational, free_energy, latent_frequencies
+from canonflow.distributed import DistributedContext
 from canonflow.systems import HamiltonianSystem, get_system
 from canonflow.training import TrainConfig, TrainResult
 
@@ -112,7 +115,14 @@ def steps(config: dict[str, Any]) -> int:
     return config["steps"] or (settings["quick_steps"] if config["quick"] else settings["steps"])
 
 
-def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = True, resume: bool = False) -> dict:
+def run(
+    config: dict[str, Any],
+    out: Path | None = None,
+    *,
+    progress: bool = True,
+    resume: bool = False,
+    distributed: DistributedContext | None = None,
+) -> dict:
     """Train and evaluate the canonical flow on ``config["system"]``; write model and figures to ``out``;
     return the results of the module docstring."""
     config = complete(OPTIONS, config)
@@ -123,7 +133,7 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
     exact = exact_free_energy(system, name, beta)
     torch.manual_seed(seed)
     model = PhaseSpaceFlow(system.n, beta=beta, **settings["model"])
-    model = model.to(dtype=torch_dtype(config), device=torch.device(config["device"]))
+    model = model.to(dtype=torch_dtype(config), device=run_device(config, distributed))
     preset = {
         "steps": steps(config),
         "lr": settings["lr"],
@@ -131,7 +141,14 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
     }
     options = training_options(config, out, preset, description=f"{name}/canonflow", progress=progress, resume=resume)
     with canonflow.validation(False):
-        result = fit_variational(model, system, beta, batch_size=settings["batch"], config=TrainConfig(**options))
+        result = fit_variational(
+            model,
+            system,
+            beta,
+            batch_size=settings["batch"],
+            config=TrainConfig(**options),
+            distributed=distributed,
+        )
         model = model.cpu()
         entry = estimate(model, system, beta, samples, seed, exact, result)
     entry["frequencies"] = latent_frequencies(model).tolist()
@@ -150,7 +167,7 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
         "samples": samples,
         "models": {"canonflow": entry},
     }
-    if out is not None:
+    if writes_outputs(out, distributed):
         save_model(
             out / "model.pt", model, extra={"command": "free-energy", "system": name, "beta": beta, "config": config}
         )
@@ -254,5 +271,6 @@ COMMAND = Command(
     options=OPTIONS,
     run=run,
     report=report,
+    distributed=True,
     evaluate_checkpoint=evaluate_checkpoint,
 )

@@ -11,9 +11,16 @@ report, and turns the expected failures into one line on stderr and an exit code
   run directory that cannot be written;
 * ``130``: interrupted by Ctrl-C (the training state is saved first, so ``--resume`` continues).
 
+Data-parallel runs: a command with ``distributed=True`` takes ``--nproc N`` (``canonflow.cli.main`` then
+relaunches itself under torchrun) and, when started by torchrun, receives its rank's
+``canonflow.distributed.DistributedContext`` as ``run(..., distributed=context)``. Only rank 0 writes
+``config.toml``, ``metrics.json``, models and figures (:func:`writes_outputs`), logs at INFO and prints the
+report; every rank reads the same ``training.pt`` when resuming.
+
 ``metrics.json`` (:data:`METRICS_SCHEMA_VERSION`) is a JSON object with the keys ``schema_version``,
 ``command``, ``argv`` (the command line), ``canonflow_version``, ``torch_version``, ``python_version``,
-``platform``, ``seed``, ``device``, ``dtype``, ``config`` (the resolved config), ``resumed``, ``started_at``
+``platform``, ``seed``, ``device``, ``dtype``, ``config`` (the resolved config), ``resumed``, ``world_size``
+(processes of a data-parallel run), ``started_at``
 (ISO 8601, UTC), ``wall_seconds`` and ``results`` (the subcommand's results, documented in its module).
 Non-finite numbers are written as ``null``.
 """
@@ -25,6 +32,7 @@ import datetime
 import json
 import logging
 import math
+import os
 import platform
 import sys
 import time
@@ -40,6 +48,7 @@ import torch
 
 import canonflow
 from canonflow.checkpoint import CheckpointError
+from canonflow.distributed import DistributedContext, close_distributed, context_from_environment
 from canonflow.training import TrainingDiverged
 
 __all__ = [
@@ -58,12 +67,15 @@ __all__ = [
     "pyplot",
     "read_config_file",
     "resolve_config",
+    "run_device",
     "run_parsed",
     "script_main",
     "torch_dtype",
     "training_options",
     "write_config",
+    "write_text_atomic",
     "write_metrics",
+    "writes_outputs",
 ]
 
 METRICS_SCHEMA_VERSION = 1
@@ -109,8 +121,9 @@ class Option:
 class Command:
     """A subcommand: ``run(config, out, *, progress, resume) -> results`` and ``report(results) -> lines``.
 
-    ``resumable`` commands train (they take ``--resume``); ``evaluate_checkpoint(model, extra, config)``, when
-    given, recomputes the held-out results of a ``model.pt`` written by this command.
+    ``resumable`` commands train (they take ``--resume``); ``distributed`` ones support data-parallel runs
+    (``--nproc``, torchrun) and take ``run(..., distributed=context)``; ``evaluate_checkpoint(model, extra,
+    config)``, when given, recomputes the held-out results of a ``model.pt`` written by this command.
     """
 
     name: str
@@ -120,6 +133,7 @@ class Command:
     run: Callable[..., dict[str, Any]]
     report: Callable[[dict[str, Any]], list[str]]
     resumable: bool = True
+    distributed: bool = False
     evaluate_checkpoint: Callable[..., dict[str, Any]] | None = None
 
 
@@ -220,6 +234,11 @@ def complete(options: Sequence[Option], config: Mapping[str, Any] | None) -> dic
     return resolve_config(options, config, source="config")
 
 
+def run_device(config: Mapping[str, Any], distributed: DistributedContext | None) -> torch.device:
+    """The device to train on: this rank's device in a data-parallel run, else ``config["device"]``."""
+    return distributed.device if distributed is not None else torch.device(config["device"])
+
+
 def torch_dtype(config: Mapping[str, Any]) -> torch.dtype:
     """The torch dtype named by ``config["dtype"]``."""
     return {"float32": torch.float32, "float64": torch.float64}[config["dtype"]]
@@ -249,6 +268,12 @@ def training_options(
 
 
 # ---------------------------------------------------------------------------------------------- outputs
+def writes_outputs(out: Path | None, distributed: DistributedContext | None) -> bool:
+    """Whether this process writes the run's files: there is a run directory and this is rank 0 (or the only
+    process)."""
+    return out is not None and (distributed is None or distributed.is_main)
+
+
 def figures_dir(out: Path) -> Path:
     """``OUT/figures``, created if needed."""
     path = out / "figures"
@@ -287,11 +312,21 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it: readers never see a torn file."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(text)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 def write_config(path: Path, command: str, config: Mapping[str, Any]) -> None:
     """Write the resolved config as TOML (keys whose value is ``None``, "the preset's", are left out)."""
     table = {key: value for key, value in config.items() if value is not None}
     header = f"# resolved config of a {command} run; use it again with --config\n"
-    path.write_text(header + tomli_w.dumps(table))
+    write_text_atomic(path, header + tomli_w.dumps(table))
 
 
 def write_metrics(
@@ -304,6 +339,7 @@ def write_metrics(
     seconds: float,
     resumed: bool = False,
     argv: Sequence[str] | None = None,
+    world_size: int = 1,
 ) -> dict[str, Any]:
     """Write ``metrics.json`` in the schema of this module's docstring and return what was written."""
     metrics = {
@@ -319,12 +355,13 @@ def write_metrics(
         "dtype": config.get("dtype"),
         "config": dict(config),
         "resumed": resumed,
+        "world_size": world_size,
         "started_at": datetime.datetime.fromtimestamp(started, datetime.UTC).isoformat(timespec="seconds"),
         "wall_seconds": seconds,
         "results": results,
     }
     metrics = _plain(metrics)
-    path.write_text(json.dumps(metrics, indent=2) + "\n")
+    write_text_atomic(path, json.dumps(metrics, indent=2) + "\n")
     return metrics
 
 
@@ -359,6 +396,14 @@ def add_arguments(parser: argparse.ArgumentParser, command: Command) -> None:
         parser.add_argument(
             "--resume", action="store_true", help="continue from OUT/training.pt (with OUT/config.toml unless --config)"
         )
+    if command.distributed:
+        parser.add_argument(
+            "--nproc",
+            type=int,
+            default=1,
+            metavar="N",
+            help="data-parallel processes on this machine, launched with torchrun (default: 1)",
+        )
     parser.add_argument("--quiet", action="store_true", help="no progress bar, warnings only")
 
 
@@ -377,11 +422,16 @@ def execute(
     quiet: bool = False,
     argv: Sequence[str] | None = None,
     prog: str | None = None,
+    distributed: DistributedContext | None = None,
 ) -> int:
     """Run ``command`` as the command line does and return the exit code (see the module docstring); errors
-    are reported as ``PROG: error: ...`` (``prog`` defaults to the command's name)."""
+    are reported as ``PROG: error: ...`` (``prog`` defaults to the command's name). ``distributed``: this
+    rank's context in a data-parallel run (only rank 0 writes files and prints)."""
     name = prog or command.name
+    main = distributed is None or distributed.is_main
     try:
+        if distributed is not None and not command.distributed:
+            raise ConfigError(f"{command.name} does not support data-parallel runs; run it as a single process")
         if resume and out is None:
             raise ConfigError("--resume needs --out DIR, the run directory to continue")
         if resume and config_file is None and (out / "config.toml").is_file():
@@ -391,15 +441,16 @@ def execute(
         config = resolve_config(command.options, file_values, flags, source=str(config_file))
         if config.get("threads") is not None:
             torch.set_num_threads(config["threads"])
-        if out is not None:
+        if writes_outputs(out, distributed):
             figures_dir(out)
             write_config(out / "config.toml", command.name, config)
             if resume and not (out / "training.pt").is_file():
                 log.warning("%s: no checkpoint in %s; starting from scratch", name, out)
         started, began = time.time(), time.perf_counter()
-        results = command.run(config, out, progress=not quiet, resume=resume)
+        parallel = {"distributed": distributed} if command.distributed else {}
+        results = command.run(config, out, progress=not quiet, resume=resume, **parallel)
         seconds = time.perf_counter() - began
-        if out is not None:
+        if writes_outputs(out, distributed):
             write_metrics(
                 out / "metrics.json",
                 command.name,
@@ -409,6 +460,7 @@ def execute(
                 seconds=seconds,
                 resumed=resume,
                 argv=argv,
+                world_size=1 if distributed is None else distributed.world_size,
             )
     except KeyboardInterrupt:
         saved = out is not None and any(out.glob("*training.pt"))
@@ -421,27 +473,39 @@ def execute(
     except (ValueError, OSError) as error:
         print(f"{name}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    for line in command.report(results):
-        print(line)
-    if out is not None:
-        print(f"wrote config.toml, metrics.json, figures and models to {out}")
+    if main:
+        for line in command.report(results):
+            print(line)
+        if out is not None:
+            print(f"wrote config.toml, metrics.json, figures and models to {out}")
     return 0
 
 
 def run_parsed(command: Command, args: argparse.Namespace, command_line: Sequence[str], out: Path | None = None) -> int:
-    """Set up logging (INFO, WARNING with ``--quiet``) and :func:`execute` ``command`` with parsed ``args``
-    (``out`` replaces ``args.out`` when given); ``command_line`` is recorded in ``metrics.json``."""
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
-    return execute(
-        command,
-        flags_of(command, args),
-        config_file=args.config,
-        out=out if out is not None else args.out,
-        resume=getattr(args, "resume", False),
-        quiet=args.quiet,
-        argv=command_line,
-        prog=f"canonflow {command.name}" if command_line[0] == "canonflow" else Path(command_line[0]).name,
-    )
+    """Set up logging (INFO, WARNING with ``--quiet`` or on ranks other than 0) and :func:`execute` ``command``
+    with parsed ``args`` (``out`` replaces ``args.out`` when given); ``command_line`` is recorded in
+    ``metrics.json``. Under torchrun (``RANK`` set) the process group is started first and closed at the end."""
+    prog = f"canonflow {command.name}" if command_line[0] == "canonflow" else Path(command_line[0]).name
+    if getattr(args, "nproc", 1) > 1 and "RANK" in os.environ:
+        print(f"{prog}: error: --nproc launches torchrun; under torchrun use its --nproc_per_node", file=sys.stderr)
+        return EXIT_USAGE
+    distributed = context_from_environment()
+    quiet = args.quiet or not (distributed is None or distributed.is_main)
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
+    try:
+        return execute(
+            command,
+            flags_of(command, args),
+            config_file=args.config,
+            out=out if out is not None else args.out,
+            resume=getattr(args, "resume", False),
+            quiet=quiet,
+            argv=command_line,
+            prog=prog,
+            distributed=distributed,
+        )
+    finally:
+        close_distributed()
 
 
 def script_main(
