@@ -44,6 +44,7 @@ import torch
 from nflows.transforms import CompositeTransform, Transform
 from torch import nn
 
+from canonflow.action_angle.charts import make_chart
 from canonflow.builders import canonical_flow
 from canonflow.checkpoint import CheckpointError, load, register_model, save_model
 from canonflow.phase_space import join, split
@@ -135,6 +136,9 @@ class ActionAngleFlow(nn.Module):
             read-out that turns and scales the latent planes; ``blocks=0`` leaves the read-out alone (exact for
             harmonic oscillators). A model with a custom ``flow`` works but cannot be saved by config.
         dtype: ``"float64"`` (default; action conservation to 1e-3 and beyond needs it) or ``"float32"``.
+        chart: an optional fixed, physics-informed canonical first layer, ``{"name": ..., **options}`` (see
+            :mod:`canonflow.action_angle.charts`; e.g. ``{"name": "kepler", "k": 1.0}``), applied before the
+            learned layers. It puts the map in the right topological class where the identity is not.
         **canonical_flow_kwargs: ``blocks``, ``hidden``, ``householder``, ``full_linear``, ``zero_center``,
             ``activation`` of :func:`canonflow.canonical_flow`.
 
@@ -143,7 +147,12 @@ class ActionAngleFlow(nn.Module):
     """
 
     def __init__(
-        self, n: int, flow: Transform | None = None, dtype: str = "float64", **canonical_flow_kwargs: Any
+        self,
+        n: int,
+        flow: Transform | None = None,
+        dtype: str = "float64",
+        chart: dict[str, Any] | None = None,
+        **canonical_flow_kwargs: Any,
     ) -> None:
         super().__init__()
         who = "ActionAngleFlow"
@@ -151,12 +160,13 @@ class ActionAngleFlow(nn.Module):
         if dtype not in _DTYPES:
             raise ValueError(f"{who}: dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
         self.dtype_name = dtype
-        if flow is not None and canonical_flow_kwargs:
-            raise ValueError(f"{who}: pass either a flow or canonical_flow keyword arguments, not both")
+        if flow is not None and (canonical_flow_kwargs or chart is not None):
+            raise ValueError(f"{who}: pass either a flow or canonical_flow keyword arguments and a chart, not both")
         self.custom_flow = flow is not None
+        self.chart = None if chart is None else dict(chart)
         self.flow_kwargs = {"zero_center": False, **canonical_flow_kwargs}
         if flow is None:
-            flow = _default_flow(n, **self.flow_kwargs)
+            flow = _default_flow(n, chart=self.chart, **self.flow_kwargs)
         elif not isinstance(flow, Transform):
             raise TypeError(f"{who}: expected flow to be an nflows Transform, got {type(flow).__name__}")
         self.flow: Transform = flow.to(_DTYPES[dtype])
@@ -171,7 +181,8 @@ class ActionAngleFlow(nn.Module):
         """Constructor arguments that rebuild this model (not available with a custom ``flow``)."""
         if self.custom_flow:
             raise CheckpointError("ActionAngleFlow: a model built around a custom flow cannot be saved by config")
-        return {"n": self.n, "dtype": self.dtype_name, **self.flow_kwargs}
+        chart = {} if self.chart is None else {"chart": dict(self.chart)}
+        return {"n": self.n, "dtype": self.dtype_name, **chart, **self.flow_kwargs}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> ActionAngleFlow:
@@ -374,14 +385,24 @@ class ActionAngleFlow(nn.Module):
 
 
 def _default_flow(
-    n: int, blocks: int = 4, householder: int | None = None, full_linear: bool = False, **kwargs: Any
+    n: int,
+    chart: dict[str, Any] | None = None,
+    blocks: int = 4,
+    householder: int | None = None,
+    full_linear: bool = False,
+    **kwargs: Any,
 ) -> Transform:
-    """``canonical_flow(n, blocks, ...)`` then a ``LinearSymplectic`` read-out; only the read-out if ``blocks == 0``."""
-    readout = LinearSymplectic(n, householder=householder, full=full_linear)
-    if blocks == 0:
-        return CompositeTransform([readout])
-    body = canonical_flow(n, blocks=blocks, householder=householder, full_linear=full_linear, **kwargs)
-    return CompositeTransform([body, readout])
+    """``chart`` (if any), ``canonical_flow(n, blocks, ...)`` (if ``blocks > 0``), a ``LinearSymplectic`` read-out."""
+    layers: list[Transform] = []
+    if chart is not None:
+        layer = make_chart(chart)
+        if layer.n != n:
+            raise ValueError(f"ActionAngleFlow: chart {chart['name']!r} has n = {layer.n}, the model n = {n}")
+        layers.append(layer)
+    if blocks > 0:
+        layers.append(canonical_flow(n, blocks=blocks, householder=householder, full_linear=full_linear, **kwargs))
+    layers.append(LinearSymplectic(n, householder=householder, full=full_linear))
+    return CompositeTransform(layers)
 
 
 def _split(data: torch.Tensor, fraction: float, who: str) -> tuple[torch.Tensor, torch.Tensor]:
