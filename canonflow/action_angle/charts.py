@@ -17,10 +17,14 @@ import math
 
 import torch
 
-from canonflow.phase_space import join
-from canonflow.transforms.base import SymplecticTransform
+from torch import nn
 
-__all__ = ["KeplerChart", "make_chart", "CHARTS"]
+from canonflow.phase_space import join, split
+from canonflow.transforms import SymplecticComposite
+from canonflow.transforms.base import SymplecticTransform
+from canonflow.validation import check_positive_int
+
+__all__ = ["KeplerChart", "ActionShear", "AnchoredField", "action_shear_flow", "make_chart", "CHARTS"]
 
 
 class KeplerChart(SymplecticTransform):
@@ -90,6 +94,103 @@ class KeplerChart(SymplecticTransform):
         q = torch.stack([radius * cos_a, radius * sin_a], -1)
         p = torch.stack([p_r * cos_a - p_t * sin_a, p_r * sin_a + p_t * cos_a], -1)
         return join(q, p)
+
+
+class ActionShear(SymplecticTransform):
+    """A shear of the first ``m`` planes that depends on, and exactly conserves, the actions of the other ones.
+
+    Planes ``1..m`` hold ``(u, v)`` (positions and momenta), planes ``m+1..n`` the Cartesian pairs
+    ``(Q_j, P_j)`` with actions ``J_j = (Q_j² + P_j²)/2``. With a scalar ``F(w, J)`` (``field`` maps
+    ``(w, J) ∈ ℝ^{m + (n−m)}`` to ``∇F``, a gradient field such as :class:`AnchoredField` or ``IrrotationalMLP``), the
+    layer is the exact time-one flow of the Hamiltonian ``F``:
+
+    * ``kind="momentum"`` (``w = u``): ``v ← v − ∂F/∂u``;
+    * ``kind="position"`` (``w = v``): ``u ← u + ∂F/∂v``;
+
+    and in both cases every plane ``j > m`` turns clockwise by the angle ``∂F/∂J_j``:
+    ``Q_j + iP_j ← e^{−i ∂F/∂J_j} (Q_j + iP_j)``. ``w`` and ``J`` are constant along that flow, so the update
+    is exact and canonical, its inverse flips the signs, and the actions ``J`` are conserved to rounding.
+    After a chart that turns a continuous symmetry into rotations of the last planes (e.g. :class:`KeplerChart`
+    with ``m = 1``: plane 2 is the angular momentum ``G`` and the orbit's orientation), a stack of these
+    layers is the general symmetric canonical map: a ``J``-dependent area-preserving map of the first ``m``
+    planes with the rotation of the others that canonicity requires.
+    """
+
+    def __init__(self, n: int, m: int, field: nn.Module, kind: str) -> None:
+        super().__init__(n)
+        if not 0 < check_positive_int(m, "m", "ActionShear") < n:
+            raise ValueError(f"ActionShear: expected 0 < m < n = {n}, got m = {m}")
+        if kind not in ("momentum", "position"):
+            raise ValueError(f"ActionShear: kind must be 'momentum' or 'position', got {kind!r}")
+        self.m, self.kind, self.field = m, kind, field
+
+    def extra_repr(self) -> str:
+        return f"n={self.n}, m={self.m}, kind={self.kind!r}"
+
+    def _flow(self, x: torch.Tensor, sign: float) -> torch.Tensor:
+        q, p = split(x)
+        m = self.m
+        big_q, big_p = q[:, m:], p[:, m:]
+        free = q[:, :m] if self.kind == "momentum" else p[:, :m]
+        gradient = self.field(torch.cat([free, 0.5 * (big_q * big_q + big_p * big_p)], -1))
+        angle = sign * gradient[:, m:]
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        turned_q, turned_p = big_q * cos + big_p * sin, big_p * cos - big_q * sin
+        if self.kind == "momentum":
+            return join(torch.cat([q[:, :m], turned_q], -1), torch.cat([p[:, :m] - sign * gradient[:, :m], turned_p], -1))
+        return join(torch.cat([q[:, :m] + sign * gradient[:, :m], turned_q], -1), torch.cat([p[:, :m], turned_p], -1))
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._flow(x, 1.0)
+
+    def _inverse(self, x: torch.Tensor) -> torch.Tensor:
+        return self._flow(x, -1.0)
+
+
+class AnchoredField(nn.Module):
+    """The gradient ``(∂F̃/∂w, ∂F̃/∂J)`` of ``F̃(w, J) = F(w, J) − w·∂_w F(0, J)``, ``(B, m + s) -> (B, m + s)``.
+
+    ``F`` is the potential of an ``IrrotationalMLP``-shaped network, ``∇F(x) = W₁ᵀ tanh(w₂ ⊙ tanh(W₁x + b₁) + b₂)``
+    with Hessian ``W₁ᵀ diag(tanh'(h₂) ⊙ w₂ ⊙ tanh'(h₁)) W₁`` in closed form, so
+    ``∂F̃/∂w = ∂_w F(w, J) − ∂_w F(0, J)`` and ``∂F̃/∂J = ∂_J F(w, J) − ∂²_{Jw} F(0, J) w`` cost two passes of the
+    network and no autograd. ``∂F̃/∂w`` vanishes at ``w = 0`` for every ``J``: an :class:`ActionShear` with
+    this field fixes the origin of planes ``1..m`` (for ``m = 1``: it is a homeomorphism of the punctured
+    plane at every ``J``, so the winding number of every latent curve around the origin is conserved, and
+    training can neither unwind a loop nor squeeze it into an arc). Starts at ``F̃ = 0`` (``w₂ = 0``).
+    """
+
+    def __init__(self, m: int, s: int, hidden: int = 64) -> None:
+        super().__init__()
+        self.m, self.s = check_positive_int(m, "m", "AnchoredField"), check_positive_int(s, "s", "AnchoredField")
+        check_positive_int(hidden, "hidden", "AnchoredField")
+        self.w1 = nn.Parameter(torch.randn(hidden, m + s) / (m + s) ** 0.5)
+        self.b1 = nn.Parameter(torch.zeros(hidden))
+        self.w2 = nn.Parameter(torch.zeros(hidden))
+        self.b2 = nn.Parameter(torch.zeros(hidden))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.m
+        free = x[:, :m]
+        anchor = torch.cat([torch.zeros_like(free), x[:, m:]], -1)
+        inner = torch.tanh(torch.cat([x, anchor]) @ self.w1.T + self.b1)
+        outer = torch.tanh(self.w2 * inner + self.b2)
+        gradient, at_anchor = (outer @ self.w1).chunk(2)
+        curvature = (1 - outer[len(x) :] ** 2) * self.w2 * (1 - inner[len(x) :] ** 2)  # (B, hidden) at w = 0
+        mixed = torch.einsum("bh,hm,bm->bh", curvature, self.w1[:, :m], free) @ self.w1[:, m:]  # ∂²F/∂J∂w · w
+        return torch.cat([gradient[:, :m] - at_anchor[:, :m], gradient[:, m:] - mixed], -1)
+
+
+def action_shear_flow(n: int, m: int, blocks: int, hidden: int = 64) -> SymplecticComposite:
+    """``blocks`` pairs of :class:`ActionShear` (momentum, then position), each with an :class:`AnchoredField`.
+
+    Every layer starts as the identity, conserves the actions of planes ``m+1..n`` and fixes the origin of
+    planes ``1..m`` at every value of those actions.
+    """
+    check_positive_int(blocks, "blocks", "action_shear_flow")
+    layers = [
+        ActionShear(n, m, AnchoredField(m, n - m, hidden), kind) for _ in range(blocks) for kind in ("momentum", "position")
+    ]
+    return SymplecticComposite(layers)
 
 
 CHARTS = {"kepler": KeplerChart}

@@ -44,7 +44,7 @@ import torch
 from nflows.transforms import CompositeTransform, Transform
 from torch import nn
 
-from canonflow.action_angle.charts import make_chart
+from canonflow.action_angle.charts import action_shear_flow, make_chart
 from canonflow.builders import canonical_flow
 from canonflow.checkpoint import CheckpointError, load, register_model, save_model
 from canonflow.phase_space import join, split
@@ -139,7 +139,10 @@ class ActionAngleFlow(nn.Module):
         chart: an optional fixed, physics-informed canonical first layer, ``{"name": ..., **options}`` (see
             :mod:`canonflow.action_angle.charts`; e.g. ``{"name": "kepler", "k": 1.0}``), applied before the
             learned layers. It puts the map in the right topological class where the identity is not.
-        **canonical_flow_kwargs: ``blocks``, ``hidden``, ``householder``, ``full_linear``, ``zero_center``,
+        **canonical_flow_kwargs: ``symmetry_planes`` (``s > 0``: the learned layers are
+            :func:`~canonflow.action_angle.charts.action_shear_flow` blocks that conserve the actions of the last
+            ``s`` planes exactly, for charts that turn a symmetry into rotations of those planes),
+            ``blocks``, ``hidden``, ``householder``, ``full_linear``, ``zero_center``,
             ``activation`` of :func:`canonflow.canonical_flow`.
 
     ``I_k = (q̂_k² + p̂_k²)/2`` and ``φ_k = atan2(p̂_k, q̂_k) ∈ [0, 2π)``; see the module docstring for the sign
@@ -387,19 +390,35 @@ class ActionAngleFlow(nn.Module):
 def _default_flow(
     n: int,
     chart: dict[str, Any] | None = None,
+    symmetry_planes: int = 0,
     blocks: int = 4,
     householder: int | None = None,
     full_linear: bool = False,
     **kwargs: Any,
 ) -> Transform:
-    """``chart`` (if any), ``canonical_flow(n, blocks, ...)`` (if ``blocks > 0``), a ``LinearSymplectic`` read-out."""
+    """``chart`` (if any), the learned body (if ``blocks > 0``), a ``LinearSymplectic`` read-out.
+
+    The body is ``canonical_flow(n, blocks, ...)``, or with ``symmetry_planes = s > 0``
+    ``action_shear_flow(n, n − s, blocks, hidden)`` (tanh), which conserves the actions of the last ``s``
+    planes exactly (the read-out must then act plane by plane: ``householder=0``, ``full_linear=False``).
+    """
+    who = "ActionAngleFlow"
     layers: list[Transform] = []
     if chart is not None:
         layer = make_chart(chart)
         if layer.n != n:
-            raise ValueError(f"ActionAngleFlow: chart {chart['name']!r} has n = {layer.n}, the model n = {n}")
+            raise ValueError(f"{who}: chart {chart['name']!r} has n = {layer.n}, the model n = {n}")
         layers.append(layer)
-    if blocks > 0:
+    if symmetry_planes:
+        if not 0 < check_positive_int(symmetry_planes, "symmetry_planes", who) < n:
+            raise ValueError(f"{who}: expected 0 < symmetry_planes < n = {n}, got {symmetry_planes}")
+        if householder != 0 or full_linear or kwargs.get("zero_center"):
+            raise ValueError(f"{who}: symmetry_planes needs householder=0, full_linear=False and zero_center=False")
+        if blocks > 0:
+            if kwargs.get("activation", "tanh") != "tanh":
+                raise ValueError(f"{who}: symmetry_planes supports activation='tanh' only")
+            layers.append(action_shear_flow(n, n - symmetry_planes, blocks, kwargs.get("hidden", 64)))
+    elif blocks > 0:
         layers.append(canonical_flow(n, blocks=blocks, householder=householder, full_linear=full_linear, **kwargs))
     layers.append(LinearSymplectic(n, householder=householder, full=full_linear))
     return CompositeTransform(layers)
