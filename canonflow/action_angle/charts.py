@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 
 import torch
-
 from torch import nn
 
 from canonflow.phase_space import join, split
@@ -50,7 +49,8 @@ class KeplerChart(SymplecticTransform):
     plane 1 is a loop around the origin enclosing area ``2π J_r`` (the radial action), plane 2 a circle of
     radius ``√(2G)`` whose angle is the mean longitude up to ``O(e²)``. Both wind clockwise once per orbit, as
     the exact ``(J_r, G)`` action-angle planes do; the learned layers after the chart have to remove the
-    ``O(e²)`` and higher distortions (at ``e = 0.7`` the chart's ``I₁`` still varies by tens of percent). The chart is defined for ``G > 0`` and ``q ≠ 0`` (forward
+    ``O(e²)`` and higher distortions (at ``e = 0.7`` the chart's ``I₁`` still varies by tens of percent).
+    The chart is defined for ``G > 0`` and ``q ≠ 0`` (forward
     raises otherwise); its inverse is defined everywhere with ``(Q₂, P₂) ≠ 0`` and never maps to ``q = 0``.
     """
 
@@ -136,9 +136,12 @@ class ActionShear(SymplecticTransform):
         angle = sign * gradient[:, m:]
         cos, sin = torch.cos(angle), torch.sin(angle)
         turned_q, turned_p = big_q * cos + big_p * sin, big_p * cos - big_q * sin
+        u, v = q[:, :m], p[:, :m]
         if self.kind == "momentum":
-            return join(torch.cat([q[:, :m], turned_q], -1), torch.cat([p[:, :m] - sign * gradient[:, :m], turned_p], -1))
-        return join(torch.cat([q[:, :m] + sign * gradient[:, :m], turned_q], -1), torch.cat([p[:, :m], turned_p], -1))
+            v = v - sign * gradient[:, :m]
+        else:
+            u = u + sign * gradient[:, :m]
+        return join(torch.cat([u, turned_q], -1), torch.cat([v, turned_p], -1))
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._flow(x, 1.0)
@@ -187,9 +190,8 @@ def action_shear_flow(n: int, m: int, blocks: int, hidden: int = 64) -> Symplect
     planes ``1..m`` at every value of those actions.
     """
     check_positive_int(blocks, "blocks", "action_shear_flow")
-    layers = [
-        ActionShear(n, m, AnchoredField(m, n - m, hidden), kind) for _ in range(blocks) for kind in ("momentum", "position")
-    ]
+    kinds = ("momentum", "position")
+    layers = [ActionShear(n, m, AnchoredField(m, n - m, hidden), kind) for _ in range(blocks) for kind in kinds]
     return SymplecticComposite(layers)
 
 

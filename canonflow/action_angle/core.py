@@ -32,6 +32,7 @@ angle independence.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
 import math
@@ -282,11 +283,13 @@ class ActionAngleFlow(nn.Module):
         validation_fraction: float = 0.1,
         normalization: str = "spread",
         angle_weight: float = 0.0,
+        polish_steps: int = 0,
+        polish_batch: int = 128,
         config: TrainConfig | None = None,
         **train_options: Any,
     ) -> TrainResult:
         """Learn the map from trajectories ``(num_traj, T, 2n)`` with :func:`trajectory_loss` ``+ angle_weight ·``
-        :func:`angle_loss`.
+        :func:`angle_loss`: Adam on minibatches, then optionally ``polish_steps`` L-BFGS steps.
 
         Each step draws ``batch_size`` trajectories (shuffled, from the generator of
         :func:`canonflow.training.train`, so runs are resumable) and, with ``times_per_batch``, a window of that
@@ -295,8 +298,15 @@ class ActionAngleFlow(nn.Module):
         ``times (T,)`` give the angular velocities of :func:`angle_loss` (uniform sampling is assumed without
         them; its normalization makes the spacing irrelevant then). Training settings come from ``config`` or
         from keyword arguments of :class:`canonflow.training.TrainConfig` (``steps``, ``lr``, ``patience``,
-        ``checkpoint``, ``resume``, ``time_limit``, ...). Trajectories are cast to the model's dtype. Returns the
-        ``TrainResult``.
+        ``checkpoint``, ``resume``, ``time_limit``, ...). Trajectories are cast to the model's dtype.
+
+        With ``polish_steps > 0``, Adam is followed by full-batch L-BFGS (strong-Wolfe line search, up to 20
+        evaluations per step) on the whole-length trajectories of ``polish_batch`` training trajectories (drawn
+        with ``seed``): the loss is smooth and the data exact, and quasi-Newton steps reduce it much faster than
+        Adam's noisy ones once Adam has found the basin. Each step is followed by a validation; the best weights
+        are kept, and the polish stops early when the whole training passes ``time_limit``. Returns the
+        ``TrainResult`` (``seconds`` include the polish, ``losses`` end with one value per L-BFGS step,
+        ``steps`` counts Adam steps only).
         """
         who = "ActionAngleFlow.fit"
         _check_trajectories(trajectories, self.n, who)
@@ -311,6 +321,9 @@ class ActionAngleFlow(nn.Module):
                 raise ValueError(f"{who}: times_per_batch must be at least 2, got {times_per_batch}")
         if not (isinstance(angle_weight, (int, float)) and math.isfinite(angle_weight) and angle_weight >= 0):
             raise ValueError(f"{who}: angle_weight must be a finite number >= 0, got {angle_weight!r}")
+        if polish_steps:
+            check_positive_int(polish_steps, "polish_steps", who)
+        check_positive_int(polish_batch, "polish_batch", who)
         data = trajectories.detach().to(self.dtype)
         steps = None if times is None else torch.diff(times.to(self.dtype))
         train_set, valid_set = _split(data, validation_fraction, who)
@@ -336,7 +349,13 @@ class ActionAngleFlow(nn.Module):
             return float(loss(valid_set, steps))
 
         config = _config(config, train_options, "action-angle (trajectories)")
-        return _train_and_log(self, loss_fn, config, validate)
+        result = _train_and_log(self, loss_fn, config, validate)
+        if polish_steps:
+            order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(config.seed))
+            chosen = train_set[order[:polish_batch]]
+            budget = None if config.time_limit is None else config.time_limit - result.seconds
+            _polish(self, lambda: loss(chosen, steps), validate, polish_steps, budget, result)
+        return result
 
     def fit_hamiltonian(
         self,
@@ -455,6 +474,44 @@ def _train_and_log(
         result.best_step,
     )
     return result
+
+
+def _polish(
+    model: ActionAngleFlow,
+    objective: Callable[[], torch.Tensor],
+    validate: Callable[[], float],
+    steps: int,
+    time_limit: float | None,
+    result: TrainResult,
+) -> None:
+    """Full-batch L-BFGS on ``objective``; keep the weights with the best ``validate()``; update ``result``."""
+    began = time.perf_counter()
+    best, best_state = validate(), copy.deepcopy(model.state_dict())
+    optimizer = torch.optim.LBFGS(
+        model.parameters(), lr=1.0, max_iter=20, history_size=50, line_search_fn="strong_wolfe"
+    )
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        value = objective()
+        value.backward()
+        return value
+
+    done = 0
+    while done < steps and (time_limit is None or time.perf_counter() - began < time_limit):
+        value = float(optimizer.step(closure))
+        done += 1
+        if not math.isfinite(value):
+            break
+        result.losses.append(value)
+        current = validate()
+        if current < best:
+            best, best_state = current, copy.deepcopy(model.state_dict())
+    model.load_state_dict(best_state)
+    seconds = time.perf_counter() - began
+    result.seconds += seconds
+    result.best_validation = min(result.best_validation, best)
+    log.info("L-BFGS polish: %d steps in %.1f s, best validation loss %.3g", done, seconds, best)
 
 
 # ---------------------------------------------------------------------------------------------- losses
