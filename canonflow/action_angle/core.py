@@ -418,8 +418,10 @@ def _default_flow(
     """``chart`` (if any), the learned body (if ``blocks > 0``), a ``LinearSymplectic`` read-out.
 
     The body is ``canonical_flow(n, blocks, ...)``, or with ``symmetry_planes = s > 0``
-    ``action_shear_flow(n, n − s, blocks, hidden)`` (tanh), which conserves the actions of the last ``s``
-    planes exactly (the read-out must then act plane by plane: ``householder=0``, ``full_linear=False``).
+    ``action_shear_flow(n, n − s, blocks, hidden)`` (tanh) and no read-out: then every layer conserves the
+    actions of the last ``s`` planes exactly (a read-out could squeeze their circles into ellipses; the shears
+    can represent the linear maps of the first planes that fix their origin). ``householder`` must be 0 or
+    ``None`` and ``full_linear`` false then.
     """
     who = "ActionAngleFlow"
     layers: list[Transform] = []
@@ -431,13 +433,15 @@ def _default_flow(
     if symmetry_planes:
         if not 0 < check_positive_int(symmetry_planes, "symmetry_planes", who) < n:
             raise ValueError(f"{who}: expected 0 < symmetry_planes < n = {n}, got {symmetry_planes}")
+        householder = 0 if householder is None else householder
         if householder != 0 or full_linear or kwargs.get("zero_center"):
             raise ValueError(f"{who}: symmetry_planes needs householder=0, full_linear=False and zero_center=False")
         if blocks > 0:
             if kwargs.get("activation", "tanh") != "tanh":
                 raise ValueError(f"{who}: symmetry_planes supports activation='tanh' only")
             layers.append(action_shear_flow(n, n - symmetry_planes, blocks, kwargs.get("hidden", 64)))
-    elif blocks > 0:
+        return CompositeTransform(layers)
+    if blocks > 0:
         layers.append(canonical_flow(n, blocks=blocks, householder=householder, full_linear=full_linear, **kwargs))
     layers.append(LinearSymplectic(n, householder=householder, full=full_linear))
     return CompositeTransform(layers)
