@@ -490,7 +490,12 @@ def _polish(
 ) -> None:
     """Full-batch L-BFGS on ``objective``; keep the weights with the best ``validate()``; update ``result``."""
     began = time.perf_counter()
-    best, best_state = validate(), copy.deepcopy(model.state_dict())
+
+    def validation_loss() -> float:
+        with torch.no_grad():
+            return validate()
+
+    best, best_state = validation_loss(), copy.deepcopy(model.state_dict())
     optimizer = torch.optim.LBFGS(
         model.parameters(), lr=1.0, max_iter=20, history_size=50, line_search_fn="strong_wolfe"
     )
@@ -508,7 +513,7 @@ def _polish(
         if not math.isfinite(value):
             break
         result.losses.append(value)
-        current = validate()
+        current = validation_loss()
         if current < best:
             best, best_state = current, copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
