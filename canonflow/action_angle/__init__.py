@@ -1,6 +1,7 @@
 """Action-angle coordinates learned as canonical flows (:mod:`.core`) and reference benchmarks (:mod:`.benchmarks`)."""
 
 from canonflow.action_angle.benchmarks import BENCHMARKS, Benchmark, CentreOfMassFrame, run_benchmark
+from canonflow.action_angle.charts import ActionShear, AnchoredField, KeplerChart, action_shear_flow
 from canonflow.action_angle.core import (
     ActionAngleFlow,
     action_conservation,
@@ -27,6 +28,10 @@ __all__ = [
     "angle_independence",
     "evaluate",
     "parameter_count",
+    "KeplerChart",
+    "ActionShear",
+    "AnchoredField",
+    "action_shear_flow",
     "BENCHMARKS",
     "Benchmark",
     "CentreOfMassFrame",

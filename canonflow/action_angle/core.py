@@ -26,6 +26,13 @@ Two losses (both invariant under a rescaling of phase space, so shrinking the la
   it needs ``H`` to be finite wherever ``T`` sends the sampled tori (a singular ``H``, e.g. Kepler's at
   ``q = 0``, makes it fragile early in training).
 
+Some systems need more than a flow that starts at the identity: if the identity's latent curves wind around
+the origins of their planes differently from any action-angle chart (the planar Kepler family, see
+:mod:`canonflow.action_angle.charts`), training would have to drag curves across an origin and settles on
+static angles instead. ``ActionAngleFlow(chart=..., symmetry_planes=...)`` then starts from a fixed canonical
+chart in the right winding class and learns with layers that keep it. :meth:`ActionAngleFlow.fit` can finish
+Adam with a full-batch L-BFGS polish (``polish_steps``).
+
 Metrics (:func:`evaluate`) on held-out trajectories: action conservation, angle linearity, frequency error and
 angle independence.
 """
