@@ -515,7 +515,7 @@ def _polish(
 
     done = 0
     while done < steps and (time_limit is None or time.perf_counter() - began < time_limit):
-        value = float(optimizer.step(closure))
+        value = float(optimizer.step(closure).detach())
         done += 1
         if not math.isfinite(value):
             break
