@@ -9,6 +9,7 @@ import torch
 
 import canonflow
 from canonflow.action_angle import ActionAngleFlow, evaluate, frequency_error, linear_fit, trajectory_loss, unwrap
+from canonflow.action_angle.charts import KeplerChart, action_shear_flow
 from canonflow.data import trajectories
 from canonflow.systems import HarmonicOscillator, Kepler
 
@@ -130,3 +131,88 @@ def test_other_bad_input() -> None:
         model.from_action_angle(-torch.ones(3, 2, dtype=torch.float64), torch.zeros(3, 2, dtype=torch.float64))
     with pytest.raises(ValueError, match="dtype must be"):
         ActionAngleFlow(2, dtype="float16")
+
+
+def _symplectic_defect(transform, x: torch.Tensor) -> float:
+    """``max |J Ω Jᵀ − Ω|`` of ``transform.forward`` at the rows of ``x``."""
+    n = x.shape[-1] // 2
+    omega = torch.zeros(2 * n, 2 * n, dtype=x.dtype)
+    omega[:n, n:], omega[n:, :n] = torch.eye(n), -torch.eye(n)
+    worst = 0.0
+    for row in x:
+        jacobian = torch.autograd.functional.jacobian(lambda v: transform(v.unsqueeze(0))[0][0], row)
+        worst = max(worst, float((jacobian @ omega @ jacobian.T - omega).abs().max()))
+    return worst
+
+
+def test_kepler_chart_is_canonical_invertible_and_winds_both_planes() -> None:
+    system = Kepler(2)
+    chart = KeplerChart()
+    x = system.sample_orbits(16, generator=torch.Generator().manual_seed(0))
+    z, _ = chart(x)
+    assert torch.allclose(chart.inverse(z)[0], x, atol=1e-12)
+    assert _symplectic_defect(chart, x[:4]) < 1e-12
+    # plane 2 is the angular momentum: I₂ = G exactly
+    assert torch.allclose(0.5 * (z[:, 1] ** 2 + z[:, 3] ** 2), system.angular_momentum(x), rtol=1e-12)
+    # on trajectories both chart planes turn once per orbit (winding numbers 1, 1), the identity's do not
+    data = trajectories(system, 16, (14.0, 100), initial=x)
+    model = ActionAngleFlow(2, chart={"name": "kepler"}, symmetry_planes=1, blocks=1, hidden=4)
+    metrics = evaluate(model, data.states, data.times, exact_frequencies=system.frequencies(x))
+    assert metrics["frequency_matched"] == [1, 1] and max(metrics["frequency_error"]) < 0.05
+    assert metrics["action_conservation"][1] < 1e-12
+    clockwise = x.clone()
+    clockwise[:, 2:] *= -1
+    with pytest.raises(ValueError, match="counter-clockwise"):
+        chart(clockwise)
+
+
+def test_action_shear_is_canonical_conserves_actions_and_fixes_the_origin() -> None:
+    torch.manual_seed(0)
+    flow = action_shear_flow(3, 1, blocks=2, hidden=8).double()
+    for parameter in flow.parameters():  # away from the identity initialization
+        parameter.data.add_(0.3 * torch.randn_like(parameter))
+    x = torch.randn(32, 6, dtype=torch.float64)
+    z, _ = flow(x)
+    assert not torch.allclose(z, x, atol=1e-3)
+    assert torch.allclose(flow.inverse(z)[0], x, atol=1e-12)
+    assert _symplectic_defect(flow, x[:4]) < 1e-12
+    q, p = z[:, :3], z[:, 3:]
+    assert torch.allclose(q[:, 1:] ** 2 + p[:, 1:] ** 2, x[:, 1:3] ** 2 + x[:, 4:] ** 2, atol=1e-12)
+    at_origin = x.clone()
+    at_origin[:, [0, 3]] = 0.0
+    with torch.no_grad():
+        assert float(flow(at_origin)[0][:, [0, 3]].abs().max()) == 0.0
+
+
+def test_kepler_chart_model_learns_winding_angles_and_saves(tmp_path) -> None:
+    system = Kepler(2)
+    initial = system.sample_orbits(48, generator=torch.Generator().manual_seed(0))
+    data = trajectories(system, 48, (8.0, 40), initial=initial)
+    torch.manual_seed(0)
+    model = ActionAngleFlow(2, chart={"name": "kepler"}, symmetry_planes=1, blocks=1, hidden=8, householder=0)
+    before = evaluate(model, data.states, data.times)["action_conservation"][0]
+    model.fit(data.states, data.times, batch_size=24, steps=150, lr=1e-2, polish_steps=3, progress=False)
+    test_initial = system.sample_orbits(16, generator=torch.Generator().manual_seed(1))
+    test = trajectories(system, 16, (8.0, 40), initial=test_initial)
+    metrics = evaluate(model, test.states, test.times, system, system.frequencies(test_initial))
+    assert metrics["action_conservation"][0] < 0.75 * before
+    assert metrics["action_conservation"][1] < 1e-6
+    assert metrics["frequency_matched"] == [1, 1] and min(metrics["angle_r2"]) > 0.99
+    path = tmp_path / "kepler.pt"
+    model.save(path)
+    loaded = canonflow.load(path)
+    assert loaded.config()["chart"] == {"name": "kepler"}
+    assert torch.equal(loaded(test.states), model(test.states))
+
+
+def test_polish_lowers_the_loss_below_adam() -> None:
+    torch.manual_seed(0)
+    data = _oscillator_data(0, 32)
+    adam, polished = ActionAngleFlow(2, blocks=1, hidden=4), ActionAngleFlow(2, blocks=1, hidden=4)
+    polished.load_state_dict(adam.state_dict())
+    options = {"batch_size": 16, "steps": 50, "lr": 1e-2, "progress": False}
+    adam.fit(data, TIMES, **options)
+    result = polished.fit(data, TIMES, polish_steps=3, **options)
+    assert result.best_validation < 0.5 * adam.fit(data, TIMES, **{**options, "steps": 1}).best_validation
+    with pytest.raises(ValueError, match="polish_steps"):
+        polished.fit(data, TIMES, polish_steps=-1, **options)

@@ -1,5 +1,6 @@
 """Action-angle coordinates learned as canonical flows; ``canonflow action-angle`` runs the reference benchmarks."""
 
+from canonflow.action_angle.charts import ActionShear, AnchoredField, KeplerChart, action_shear_flow
 from canonflow.action_angle.core import (
     ActionAngleFlow,
     action_conservation,
@@ -26,4 +27,8 @@ __all__ = [
     "angle_independence",
     "evaluate",
     "parameter_count",
+    "KeplerChart",
+    "ActionShear",
+    "AnchoredField",
+    "action_shear_flow",
 ]

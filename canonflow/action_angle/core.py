@@ -26,12 +26,20 @@ Two losses (both invariant under a rescaling of phase space, so shrinking the la
   it needs ``H`` to be finite wherever ``T`` sends the sampled tori (a singular ``H``, e.g. Kepler's at
   ``q = 0``, makes it fragile early in training).
 
+Some systems need more than a flow that starts at the identity: if the identity's latent curves wind around
+the origins of their planes differently from any action-angle chart (the planar Kepler family, see
+:mod:`canonflow.action_angle.charts`), training would have to drag curves across an origin and settles on
+static angles instead. ``ActionAngleFlow(chart=..., symmetry_planes=...)`` then starts from a fixed canonical
+chart in the right winding class and learns with layers that keep it. :meth:`ActionAngleFlow.fit` can finish
+Adam with a full-batch L-BFGS polish (``polish_steps``).
+
 Metrics (:func:`evaluate`) on held-out trajectories: action conservation, angle linearity, frequency error and
 angle independence.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
 import math
@@ -44,6 +52,7 @@ import torch
 from nflows.transforms import CompositeTransform, Transform
 from torch import nn
 
+from canonflow.action_angle.charts import action_shear_flow, make_chart
 from canonflow.builders import canonical_flow
 from canonflow.checkpoint import CheckpointError, load, register_model, save_model
 from canonflow.distributed import DistributedContext, check_global_batch, shard
@@ -136,7 +145,13 @@ class ActionAngleFlow(nn.Module):
             read-out that turns and scales the latent planes; ``blocks=0`` leaves the read-out alone (exact for
             harmonic oscillators). A model with a custom ``flow`` works but cannot be saved by config.
         dtype: ``"float64"`` (default; action conservation to 1e-3 and beyond needs it) or ``"float32"``.
-        **canonical_flow_kwargs: ``blocks``, ``hidden``, ``householder``, ``full_linear``, ``zero_center``,
+        chart: an optional fixed, physics-informed canonical first layer, ``{"name": ..., **options}`` (see
+            :mod:`canonflow.action_angle.charts`; e.g. ``{"name": "kepler", "k": 1.0}``), applied before the
+            learned layers. It puts the map in the right topological class where the identity is not.
+        **canonical_flow_kwargs: ``symmetry_planes`` (``s > 0``: the learned layers are
+            :func:`~canonflow.action_angle.charts.action_shear_flow` blocks that conserve the actions of the last
+            ``s`` planes exactly, for charts that turn a symmetry into rotations of those planes),
+            ``blocks``, ``hidden``, ``householder``, ``full_linear``, ``zero_center``,
             ``activation`` of :func:`canonflow.canonical_flow`.
 
     ``I_k = (q̂_k² + p̂_k²)/2`` and ``φ_k = atan2(p̂_k, q̂_k) ∈ [0, 2π)``; see the module docstring for the sign
@@ -144,7 +159,12 @@ class ActionAngleFlow(nn.Module):
     """
 
     def __init__(
-        self, n: int, flow: Transform | None = None, dtype: str = "float64", **canonical_flow_kwargs: Any
+        self,
+        n: int,
+        flow: Transform | None = None,
+        dtype: str = "float64",
+        chart: dict[str, Any] | None = None,
+        **canonical_flow_kwargs: Any,
     ) -> None:
         super().__init__()
         who = "ActionAngleFlow"
@@ -152,12 +172,13 @@ class ActionAngleFlow(nn.Module):
         if dtype not in _DTYPES:
             raise ValueError(f"{who}: dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
         self.dtype_name = dtype
-        if flow is not None and canonical_flow_kwargs:
-            raise ValueError(f"{who}: pass either a flow or canonical_flow keyword arguments, not both")
+        if flow is not None and (canonical_flow_kwargs or chart is not None):
+            raise ValueError(f"{who}: pass either a flow or canonical_flow keyword arguments and a chart, not both")
         self.custom_flow = flow is not None
+        self.chart = None if chart is None else dict(chart)
         self.flow_kwargs = {"zero_center": False, **canonical_flow_kwargs}
         if flow is None:
-            flow = _default_flow(n, **self.flow_kwargs)
+            flow = _default_flow(n, chart=self.chart, **self.flow_kwargs)
         elif not isinstance(flow, Transform):
             raise TypeError(f"{who}: expected flow to be an nflows Transform, got {type(flow).__name__}")
         self.flow: Transform = flow.to(_DTYPES[dtype])
@@ -172,7 +193,8 @@ class ActionAngleFlow(nn.Module):
         """Constructor arguments that rebuild this model (not available with a custom ``flow``)."""
         if self.custom_flow:
             raise CheckpointError("ActionAngleFlow: a model built around a custom flow cannot be saved by config")
-        return {"n": self.n, "dtype": self.dtype_name, **self.flow_kwargs}
+        chart = {} if self.chart is None else {"chart": dict(self.chart)}
+        return {"n": self.n, "dtype": self.dtype_name, **chart, **self.flow_kwargs}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> ActionAngleFlow:
@@ -269,12 +291,14 @@ class ActionAngleFlow(nn.Module):
         validation_fraction: float = 0.1,
         normalization: str = "spread",
         angle_weight: float = 0.0,
+        polish_steps: int = 0,
+        polish_batch: int = 128,
         config: TrainConfig | None = None,
         distributed: DistributedContext | None = None,
         **train_options: Any,
     ) -> TrainResult:
         """Learn the map from trajectories ``(num_traj, T, 2n)`` with :func:`trajectory_loss` ``+ angle_weight ·``
-        :func:`angle_loss`.
+        :func:`angle_loss`: Adam on minibatches, then optionally ``polish_steps`` L-BFGS steps.
 
         Each step draws ``batch_size`` trajectories (shuffled, from the generator of
         :func:`canonflow.training.train`, so runs are resumable) and, with ``times_per_batch``, a window of that
@@ -283,15 +307,23 @@ class ActionAngleFlow(nn.Module):
         ``times (T,)`` give the angular velocities of :func:`angle_loss` (uniform sampling is assumed without
         them; its normalization makes the spacing irrelevant then). Training settings come from ``config`` or
         from keyword arguments of :class:`canonflow.training.TrainConfig` (``steps``, ``lr``, ``patience``,
-        ``checkpoint``, ``resume``, ``time_limit``, ...). Trajectories are cast to the model's dtype. Returns the
-        ``TrainResult``.
+        ``checkpoint``, ``resume``, ``time_limit``, ...). Trajectories are cast to the model's dtype.
+
+        With ``polish_steps > 0``, Adam is followed by full-batch L-BFGS (strong-Wolfe line search, up to 20
+        evaluations per step) on the whole-length trajectories of ``polish_batch`` training trajectories (drawn
+        with ``seed``): the loss is smooth and the data exact, and quasi-Newton steps reduce it much faster than
+        Adam's noisy ones once Adam has found the basin. Each step is followed by a validation; the best weights
+        are kept, and the polish stops early when the whole training passes ``time_limit``. Returns the
+        ``TrainResult`` (``seconds`` include the polish, ``losses`` end with one value per L-BFGS step,
+        ``steps`` counts Adam steps only).
 
         With a ``distributed`` context (``canonflow.distributed``) every rank draws the same global batch of
         ``min(batch_size, #training trajectories)`` trajectories and time window and keeps its contiguous shard
         of trajectories (the global batch must be divisible by the world size); the ``"spread"`` and ``"mean"``
         losses and :func:`angle_loss` are means over trajectories, so DDP's averaged gradients equal one
         process's. ``"across"`` compares trajectories across the batch, so each rank evaluates the whole global
-        batch (same result, no speed-up). Validation is identical on all ranks.
+        batch (same result, no speed-up). Validation is identical on all ranks. The L-BFGS polish runs the same
+        full-batch computation on every rank, so the ranks stay identical without communication.
         """
         who = "ActionAngleFlow.fit"
         _check_trajectories(trajectories, self.n, who)
@@ -306,6 +338,9 @@ class ActionAngleFlow(nn.Module):
                 raise ValueError(f"{who}: times_per_batch must be at least 2, got {times_per_batch}")
         if not (isinstance(angle_weight, (int, float)) and math.isfinite(angle_weight) and angle_weight >= 0):
             raise ValueError(f"{who}: angle_weight must be a finite number >= 0, got {angle_weight!r}")
+        if polish_steps:
+            check_positive_int(polish_steps, "polish_steps", who)
+        check_positive_int(polish_batch, "polish_batch", who)
         data = trajectories.detach().to(self.dtype)
         steps = None if times is None else torch.diff(times.to(self.dtype))
         train_set, valid_set = _split(data, validation_fraction, who)
@@ -336,7 +371,13 @@ class ActionAngleFlow(nn.Module):
             return float(loss(valid_set, steps))
 
         config = _config(config, train_options, "action-angle (trajectories)")
-        return _train_and_log(self, loss_fn, config, validate, distributed)
+        result = _train_and_log(self, loss_fn, config, validate, distributed)
+        if polish_steps:
+            order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(config.seed))
+            chosen = train_set[order[:polish_batch]]
+            budget = None if config.time_limit is None else config.time_limit - result.seconds
+            _polish(self, lambda: loss(chosen, steps), validate, polish_steps, budget, result)
+        return result
 
     def fit_hamiltonian(
         self,
@@ -391,14 +432,44 @@ class ActionAngleFlow(nn.Module):
 
 
 def _default_flow(
-    n: int, blocks: int = 4, householder: int | None = None, full_linear: bool = False, **kwargs: Any
+    n: int,
+    chart: dict[str, Any] | None = None,
+    symmetry_planes: int = 0,
+    blocks: int = 4,
+    householder: int | None = None,
+    full_linear: bool = False,
+    **kwargs: Any,
 ) -> Transform:
-    """``canonical_flow(n, blocks, ...)`` then a ``LinearSymplectic`` read-out; only the read-out if ``blocks == 0``."""
-    readout = LinearSymplectic(n, householder=householder, full=full_linear)
-    if blocks == 0:
-        return CompositeTransform([readout])
-    body = canonical_flow(n, blocks=blocks, householder=householder, full_linear=full_linear, **kwargs)
-    return CompositeTransform([body, readout])
+    """``chart`` (if any), the learned body (if ``blocks > 0``), a ``LinearSymplectic`` read-out.
+
+    The body is ``canonical_flow(n, blocks, ...)``, or with ``symmetry_planes = s > 0``
+    ``action_shear_flow(n, n − s, blocks, hidden)`` (tanh) and no read-out: then every layer conserves the
+    actions of the last ``s`` planes exactly (a read-out could squeeze their circles into ellipses; the shears
+    can represent the linear maps of the first planes that fix their origin). ``householder`` must be 0 or
+    ``None`` and ``full_linear`` false then.
+    """
+    who = "ActionAngleFlow"
+    layers: list[Transform] = []
+    if chart is not None:
+        layer = make_chart(chart)
+        if layer.n != n:
+            raise ValueError(f"{who}: chart {chart['name']!r} has n = {layer.n}, the model n = {n}")
+        layers.append(layer)
+    if symmetry_planes:
+        if not 0 < check_positive_int(symmetry_planes, "symmetry_planes", who) < n:
+            raise ValueError(f"{who}: expected 0 < symmetry_planes < n = {n}, got {symmetry_planes}")
+        householder = 0 if householder is None else householder
+        if householder != 0 or full_linear or kwargs.get("zero_center"):
+            raise ValueError(f"{who}: symmetry_planes needs householder=0, full_linear=False and zero_center=False")
+        if blocks > 0:
+            if kwargs.get("activation", "tanh") != "tanh":
+                raise ValueError(f"{who}: symmetry_planes supports activation='tanh' only")
+            layers.append(action_shear_flow(n, n - symmetry_planes, blocks, kwargs.get("hidden", 64)))
+        return CompositeTransform(layers)
+    if blocks > 0:
+        layers.append(canonical_flow(n, blocks=blocks, householder=householder, full_linear=full_linear, **kwargs))
+    layers.append(LinearSymplectic(n, householder=householder, full=full_linear))
+    return CompositeTransform(layers)
 
 
 def _split(data: torch.Tensor, fraction: float, who: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -436,6 +507,49 @@ def _train_and_log(
         result.best_step,
     )
     return result
+
+
+def _polish(
+    model: ActionAngleFlow,
+    objective: Callable[[], torch.Tensor],
+    validate: Callable[[], float],
+    steps: int,
+    time_limit: float | None,
+    result: TrainResult,
+) -> None:
+    """Full-batch L-BFGS on ``objective``; keep the weights with the best ``validate()``; update ``result``."""
+    began = time.perf_counter()
+
+    def validation_loss() -> float:
+        with torch.no_grad():
+            return validate()
+
+    best, best_state = validation_loss(), copy.deepcopy(model.state_dict())
+    optimizer = torch.optim.LBFGS(
+        model.parameters(), lr=1.0, max_iter=20, history_size=50, line_search_fn="strong_wolfe"
+    )
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        value = objective()
+        value.backward()
+        return value
+
+    done = 0
+    while done < steps and (time_limit is None or time.perf_counter() - began < time_limit):
+        value = float(optimizer.step(closure).detach())
+        done += 1
+        if not math.isfinite(value):
+            break
+        result.losses.append(value)
+        current = validation_loss()
+        if current < best:
+            best, best_state = current, copy.deepcopy(model.state_dict())
+    model.load_state_dict(best_state)
+    seconds = time.perf_counter() - began
+    result.seconds += seconds
+    result.best_validation = min(result.best_validation, best)
+    log.info("L-BFGS polish: %d steps in %.1f s, best validation loss %.3g", done, seconds, best)
 
 
 # ---------------------------------------------------------------------------------------------- losses
