@@ -36,9 +36,12 @@ def joint_potential(potential: Potential, x: torch.Tensor) -> torch.Tensor:
 def _build(flow: dict[str, Any], dim: int) -> SymplecticComposite:
     kind = flow.get("kind")
     if kind == "canonical":
-        return canonical_flow(dim, blocks=flow["blocks"], hidden=flow["hidden"], zero_center=False)
+        householder = flow.get("householder")
+        return canonical_flow(
+            dim, blocks=flow["blocks"], hidden=flow["hidden"], householder=householder, zero_center=False
+        )
     if kind == "leapfrog":
-        layers = [LinearSymplectic(dim)] if flow.get("linear", False) else []
+        layers = [LinearSymplectic(dim, householder=flow.get("householder"))] if flow.get("linear", False) else []
         options = {key: flow[key] for key in ("steps", "step_size", "hidden", "depth")}
         layers.append(LeapfrogFlow(dim, **options))
         return SymplecticComposite(layers)
@@ -51,7 +54,7 @@ class FlowSampler(nn.Module):
 
     Build with ``FlowSampler.canonical(dim, blocks, hidden)`` (``canonflow.canonical_flow`` stack, without
     ``ZeroCenter``, whose data-dependent centring does not suit reverse-KL training) or
-    ``FlowSampler.leapfrog(dim, steps, step_size, hidden, depth, linear)`` (a ``LeapfrogFlow``: ``steps``
+    ``FlowSampler.leapfrog(dim, steps, step_size, hidden, depth, linear, householder)`` (a ``LeapfrogFlow``: ``steps``
     leapfrog steps of a learned separable Hamiltonian, optionally after a ``LinearSymplectic``). Saved and
     loaded with ``canonflow.checkpoint.save_model`` / ``canonflow.load``.
     """
@@ -64,17 +67,30 @@ class FlowSampler(nn.Module):
         self.base = DiagonalPhaseSpaceNormal(self.dim)
 
     @classmethod
-    def canonical(cls, dim: int, blocks: int = 4, hidden: int = 64) -> FlowSampler:
-        """A ``canonical_flow(dim, blocks, hidden)`` stack with a learnable Gaussian base."""
-        return cls(dim, {"kind": "canonical", "blocks": blocks, "hidden": hidden})
+    def canonical(cls, dim: int, blocks: int = 4, hidden: int = 64, householder: int | None = None) -> FlowSampler:
+        """A ``canonical_flow(dim, blocks, hidden, householder)`` stack with a learnable Gaussian base.
+
+        ``householder``: complex Householder reflections per ``LinearSymplectic`` (default ``min(dim − 1, 4)``);
+        ``dim − 1`` lets every linear layer reach any unitary ``X + iY``, in particular any rotation ``R`` acting
+        as ``(q, p) -> (Rq, Rp)``, which a Gaussian target with a non-diagonal covariance ``RΛRᵀ`` needs.
+        """
+        return cls(dim, {"kind": "canonical", "blocks": blocks, "hidden": hidden, "householder": householder})
 
     @classmethod
     def leapfrog(
-        cls, dim: int, steps: int = 8, step_size: float = 0.2, hidden: int = 64, depth: int = 2, linear: bool = False
+        cls,
+        dim: int,
+        steps: int = 8,
+        step_size: float = 0.2,
+        hidden: int = 64,
+        depth: int = 2,
+        linear: bool = False,
+        householder: int | None = None,
     ) -> FlowSampler:
-        """A ``LeapfrogFlow`` (optionally after a ``LinearSymplectic`` when ``linear``) with a learnable base."""
+        """A ``LeapfrogFlow`` (optionally after a ``LinearSymplectic(dim, householder)`` when ``linear``) with a
+        learnable base."""
         flow = {"kind": "leapfrog", "steps": steps, "step_size": step_size, "hidden": hidden, "depth": depth}
-        return cls(dim, {**flow, "linear": linear})
+        return cls(dim, {**flow, "linear": linear, "householder": householder})
 
     def config(self) -> dict[str, Any]:
         return {"dim": self.dim, "flow": self.flow_config}
