@@ -255,3 +255,31 @@ def test_householder_option_is_saved_and_reaches_every_rotation(tmp_path):
     assert again.transform._transforms[0].householder == 4
     leap = FlowSampler.leapfrog(5, steps=1, hidden=4, linear=True, householder=4)
     assert leap.transform._transforms[0].householder == 4
+
+
+def test_learned_momentum_is_a_normalized_gaussian_and_keeps_samplers_exact(tmp_path):
+    # r(p | q) = N(0, diag e^{2s(q)}) with a random s: the joint potential is U(q) − log r(p | q) − (d/2) log 2π,
+    # and flow-MCMC / NeuTra still sample π(q) exactly.
+    target = get_target("banana")
+    torch.manual_seed(1)
+    model = FlowSampler.canonical(2, blocks=1, hidden=8, momentum="learned").double()
+    with torch.no_grad():
+        model.base.log_scale.fill_(math.log(2.5))
+        for parameter in model.momentum_log_scale.parameters():
+            parameter.normal_(0.0, 0.3)
+    x = torch.randn(6, 4, dtype=torch.float64)
+    scale = model.momentum_log_scale(x[:, :2]).exp()
+    assert scale.std() > 0.01
+    log_r = torch.distributions.Normal(0.0, scale).log_prob(x[:, 2:]).sum(-1) + math.log(2 * math.pi)
+    torch.testing.assert_close(model.joint_potential(target.potential, x), target.potential(x[:, :2]) - log_r)
+    chain = flow_mcmc(model, target.potential, 1500, 8, generator=gen(16))
+    assert_moments(chain.samples, target.mean, target.variance)
+    latent = neutra_hmc(model, target.potential, 150, 16, generator=gen(17), warmup=150, num_steps=4)
+    assert_moments(latent.samples, target.mean, target.variance)
+    save_model(tmp_path / "model.pt", model)
+    again = load(tmp_path / "model.pt")  # float32, like every loaded model
+    assert again.momentum == "learned"
+    x = x.float()
+    torch.testing.assert_close(again.joint_potential(target.potential, x), model.float().joint_potential(target.potential, x))
+    with pytest.raises(ValueError, match="momentum"):
+        FlowSampler.canonical(2, momentum="heavy")

@@ -9,7 +9,9 @@ minimum ``−log Z`` is reached exactly when ``q = π``, and every value is an u
 (the free energy). Reverse KL needs no samples of ``π``, only ``U`` and ``∇U``; it is mode-seeking, so
 ``train_sampler`` can anneal the inverse temperature ``β`` of ``π_β ∝ e^{−β(U + |p|²/2)}`` from
 ``beta_start`` to 1 over the first ``anneal`` fraction of the steps, which lets the flow spread over all
-modes while the target is still flat.
+modes while the target is still flat. With learned auxiliary momenta (``FlowSampler(momentum="learned")``)
+``|p|²/2`` is replaced by ``−log r(p | q)`` (``FlowSampler.joint_potential``) and the momentum network is trained
+with the flow; the ``q``-marginal of the target, and so ``log Z``, are unchanged.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 import torch
 
 from canonflow.checkpoint import read_checkpoint
-from canonflow.sampling.model import FlowSampler, joint_potential
+from canonflow.sampling.model import FlowSampler
 from canonflow.sampling.potential import Potential
 from canonflow.training import TrainConfig, TrainResult, train
 from canonflow.validation import check_positive_int, validation
@@ -41,7 +43,7 @@ def reverse_kl_loss(
     """
     with validation(False):
         x, log_q = model.sample_with_log_prob(batch_size, generator)
-    return (log_q + beta * joint_potential(potential, x)).mean()
+    return (log_q + beta * model.joint_potential(potential, x)).mean()
 
 
 def forward_kl_loss(
@@ -57,13 +59,15 @@ def forward_kl_loss(
     ``x_i ~ q`` (``batch_size`` draws, held fixed), ``log w_i = −β(U(q_i) + |p_i|²/2) − log q(x_i)`` and
     ``w̄ = softmax(log w)`` (no gradient through the draws or the weights), so the gradient
     ``−Σ_i w̄_i ∇_θ log q_θ(x_i)`` estimates ``−E_{π_β}[∇_θ log q_θ]``, the gradient of ``KL(π_β ‖ q)``.
+    Draws with a non-finite weight get weight 0 (if all do, the loss is NaN and ``train`` stops with
+    ``TrainingDiverged``). Learned auxiliary momenta are not trained by this term (they enter only the weights).
     Unlike reverse KL it is mass-covering: a mode of ``π`` that ``q`` reaches only rarely gets large weights and
     pulls mass towards it, which is how flows trained without samples of ``π`` avoid collapsing onto one mode
     (self-normalized-IS forward KL as in Boltzmann-generator training, Noé et al. 2019; Midgley et al. 2023).
     """
     with torch.no_grad(), validation(False):
         x, log_q = model.sample_with_log_prob(batch_size, generator)
-        log_w = -beta * joint_potential(potential, x) - log_q
+        log_w = -beta * model.joint_potential(potential, x) - log_q
         weights = torch.softmax(torch.where(torch.isfinite(log_w), log_w, torch.full_like(log_w, -math.inf)), 0)
     with validation(False):
         return -(weights * model.log_prob(x)).sum()
