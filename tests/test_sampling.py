@@ -280,6 +280,7 @@ def test_learned_momentum_is_a_normalized_gaussian_and_keeps_samplers_exact(tmp_
     again = load(tmp_path / "model.pt")  # float32, like every loaded model
     assert again.momentum == "learned"
     x = x.float()
-    torch.testing.assert_close(again.joint_potential(target.potential, x), model.float().joint_potential(target.potential, x))
+    expected = model.float().joint_potential(target.potential, x)
+    torch.testing.assert_close(again.joint_potential(target.potential, x), expected)
     with pytest.raises(ValueError, match="momentum"):
         FlowSampler.canonical(2, momentum="heavy")

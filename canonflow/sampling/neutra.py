@@ -10,7 +10,8 @@ the latent potential carries ``−log|det J|``. For a canonical flow ``log|det J
 where ``μ, σ`` are the flow's base mean and scales. The whitening is affine with a constant Jacobian, which
 cancels in the Metropolis–Hastings ratio, so the chain is exactly invariant for the joint; its ``q`` half is
 an exact chain for ``π(q)``. With learned auxiliary momenta ``|p|²/2`` becomes ``−log r(p | q)``
-(``FlowSampler.joint_potential``); the ``q`` half is still exact. If the flow fits, ``U_w ≈ |w|²/2`` and HMC mixes as on a standard normal.
+(``FlowSampler.joint_potential``); the ``q`` half is still exact. If the flow fits, ``U_w ≈ |w|²/2`` and HMC
+mixes as on a standard normal.
 """
 
 from __future__ import annotations
