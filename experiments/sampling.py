@@ -38,23 +38,40 @@ from canonflow.sampling import (  # noqa: E402
 )
 from canonflow.training import TrainConfig  # noqa: E402
 
+# Per-target training choices (experiments/results/SAMPLING.md, "Design choices"): optimizer steps, learning rate,
+# objective (reverse KL, self-normalized-IS forward KL, or both), Householder reflections per linear layer,
+# auxiliary momenta, and the number of leapfrog steps of HMC/NeuTra-HMC and of the learned leapfrog flow.
+TUNED: dict[str, dict] = {
+    "banana": {"train_steps": 3000, "objective": "both"},
+    "ring2d": {"train_steps": 3000, "objective": "both"},
+    "funnel": {"train_steps": 3000, "objective": "both", "momentum": "learned"},
+    "mixture": {"train_steps": 3000, "objective": "forward", "anneal": 0.5},
+    "ill_gaussian": {"train_steps": 5000, "lr": 1e-2, "blocks": 1, "householder": 49, "linear_leapfrog": True},
+}
+
 
 def settings(target: str, quick: bool) -> dict:
-    dim = get_target(target).dim
     base = {
         "chains": 16,
         "samples": 200 if quick else 1000,
         "warmup": 200 if quick else 500,
         "hmc_steps": 10,
         "train_steps": 150 if quick else 1000,
+        "lr": 2e-3,
         "batch": 128 if quick else 256,
         "blocks": 2 if quick else 4,
         "hidden": 32 if quick else 64,
+        "householder": None,
+        "momentum": "standard",
+        "objective": "reverse",
         "leapfrog_steps": 4 if quick else 8,
-        "anneal": 0.5 if target == "mixture" else 0.0,
-        "linear_leapfrog": dim > 2,
+        "anneal": 0.0,
+        "linear_leapfrog": get_target(target).dim > 2,
     }
-    return base
+    tuned = dict(TUNED.get(target, {}))
+    if quick:
+        tuned.pop("train_steps", None)
+    return base | tuned
 
 
 def moment_errors(samples: torch.Tensor, mean: torch.Tensor, variance: torch.Tensor) -> dict:
@@ -107,7 +124,7 @@ def metrics(result: SamplingResult, target) -> dict:  # noqa: ANN001
 def train(model: FlowSampler, target, cfg: dict, out: Path, name: str, seed: int) -> dict:  # noqa: ANN001
     config = TrainConfig(
         steps=cfg["train_steps"],
-        lr=2e-3,
+        lr=cfg["lr"],
         grad_clip=10.0,
         eval_every=max(cfg["train_steps"] // 10, 1),
         checkpoint=str(out / f"{name}_training.pt"),
@@ -117,7 +134,9 @@ def train(model: FlowSampler, target, cfg: dict, out: Path, name: str, seed: int
         description=f"{name} flow",
         time_limit=cfg["train_seconds"],
     )
-    result = train_sampler(model, target.potential, config, batch_size=cfg["batch"], anneal=cfg["anneal"])
+    result = train_sampler(
+        model, target.potential, config, batch_size=cfg["batch"], anneal=cfg["anneal"], objective=cfg["objective"]
+    )
     (out / f"{name}_training.pt").unlink(missing_ok=True)
     return {"seconds": result.seconds, "steps": result.steps, "best_reverse_kl_bound": result.best_validation}
 
@@ -169,7 +188,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-steps", type=int, default=None, help="optimizer steps per trained flow")
     parser.add_argument("--train-seconds", type=float, default=None, help="wall-time limit per trained flow")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     target = get_target(args.target)
@@ -189,10 +210,11 @@ def main() -> None:
         generator=gen,
     )
 
-    flow = FlowSampler.canonical(target.dim, blocks=cfg["blocks"], hidden=cfg["hidden"]).double()
+    options = {"householder": cfg["householder"], "momentum": cfg["momentum"]}
+    flow = FlowSampler.canonical(target.dim, blocks=cfg["blocks"], hidden=cfg["hidden"], **options).double()
     training = {"canonical": train(flow, target, cfg, args.out, "canonical", args.seed)}
     leap = FlowSampler.leapfrog(
-        target.dim, steps=cfg["leapfrog_steps"], hidden=cfg["hidden"], linear=cfg["linear_leapfrog"]
+        target.dim, steps=cfg["leapfrog_steps"], hidden=cfg["hidden"], linear=cfg["linear_leapfrog"], **options
     ).double()
     training["leapfrog"] = train(leap, target, cfg, args.out, "leapfrog", args.seed)
 
@@ -215,6 +237,8 @@ def main() -> None:
         training[name]["parameters"] = sum(p.numel() for p in model.parameters())
     report = {"target": args.target, "dim": target.dim, "settings": cfg, "seed": args.seed, "samplers": scores}
     report["training"] = training
+    exact = target.sample(chains * samples, gen).reshape(samples, chains, target.dim)
+    report["exact_iid_reference"] = moment_errors(exact, target.mean, target.variance)
     report["notes"] = (
         "ess_per_evaluation = min over coordinates of bulk ESS / (gradient + potential evaluations of U during "
         "sampling); a gradient counts as one evaluation (favours HMC). Warm-up and training costs are reported "

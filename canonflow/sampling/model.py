@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from nflows.transforms import MaskedAffineAutoregressiveTransform
 from torch import nn
 
 from canonflow.builders import canonical_flow
@@ -33,7 +34,7 @@ from canonflow.distributions import DiagonalPhaseSpaceNormal
 from canonflow.nn import MLP
 from canonflow.phase_space import split
 from canonflow.sampling.potential import Potential
-from canonflow.transforms import LinearSymplectic, SymplecticComposite
+from canonflow.transforms import LinearSymplectic, PointTransform, SymplecticComposite
 from canonflow.transforms.hamiltonian_flows import LeapfrogFlow
 from canonflow.validation import check_positive_int
 
@@ -48,15 +49,53 @@ def joint_potential(potential: Potential, x: torch.Tensor) -> torch.Tensor:
     return potential(q) + 0.5 * p.pow(2).sum(-1)
 
 
+class ExpAffineAutoregressive(MaskedAffineAutoregressiveTransform):
+    """``q ↦ y``, ``y_i = e^{a_i(q_{<i})} q_i + b_i(q_{<i})`` (an affine MAF on ``ℝ^d`` in the coordinate order of
+    ``q``) with ``a = A tanh(â/A)``, ``A = 8``: exponential scales over ``[e^{−8}, e^{8}]`` (nflows' softplus
+    scales need huge raw outputs for large ones). The MADE's last layer starts at zero: the identity map.
+    Exactly invertible (``d`` passes of the MADE); used as the configuration map of a ``PointTransform``.
+    """
+
+    bound = 8.0
+
+    def __init__(self, features: int, hidden: int) -> None:
+        super().__init__(features, hidden, num_blocks=2, use_residual_blocks=False, activation=torch.tanh)
+        nn.init.zeros_(self.autoregressive_net.final_layer.weight)
+        nn.init.zeros_(self.autoregressive_net.final_layer.bias)
+
+    def _log_scale_and_shift(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raw, shift = self._unconstrained_scale_and_shift(params)
+        return self.bound * torch.tanh(raw / self.bound), shift
+
+    def _elementwise_forward(self, inputs: torch.Tensor, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        log_scale, shift = self._log_scale_and_shift(params)
+        return inputs * log_scale.exp() + shift, log_scale.sum(-1)
+
+    def _elementwise_inverse(self, inputs: torch.Tensor, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        log_scale, shift = self._log_scale_and_shift(params)
+        return (inputs - shift) * torch.exp(-log_scale), -log_scale.sum(-1)
+
+
+def _check_non_negative(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"FlowSampler: expected {name} to be a non-negative int, got {value!r}")
+    return value
+
+
+def _point_layers(flow: dict[str, Any], dim: int) -> list[PointTransform]:
+    return [PointTransform(ExpAffineAutoregressive(dim, flow["hidden"]), dim) for _ in range(flow.get("point", 0))]
+
+
 def _build(flow: dict[str, Any], dim: int) -> SymplecticComposite:
     kind = flow.get("kind")
     if kind == "canonical":
-        householder = flow.get("householder")
-        return canonical_flow(
-            dim, blocks=flow["blocks"], hidden=flow["hidden"], householder=householder, zero_center=False
-        )
+        options = {"blocks": flow["blocks"], "hidden": flow["hidden"], "householder": flow.get("householder")}
+        stack = canonical_flow(dim, zero_center=False, **options)
+        return SymplecticComposite(_point_layers(flow, dim) + list(stack._transforms))
     if kind == "leapfrog":
-        layers = [LinearSymplectic(dim, householder=flow.get("householder"))] if flow.get("linear", False) else []
+        layers = _point_layers(flow, dim)
+        if flow.get("linear", False):
+            layers.append(LinearSymplectic(dim, householder=flow.get("householder")))
         options = {key: flow[key] for key in ("steps", "step_size", "hidden", "depth")}
         layers.append(LeapfrogFlow(dim, **options))
         return SymplecticComposite(layers)
@@ -89,7 +128,13 @@ class FlowSampler(nn.Module):
 
     @classmethod
     def canonical(
-        cls, dim: int, blocks: int = 4, hidden: int = 64, householder: int | None = None, momentum: str = "standard"
+        cls,
+        dim: int,
+        blocks: int = 4,
+        hidden: int = 64,
+        householder: int | None = None,
+        momentum: str = "standard",
+        point: int = 0,
     ) -> FlowSampler:
         """A ``canonical_flow(dim, blocks, hidden, householder)`` stack with a learnable Gaussian base.
 
@@ -97,9 +142,13 @@ class FlowSampler(nn.Module):
         ``dim − 1`` lets every linear layer reach any unitary ``X + iY``, in particular any rotation ``R`` acting
         as ``(q, p) -> (Rq, Rp)``, which a Gaussian target with a non-diagonal covariance ``RΛRᵀ`` needs.
         ``momentum``: ``"standard"`` (``p ~ N(0, I)``) or ``"learned"`` (``p | q ~ N(0, diag e^{2s(q)})``, see
-        the module docstring).
+        the module docstring). ``point``: number of ``PointTransform(ExpAffineAutoregressive)`` layers on the
+        data side, cotangent lifts ``(q, p) -> (f(q), (∂f/∂q)⁻ᵀp)`` of an affine autoregressive map ``f`` (in the
+        coordinate order of ``q``): a scale of ``q_i`` that depends on ``q_{<i}``, which shears cannot build
+        cheaply (Neal's funnel: ``x_i e^{−v/2}``).
         """
-        flow = {"kind": "canonical", "blocks": blocks, "hidden": hidden, "householder": householder}
+        _check_non_negative(point, "point")
+        flow = {"kind": "canonical", "blocks": blocks, "hidden": hidden, "householder": householder, "point": point}
         return cls(dim, flow, momentum)
 
     @classmethod
@@ -113,11 +162,13 @@ class FlowSampler(nn.Module):
         linear: bool = False,
         householder: int | None = None,
         momentum: str = "standard",
+        point: int = 0,
     ) -> FlowSampler:
-        """A ``LeapfrogFlow`` (optionally after a ``LinearSymplectic(dim, householder)`` when ``linear``) with a
-        learnable base."""
+        """A ``LeapfrogFlow`` (after ``point`` point layers and, when ``linear``, a ``LinearSymplectic(dim,
+        householder)``; see ``canonical``) with a learnable base."""
+        _check_non_negative(point, "point")
         flow = {"kind": "leapfrog", "steps": steps, "step_size": step_size, "hidden": hidden, "depth": depth}
-        return cls(dim, {**flow, "linear": linear, "householder": householder}, momentum)
+        return cls(dim, {**flow, "linear": linear, "householder": householder, "point": point}, momentum)
 
     def config(self) -> dict[str, Any]:
         return {
