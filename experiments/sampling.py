@@ -42,11 +42,19 @@ from canonflow.training import TrainConfig  # noqa: E402
 # objective (reverse KL, self-normalized-IS forward KL, or both), Householder reflections per linear layer,
 # auxiliary momenta, and the number of leapfrog steps of HMC/NeuTra-HMC and of the learned leapfrog flow.
 TUNED: dict[str, dict] = {
-    "banana": {"train_steps": 3000, "objective": "both"},
+    "banana": {"train_steps": 3000, "objective": "both", "hmc_steps": 5},
     "ring2d": {"train_steps": 3000, "objective": "both"},
-    "funnel": {"train_steps": 3000, "objective": "both", "momentum": "learned"},
+    "funnel": {"train_steps": 2000, "lr": 5e-3, "blocks": 2, "point": 1, "momentum": "learned", "leapfrog_steps": 4},
     "mixture": {"train_steps": 3000, "objective": "forward", "anneal": 0.5},
-    "ill_gaussian": {"train_steps": 5000, "lr": 1e-2, "blocks": 1, "householder": 49, "linear_leapfrog": True},
+    "ill_gaussian": {
+        "train_steps": 6000,
+        "lr": 1e-2,
+        "blocks": 1,
+        "hidden": 32,
+        "householder": 49,
+        "leapfrog_steps": 2,
+        "hmc_steps": 40,
+    },
 }
 
 
@@ -63,6 +71,7 @@ def settings(target: str, quick: bool) -> dict:
         "hidden": 32 if quick else 64,
         "householder": None,
         "momentum": "standard",
+        "point": 0,
         "objective": "reverse",
         "leapfrog_steps": 4 if quick else 8,
         "anneal": 0.0,
@@ -210,7 +219,7 @@ def main() -> None:
         generator=gen,
     )
 
-    options = {"householder": cfg["householder"], "momentum": cfg["momentum"]}
+    options = {key: cfg[key] for key in ("householder", "momentum", "point")}
     flow = FlowSampler.canonical(target.dim, blocks=cfg["blocks"], hidden=cfg["hidden"], **options).double()
     training = {"canonical": train(flow, target, cfg, args.out, "canonical", args.seed)}
     leap = FlowSampler.leapfrog(
