@@ -42,12 +42,22 @@ from canonflow.training import TrainConfig  # noqa: E402
 # objective (reverse KL, self-normalized-IS forward KL, or both), Householder reflections per linear layer,
 # auxiliary momenta, and the number of leapfrog steps of HMC/NeuTra-HMC and of the learned leapfrog flow.
 TUNED: dict[str, dict] = {
-    "banana": {"train_steps": 3000, "objective": "both", "hmc_steps": 5},
-    "ring2d": {"train_steps": 3000, "objective": "both"},
-    "funnel": {"train_steps": 2000, "lr": 5e-3, "blocks": 2, "point": 1, "momentum": "learned", "leapfrog_steps": 4},
+    "banana": {"train_steps": 2000, "objective": "both", "hmc_steps": 5, "hidden": 32, "leapfrog_steps": 4},
+    "funnel": {
+        "train_steps": 1200,
+        "lr": 8e-3,
+        "blocks": 2,
+        "point": 1,
+        "momentum": "learned",
+        "leapfrog_steps": 2,
+        "samples": 500,
+        "warmup": 300,
+    },
     "mixture": {"train_steps": 3000, "objective": "forward", "anneal": 0.5},
     "ill_gaussian": {
-        "train_steps": 6000,
+        "train_steps": 4000,
+        "samples": 500,
+        "warmup": 300,
         "lr": 1e-2,
         "blocks": 1,
         "hidden": 32,
@@ -78,8 +88,9 @@ def settings(target: str, quick: bool) -> dict:
         "linear_leapfrog": get_target(target).dim > 2,
     }
     tuned = dict(TUNED.get(target, {}))
-    if quick:
-        tuned.pop("train_steps", None)
+    if quick:  # keep the tuned architecture and objective, not the budgets
+        for key in ("train_steps", "samples", "warmup"):
+            tuned.pop(key, None)
     return base | tuned
 
 
