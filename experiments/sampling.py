@@ -42,7 +42,15 @@ from canonflow.training import TrainConfig  # noqa: E402
 # objective (reverse KL, self-normalized-IS forward KL, or both), Householder reflections per linear layer,
 # auxiliary momenta, and the number of leapfrog steps of HMC/NeuTra-HMC and of the learned leapfrog flow.
 TUNED: dict[str, dict] = {
-    "banana": {"train_steps": 2000, "objective": "both", "hmc_steps": 5, "hidden": 32, "leapfrog_steps": 4},
+    "banana": {
+        "train_steps": 2000,
+        "objective": "both",
+        "hmc_steps": 5,
+        "hidden": 32,
+        "leapfrog_steps": 4,
+        "point": 1,
+        "momentum": "learned",
+    },
     "funnel": {
         "train_steps": 1200,
         "lr": 8e-3,
@@ -55,7 +63,7 @@ TUNED: dict[str, dict] = {
     },
     "mixture": {"train_steps": 3000, "objective": "forward", "anneal": 0.5},
     "ill_gaussian": {
-        "train_steps": 4000,
+        "train_steps": 10000,
         "samples": 500,
         "warmup": 300,
         "lr": 1e-2,
@@ -64,6 +72,7 @@ TUNED: dict[str, dict] = {
         "householder": 49,
         "leapfrog_steps": 2,
         "hmc_steps": 40,
+        "neutra_steps": 10,
     },
 }
 
@@ -238,8 +247,9 @@ def main() -> None:
     ).double()
     training["leapfrog"] = train(leap, target, cfg, args.out, "leapfrog", args.seed)
 
+    neutra_steps = cfg.get("neutra_steps", cfg["hmc_steps"])
     results["neutra_hmc"] = neutra_hmc(
-        flow, target.potential, samples, chains, generator=gen, warmup=cfg["warmup"], num_steps=cfg["hmc_steps"]
+        flow, target.potential, samples, chains, generator=gen, warmup=cfg["warmup"], num_steps=neutra_steps
     )
     results["flow_mcmc"] = flow_mcmc(flow, target.potential, samples, chains, generator=gen)
     results["learned_leapfrog_mcmc"] = flow_mcmc(leap, target.potential, samples, chains, generator=gen)
