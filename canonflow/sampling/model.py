@@ -109,8 +109,10 @@ class FlowSampler(nn.Module):
     Build with ``FlowSampler.canonical(dim, blocks, hidden)`` (``canonflow.canonical_flow`` stack, without
     ``ZeroCenter``, whose data-dependent centring does not suit reverse-KL training) or
     ``FlowSampler.leapfrog(dim, steps, step_size, hidden, depth, linear, householder)`` (a ``LeapfrogFlow``: ``steps``
-    leapfrog steps of a learned separable Hamiltonian, optionally after a ``LinearSymplectic``). Saved and
-    loaded with ``canonflow.checkpoint.save_model`` / ``canonflow.load``.
+    leapfrog steps of a learned separable Hamiltonian, optionally after a ``LinearSymplectic``). Options of both:
+    ``householder`` (reflections per linear layer), ``point`` (data-side point layers, ``ExpAffineAutoregressive``
+    lifted to phase space) and ``momentum="learned"`` (auxiliary momenta ``p | q ~ N(0, diag e^{2s(q)})``, see the
+    module docstring). Saved and loaded with ``canonflow.checkpoint.save_model`` / ``canonflow.load``.
     """
 
     def __init__(self, dim: int, flow: dict[str, Any], momentum: str = "standard", momentum_hidden: int = 64) -> None:
