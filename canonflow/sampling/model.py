@@ -38,7 +38,7 @@ from canonflow.transforms import LinearSymplectic, PointTransform, SymplecticCom
 from canonflow.transforms.hamiltonian_flows import LeapfrogFlow
 from canonflow.validation import check_positive_int
 
-__all__ = ["FlowSampler", "joint_potential", "MOMENTA"]
+__all__ = ["FlowSampler", "ExpAffineAutoregressive", "joint_potential", "MOMENTA"]
 
 MOMENTA = ("standard", "learned")
 
