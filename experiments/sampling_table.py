@@ -27,6 +27,12 @@ def main() -> None:
                 f"| {s['divergences']} | {s['rhat_max']:.3f} | {s['max_mean_error_in_se']:.1f} "
                 f"| {s['max_variance_error_in_se']:.1f} | {mode} |"
             )
+        if "exact_iid_reference" in report:
+            s = report["exact_iid_reference"]
+            print(
+                f"| {report['target']} | *exact i.i.d. (same size)* | | | | | | | | {s['max_mean_error_in_se']:.1f} "
+                f"| {s['max_variance_error_in_se']:.1f} | |"
+            )
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """``canonflow sample``: compare samplers on a hard target: tuned HMC, NeuTra-HMC, flow-MCMC, learned leapfrog.
 
-Trains a canonical :class:`~canonflow.sampling.FlowSampler` and a leapfrog one by reverse KL, then samples the
-target with tuned HMC, NeuTra-HMC and flow-MCMC (with either flow). Results: ``target``, ``dim``,
+Trains a canonical :class:`~canonflow.sampling.FlowSampler` and a leapfrog one (reverse KL, forward KL by
+self-normalized importance sampling, or both; per-target choices in :data:`TUNED`), then samples the target
+with tuned HMC, NeuTra-HMC and flow-MCMC (with either flow). Results: ``target``, ``dim``,
 ``settings``, ``samplers`` (per sampler: bulk/tail ESS, R̂, ESS per target evaluation and per second and
 relative to HMC, acceptance, divergences, moment errors in Monte Carlo standard errors, and for the mixture
 the mode fractions), ``training`` (per flow: seconds, steps, best reverse-KL bound, importance-sampling ESS
-and ``log Z`` estimate, parameters) and ``notes``. Writes ``model.pt`` (the canonical flow), ``leapfrog.pt``,
+and ``log Z`` estimate, parameters), ``exact_iid_reference`` (the moment check applied to exact i.i.d. draws
+of the same size, to calibrate it) and ``notes``. Writes ``model.pt`` (the canonical flow), ``leapfrog.pt``,
 their ``*_training.pt`` and ``figures/{samples,traces,ess}.png``. ``experiments/sampling_table.py`` prints
 the table of several runs.
 """
@@ -47,7 +49,7 @@ from canonflow.sampling import (
 from canonflow.sampling.targets import Target
 from canonflow.training import TrainConfig
 
-__all__ = ["COMMAND", "OPTIONS", "run", "settings"]
+__all__ = ["COMMAND", "OPTIONS", "TUNED", "run", "settings"]
 
 OPTIONS = (
     Option("target", "banana", "target density", choices=sorted(TARGETS)),
@@ -61,21 +63,71 @@ NOTES = (
 )
 
 
+TUNED: dict[str, dict[str, Any]] = {
+    "banana": {
+        "train_steps": 2000,
+        "objective": "both",
+        "hmc_steps": 5,
+        "hidden": 32,
+        "leapfrog_steps": 4,
+        "point": 1,
+        "momentum": "learned",
+    },
+    "funnel": {
+        "train_steps": 1200,
+        "lr": 8e-3,
+        "blocks": 2,
+        "point": 1,
+        "momentum": "learned",
+        "leapfrog_steps": 2,
+        "samples": 500,
+        "warmup": 300,
+    },
+    "mixture": {"train_steps": 3000, "objective": "forward", "anneal": 0.5},
+    "ill_gaussian": {
+        "train_steps": 10000,
+        "samples": 500,
+        "warmup": 300,
+        "lr": 1e-2,
+        "blocks": 1,
+        "hidden": 32,
+        "householder": 49,
+        "leapfrog_steps": 2,
+        "hmc_steps": 40,
+        "neutra_steps": 10,
+    },
+}
+"""Per-target choices (``experiments/results/SAMPLING.md``, "Design choices"): optimizer steps, learning rate,
+objective, Householder reflections per linear layer, auxiliary momenta, point layers, and leapfrog steps of
+HMC (tuned over {3, 5, 10, 20, 40}), NeuTra-HMC and the learned leapfrog flow."""
+
+
 def settings(target: str, quick: bool) -> dict[str, Any]:
-    """Chain, sampler and flow sizes for ``target`` (``quick``: a smoke run)."""
-    return {
+    """Chain, sampler and flow sizes for ``target``: the defaults with :data:`TUNED` over them (``quick``: a
+    smoke run that keeps the tuned architecture and objective but not the budgets)."""
+    base = {
         "chains": 16,
         "samples": 100 if quick else 1000,
         "warmup": 100 if quick else 500,
         "hmc_steps": 10,
         "train_steps": 50 if quick else 1000,
+        "lr": 2e-3,
         "batch": 128 if quick else 256,
         "blocks": 2 if quick else 4,
         "hidden": 32 if quick else 64,
+        "householder": None,
+        "momentum": "standard",
+        "point": 0,
+        "objective": "reverse",
         "leapfrog_steps": 4 if quick else 8,
-        "anneal": 0.5 if target == "mixture" else 0.0,
+        "anneal": 0.0,
         "linear_leapfrog": get_target(target).dim > 2,
     }
+    tuned = dict(TUNED.get(target, {}))
+    if quick:
+        for key in ("train_steps", "samples", "warmup"):
+            tuned.pop(key, None)
+    return base | tuned
 
 
 def moment_errors(samples: torch.Tensor, mean: torch.Tensor, variance: torch.Tensor) -> dict[str, Any]:
@@ -148,16 +200,17 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
             generator=gen,
         )
     }
+    layers = {key: cfg[key] for key in ("householder", "momentum", "point")}
     flows = {
-        "canonical": FlowSampler.canonical(target.dim, blocks=cfg["blocks"], hidden=cfg["hidden"]),
+        "canonical": FlowSampler.canonical(target.dim, blocks=cfg["blocks"], hidden=cfg["hidden"], **layers),
         "leapfrog": FlowSampler.leapfrog(
-            target.dim, steps=cfg["leapfrog_steps"], hidden=cfg["hidden"], linear=cfg["linear_leapfrog"]
+            target.dim, steps=cfg["leapfrog_steps"], hidden=cfg["hidden"], linear=cfg["linear_leapfrog"], **layers
         ),
     }
     training = {}
     for flow_name, flow in flows.items():
         flow.to(dtype=dtype, device=device)
-        preset = {"steps": cfg["train_steps"], "lr": 2e-3, "grad_clip": 10.0}
+        preset = {"steps": cfg["train_steps"], "lr": cfg["lr"], "grad_clip": 10.0}
         options = training_options(
             config,
             out,
@@ -169,7 +222,12 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
         )
         options["eval_every"] = max(options["steps"] // 10, 1)
         trained = train_sampler(
-            flow, target.potential, TrainConfig(**options), batch_size=cfg["batch"], anneal=cfg["anneal"]
+            flow,
+            target.potential,
+            TrainConfig(**options),
+            batch_size=cfg["batch"],
+            anneal=cfg["anneal"],
+            objective=cfg["objective"],
         )
         flows[flow_name] = flow.to(dtype=torch.float64, device="cpu")
         training[flow_name] = {
@@ -178,8 +236,9 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
             "best_reverse_kl_bound": trained.best_validation,
         }
     flow, leap = flows["canonical"], flows["leapfrog"]
+    neutra_steps = cfg.get("neutra_steps", cfg["hmc_steps"])
     results["neutra_hmc"] = neutra_hmc(
-        flow, target.potential, samples, chains, generator=gen, warmup=cfg["warmup"], num_steps=cfg["hmc_steps"]
+        flow, target.potential, samples, chains, generator=gen, warmup=cfg["warmup"], num_steps=neutra_steps
     )
     results["flow_mcmc"] = flow_mcmc(flow, target.potential, samples, chains, generator=gen)
     results["learned_leapfrog_mcmc"] = flow_mcmc(leap, target.potential, samples, chains, generator=gen)
@@ -196,6 +255,8 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
         training[flow_name]["importance_seconds"] = time.perf_counter() - started
         training[flow_name]["parameters"] = sum(p.numel() for p in model.parameters())
     summary = {"target": name, "dim": target.dim, "settings": cfg, "samplers": scores, "training": training}
+    exact = target.sample(chains * samples, gen).reshape(samples, chains, target.dim)
+    summary["exact_iid_reference"] = moment_errors(exact, target.mean, target.variance)
     summary["notes"] = NOTES
     if out is not None:
         extra = {"command": "sample", "target": name, "config": config}

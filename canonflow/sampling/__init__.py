@@ -1,11 +1,11 @@
 """Sampling Boltzmann distributions ``π(q) ∝ e^{−U(q)}``: HMC, flow-preconditioned HMC (NeuTra), flow-MCMC with
-canonical-flow proposals, canonical flows (incl. learned leapfrog) trained as samplers by reverse KL, MCMC
-diagnostics, and benchmark targets with exact moments."""
+canonical-flow proposals, canonical flows (incl. learned leapfrog) trained as samplers by reverse and/or forward
+KL, MCMC diagnostics, and benchmark targets with exact moments."""
 
 from canonflow.sampling.diagnostics import ess, ess_bulk, ess_mean, ess_tail, mcse_mean, rank_normalize, rhat
 from canonflow.sampling.flow_mcmc import ImportanceResult, flow_mcmc, importance_resample, log_weights
 from canonflow.sampling.hmc import DualAveraging, adaptation_windows, hmc
-from canonflow.sampling.model import FlowSampler, joint_potential
+from canonflow.sampling.model import ExpAffineAutoregressive, FlowSampler, joint_potential
 from canonflow.sampling.neutra import neutra_hmc
 from canonflow.sampling.result import SamplingResult
 from canonflow.sampling.targets import (
@@ -18,7 +18,7 @@ from canonflow.sampling.targets import (
     Target,
     get_target,
 )
-from canonflow.sampling.training import reverse_kl_loss, train_sampler
+from canonflow.sampling.training import forward_kl_loss, reverse_kl_loss, train_sampler
 
 __all__ = [
     "hmc",
@@ -30,7 +30,9 @@ __all__ = [
     "ImportanceResult",
     "log_weights",
     "FlowSampler",
+    "ExpAffineAutoregressive",
     "joint_potential",
+    "forward_kl_loss",
     "reverse_kl_loss",
     "train_sampler",
     "SamplingResult",

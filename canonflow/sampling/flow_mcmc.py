@@ -2,7 +2,8 @@
 
 The flow ``q(x)`` (a ``FlowSampler`` on the augmented space ``x = (q, p) ∈ ℝ^{2d}``) has an exact density,
 ``log q(x) = log q₀(T(x))`` (``log|det J| = 0``), so the importance weight of a draw for the joint target
-``π(x) ∝ e^{−U(q) − |p|²/2}`` is ``log w(x) = −U(q) − |p|²/2 − log q(x)``, exact up to the constant ``log Z``.
+``π(x) ∝ e^{−U(q) − |p|²/2}`` is ``log w(x) = −U(q) − |p|²/2 − log q(x)``, exact up to the constant ``log Z``
+(with learned auxiliary momenta, ``|p|²/2`` is replaced by ``−log r(p | q)``: ``FlowSampler.joint_potential``).
 
 - *Independence MH*: propose ``x' ~ q`` independently of the current ``x`` and accept with probability
   ``min(1, w(x')/w(x))``; the chain is exactly ``π``-invariant and its efficiency is governed by how well
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from canonflow.sampling.model import FlowSampler, joint_potential
+from canonflow.sampling.model import FlowSampler
 from canonflow.sampling.potential import Potential
 from canonflow.sampling.result import SamplingResult
 from canonflow.validation import check_positive_int, validation
@@ -36,7 +37,8 @@ def _check(flow: object, who: str) -> None:
 def log_weights(
     flow: FlowSampler, potential: Potential, num: int, generator: torch.Generator | None = None, chunk: int = 8192
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``num`` proposals ``x ~ q`` ``(num, 2d)`` and their log importance weights ``−U(q) − |p|²/2 − log q(x)``.
+    """``num`` proposals ``x ~ q`` ``(num, 2d)`` and their log importance weights
+    ``−flow.joint_potential(U, x) − log q(x)`` (``−U(q) − |p|²/2 − log q(x)`` with standard momenta).
 
     Non-finite weights (e.g. ``U`` is NaN there) become ``−∞``: such proposals are never accepted.
     """
@@ -44,7 +46,7 @@ def log_weights(
     with torch.no_grad(), validation(False):
         for start in range(0, num, chunk):
             x, log_q = flow.sample_with_log_prob(min(chunk, num - start), generator)
-            u = joint_potential(potential, x)
+            u = flow.joint_potential(potential, x)
             if u.shape != log_q.shape:
                 raise ValueError(f"the potential must map (B, {flow.dim}) to (B,), got {tuple(u.shape)}")
             log_w = -u - log_q

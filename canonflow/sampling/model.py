@@ -6,6 +6,18 @@ on phase space, so the model lives on ``(q, p) ∈ ℝ^{2d}`` (``n = d``) and ta
 ``x = T⁻¹(z)``, ``z ~ N(μ, diag σ²)`` (``DiagonalPhaseSpaceNormal``) with ``T`` the flow (``forward`` = data ->
 latent). Because ``log|det ∂T/∂x| = 0``, the model density is exactly ``log q(x) = log N(T(x); μ, σ²)``:
 no Jacobian is computed, and only the base can carry the target's scale and normalization.
+
+*Learned auxiliary momenta.* A canonical map preserves volume, hence the distribution of density values: if
+``x = T⁻¹(z)``, then ``log q(x)`` is distributed as ``log q₀(z)``, whose spread is that of ``−χ²_{2d}/2``. A
+target whose log-density spread is much larger cannot be fitted. Neal's funnel is the example: under
+``π(q) N(p; 0, I)``, ``−log π`` contains ``(d − 1)v/2`` with ``v ~ N(0, 9)`` (spread ≈ 13.6 nats for
+``d = 10``, against ≈ 3.2 for a 20-d Gaussian). The momenta are auxiliary, so any normalized conditional
+``r(p | q)`` gives a joint ``π(q) r(p | q)`` with the right ``q``-marginal. With ``momentum="learned"`` it is
+``r(p | q) = N(0, diag e^{2s(q)})`` with ``s`` a network (zero-initialized: ``N(0, I)`` at the start), trained
+with the flow, a learned position-dependent mass as in Riemannian-manifold HMC. For the funnel,
+``s_i = −v/2`` makes each pair ``(x_i, p_i)`` volume-neutral (``−log`` joint ``= v²/18 + Σ(x_i e^{−v/2})²/2 +
+Σ(p_i e^{v/2})²/2 + p_v²/2``, the spread of a Gaussian). Samplers use ``FlowSampler.joint_potential``; they stay
+exact for ``π(q)`` whatever ``s`` is.
 """
 
 from __future__ import annotations
@@ -13,18 +25,22 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from nflows.transforms import MaskedAffineAutoregressiveTransform
 from torch import nn
 
 from canonflow.builders import canonical_flow
 from canonflow.checkpoint import register_model
 from canonflow.distributions import DiagonalPhaseSpaceNormal
+from canonflow.nn import MLP
 from canonflow.phase_space import split
 from canonflow.sampling.potential import Potential
-from canonflow.transforms import LinearSymplectic, SymplecticComposite
+from canonflow.transforms import LinearSymplectic, PointTransform, SymplecticComposite
 from canonflow.transforms.hamiltonian_flows import LeapfrogFlow
 from canonflow.validation import check_positive_int
 
-__all__ = ["FlowSampler", "joint_potential"]
+__all__ = ["FlowSampler", "ExpAffineAutoregressive", "joint_potential", "MOMENTA"]
+
+MOMENTA = ("standard", "learned")
 
 
 def joint_potential(potential: Potential, x: torch.Tensor) -> torch.Tensor:
@@ -33,12 +49,53 @@ def joint_potential(potential: Potential, x: torch.Tensor) -> torch.Tensor:
     return potential(q) + 0.5 * p.pow(2).sum(-1)
 
 
+class ExpAffineAutoregressive(MaskedAffineAutoregressiveTransform):
+    """``q ↦ y``, ``y_i = e^{a_i(q_{<i})} q_i + b_i(q_{<i})`` (an affine MAF on ``ℝ^d`` in the coordinate order of
+    ``q``) with ``a = A tanh(â/A)``, ``A = 8``: exponential scales over ``[e^{−8}, e^{8}]`` (nflows' softplus
+    scales need huge raw outputs for large ones). The MADE's last layer starts at zero: the identity map.
+    Exactly invertible (``d`` passes of the MADE); used as the configuration map of a ``PointTransform``.
+    """
+
+    bound = 8.0
+
+    def __init__(self, features: int, hidden: int) -> None:
+        super().__init__(features, hidden, num_blocks=2, use_residual_blocks=False, activation=torch.tanh)
+        nn.init.zeros_(self.autoregressive_net.final_layer.weight)
+        nn.init.zeros_(self.autoregressive_net.final_layer.bias)
+
+    def _log_scale_and_shift(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raw, shift = self._unconstrained_scale_and_shift(params)
+        return self.bound * torch.tanh(raw / self.bound), shift
+
+    def _elementwise_forward(self, inputs: torch.Tensor, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        log_scale, shift = self._log_scale_and_shift(params)
+        return inputs * log_scale.exp() + shift, log_scale.sum(-1)
+
+    def _elementwise_inverse(self, inputs: torch.Tensor, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        log_scale, shift = self._log_scale_and_shift(params)
+        return (inputs - shift) * torch.exp(-log_scale), -log_scale.sum(-1)
+
+
+def _check_non_negative(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"FlowSampler: expected {name} to be a non-negative int, got {value!r}")
+    return value
+
+
+def _point_layers(flow: dict[str, Any], dim: int) -> list[PointTransform]:
+    return [PointTransform(ExpAffineAutoregressive(dim, flow["hidden"]), dim) for _ in range(flow.get("point", 0))]
+
+
 def _build(flow: dict[str, Any], dim: int) -> SymplecticComposite:
     kind = flow.get("kind")
     if kind == "canonical":
-        return canonical_flow(dim, blocks=flow["blocks"], hidden=flow["hidden"], zero_center=False)
+        options = {"blocks": flow["blocks"], "hidden": flow["hidden"], "householder": flow.get("householder")}
+        stack = canonical_flow(dim, zero_center=False, **options)
+        return SymplecticComposite(_point_layers(flow, dim) + list(stack._transforms))
     if kind == "leapfrog":
-        layers = [LinearSymplectic(dim)] if flow.get("linear", False) else []
+        layers = _point_layers(flow, dim)
+        if flow.get("linear", False):
+            layers.append(LinearSymplectic(dim, householder=flow.get("householder")))
         options = {key: flow[key] for key in ("steps", "step_size", "hidden", "depth")}
         layers.append(LeapfrogFlow(dim, **options))
         return SymplecticComposite(layers)
@@ -51,37 +108,93 @@ class FlowSampler(nn.Module):
 
     Build with ``FlowSampler.canonical(dim, blocks, hidden)`` (``canonflow.canonical_flow`` stack, without
     ``ZeroCenter``, whose data-dependent centring does not suit reverse-KL training) or
-    ``FlowSampler.leapfrog(dim, steps, step_size, hidden, depth, linear)`` (a ``LeapfrogFlow``: ``steps``
-    leapfrog steps of a learned separable Hamiltonian, optionally after a ``LinearSymplectic``). Saved and
-    loaded with ``canonflow.checkpoint.save_model`` / ``canonflow.load``.
+    ``FlowSampler.leapfrog(dim, steps, step_size, hidden, depth, linear, householder)`` (a ``LeapfrogFlow``: ``steps``
+    leapfrog steps of a learned separable Hamiltonian, optionally after a ``LinearSymplectic``). Options of both:
+    ``householder`` (reflections per linear layer), ``point`` (data-side point layers, ``ExpAffineAutoregressive``
+    lifted to phase space) and ``momentum="learned"`` (auxiliary momenta ``p | q ~ N(0, diag e^{2s(q)})``, see the
+    module docstring). Saved and loaded with ``canonflow.checkpoint.save_model`` / ``canonflow.load``.
     """
 
-    def __init__(self, dim: int, flow: dict[str, Any]) -> None:
+    def __init__(self, dim: int, flow: dict[str, Any], momentum: str = "standard", momentum_hidden: int = 64) -> None:
         super().__init__()
         self.dim = check_positive_int(dim, "dim", "FlowSampler")
+        if momentum not in MOMENTA:
+            raise ValueError(f"FlowSampler: unknown momentum {momentum!r}; expected one of {', '.join(MOMENTA)}")
         self.flow_config = dict(flow)
+        self.momentum = momentum
+        self.momentum_hidden = check_positive_int(momentum_hidden, "momentum_hidden", "FlowSampler")
         self.transform = _build(self.flow_config, self.dim)
         self.base = DiagonalPhaseSpaceNormal(self.dim)
+        learned = momentum == "learned"
+        self.momentum_log_scale = MLP(dim, dim, momentum_hidden, 2, squeeze=False, zero_init=True) if learned else None
 
     @classmethod
-    def canonical(cls, dim: int, blocks: int = 4, hidden: int = 64) -> FlowSampler:
-        """A ``canonical_flow(dim, blocks, hidden)`` stack with a learnable Gaussian base."""
-        return cls(dim, {"kind": "canonical", "blocks": blocks, "hidden": hidden})
+    def canonical(
+        cls,
+        dim: int,
+        blocks: int = 4,
+        hidden: int = 64,
+        householder: int | None = None,
+        momentum: str = "standard",
+        point: int = 0,
+    ) -> FlowSampler:
+        """A ``canonical_flow(dim, blocks, hidden, householder)`` stack with a learnable Gaussian base.
+
+        ``householder``: complex Householder reflections per ``LinearSymplectic`` (default ``min(dim − 1, 4)``);
+        ``dim − 1`` lets every linear layer reach any unitary ``X + iY``, in particular any rotation ``R`` acting
+        as ``(q, p) -> (Rq, Rp)``, which a Gaussian target with a non-diagonal covariance ``RΛRᵀ`` needs.
+        ``momentum``: ``"standard"`` (``p ~ N(0, I)``) or ``"learned"`` (``p | q ~ N(0, diag e^{2s(q)})``, see
+        the module docstring). ``point``: number of ``PointTransform(ExpAffineAutoregressive)`` layers on the
+        data side, cotangent lifts ``(q, p) -> (f(q), (∂f/∂q)⁻ᵀp)`` of an affine autoregressive map ``f`` (in the
+        coordinate order of ``q``): a scale of ``q_i`` that depends on ``q_{<i}``, which shears cannot build
+        cheaply (Neal's funnel: ``x_i e^{−v/2}``).
+        """
+        _check_non_negative(point, "point")
+        flow = {"kind": "canonical", "blocks": blocks, "hidden": hidden, "householder": householder, "point": point}
+        return cls(dim, flow, momentum)
 
     @classmethod
     def leapfrog(
-        cls, dim: int, steps: int = 8, step_size: float = 0.2, hidden: int = 64, depth: int = 2, linear: bool = False
+        cls,
+        dim: int,
+        steps: int = 8,
+        step_size: float = 0.2,
+        hidden: int = 64,
+        depth: int = 2,
+        linear: bool = False,
+        householder: int | None = None,
+        momentum: str = "standard",
+        point: int = 0,
     ) -> FlowSampler:
-        """A ``LeapfrogFlow`` (optionally after a ``LinearSymplectic`` when ``linear``) with a learnable base."""
+        """A ``LeapfrogFlow`` (after ``point`` point layers and, when ``linear``, a ``LinearSymplectic(dim,
+        householder)``; see ``canonical``) with a learnable base."""
+        _check_non_negative(point, "point")
         flow = {"kind": "leapfrog", "steps": steps, "step_size": step_size, "hidden": hidden, "depth": depth}
-        return cls(dim, {**flow, "linear": linear})
+        return cls(dim, {**flow, "linear": linear, "householder": householder, "point": point}, momentum)
 
     def config(self) -> dict[str, Any]:
-        return {"dim": self.dim, "flow": self.flow_config}
+        return {
+            "dim": self.dim,
+            "flow": self.flow_config,
+            "momentum": self.momentum,
+            "momentum_hidden": self.momentum_hidden,
+        }
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> FlowSampler:
-        return cls(config["dim"], config["flow"])
+        return cls(config["dim"], config["flow"], config.get("momentum", "standard"), config.get("momentum_hidden", 64))
+
+    def joint_potential(self, potential: Potential, x: torch.Tensor) -> torch.Tensor:
+        """``−log`` of the joint target ``π(q) r(p | q)`` up to a constant, shape ``(B,)`` for ``x`` ``(B, 2d)``.
+
+        ``"standard"`` momenta: ``U(q) + |p|²/2``. ``"learned"``: ``U(q) + Σ_i [p_i² e^{−2s_i(q)}/2 + s_i(q)]``,
+        ``−log N(p; 0, diag e^{2s(q)})`` up to the same constant ``d log 2π / 2``, so normalizers agree.
+        """
+        if self.momentum_log_scale is None:
+            return joint_potential(potential, x)
+        q, p = split(x)
+        log_scale = self.momentum_log_scale(q)
+        return potential(q) + (0.5 * p.pow(2) * torch.exp(-2 * log_scale) + log_scale).sum(-1)
 
     def to_data(self, z: torch.Tensor) -> torch.Tensor:
         """Latent ``z`` -> phase-space point ``x = T⁻¹(z)``, ``(B, 2d) -> (B, 2d)``."""

@@ -9,7 +9,9 @@ the latent potential carries ``−log|det J|``. For a canonical flow ``log|det J
 
 where ``μ, σ`` are the flow's base mean and scales. The whitening is affine with a constant Jacobian, which
 cancels in the Metropolis–Hastings ratio, so the chain is exactly invariant for the joint; its ``q`` half is
-an exact chain for ``π(q)``. If the flow fits, ``U_w ≈ |w|²/2`` and HMC mixes as on a standard normal.
+an exact chain for ``π(q)``. With learned auxiliary momenta ``|p|²/2`` becomes ``−log r(p | q)``
+(``FlowSampler.joint_potential``); the ``q`` half is still exact. If the flow fits, ``U_w ≈ |w|²/2`` and HMC
+mixes as on a standard normal.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from canonflow.sampling.hmc import hmc
-from canonflow.sampling.model import FlowSampler, joint_potential
+from canonflow.sampling.model import FlowSampler
 from canonflow.sampling.potential import Potential
 from canonflow.sampling.result import SamplingResult
 from canonflow.validation import check_positive_int, validation
@@ -54,7 +56,7 @@ def neutra_hmc(
         return flow.to_data(loc + scale * w)
 
     def latent_potential(w: torch.Tensor) -> torch.Tensor:
-        return joint_potential(potential, to_data(w))
+        return flow.joint_potential(potential, to_data(w))
 
     w0 = torch.randn(chains, 2 * flow.dim, generator=generator, dtype=loc.dtype, device=loc.device)
     with validation(False):
