@@ -277,11 +277,11 @@ def test_learned_momentum_is_a_normalized_gaussian_and_keeps_samplers_exact(tmp_
     latent = neutra_hmc(model, target.potential, 150, 16, generator=gen(17), warmup=150, num_steps=4)
     assert_moments(latent.samples, target.mean, target.variance)
     save_model(tmp_path / "model.pt", model)
-    again = load(tmp_path / "model.pt")  # float32, like every loaded model
-    assert again.momentum == "learned"
-    x = x.float()
-    expected = model.float().joint_potential(target.potential, x)
-    torch.testing.assert_close(again.joint_potential(target.potential, x), expected)
+    again = load(tmp_path / "model.pt")  # in the saved dtype, float64
+    assert again.momentum == "learned" and next(again.parameters()).dtype == torch.float64
+    torch.testing.assert_close(
+        again.joint_potential(target.potential, x), model.joint_potential(target.potential, x), rtol=0, atol=0
+    )
     with pytest.raises(ValueError, match="momentum"):
         FlowSampler.canonical(2, momentum="heavy")
 
@@ -304,7 +304,6 @@ def test_point_layers_are_exact_canonical_maps_and_reload(tmp_path):
     torch.testing.assert_close(q_map(moved)[0][:, :2], q_map(q)[0][:, :2])
     assert (q_map(moved)[0][:, 2] - q_map(q)[0][:, 2]).abs().min() > 1e-3
     save_model(tmp_path / "model.pt", model)
-    x = x.float()
-    torch.testing.assert_close(load(tmp_path / "model.pt").to_latent(x), model.float().to_latent(x))
+    torch.testing.assert_close(load(tmp_path / "model.pt").to_latent(x), model.to_latent(x), rtol=0, atol=0)
     with pytest.raises(ValueError, match="point"):
         FlowSampler.leapfrog(3, point=-1)
