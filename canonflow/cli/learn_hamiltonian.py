@@ -4,15 +4,16 @@ Protocols (all with canonflow's public API):
 
 * ``spring`` and ``pendulum`` follow Greydanus et al. (2019), HNN: 50 trajectories (25 train, 25 validation),
   noise σ = 0.1 on q and p, derivative matching against the exact derivatives at the clean states (their
-  protocol), an MLP of 200 tanh units. Their systems are ``H_G = q² + p²`` and ``H_G = 2(1 − cos q) + p²``,
-  which are ``2·H`` of canonflow's ``HarmonicOscillator(ω=1)`` and ``Pendulum(g=1, l=1)`` with time ``t = 2 t_G``:
-  the same (q, p) data, so their t_G ∈ [0, 3] is t ∈ [0, 6] here and the energy MSE is reported in their
-  units (``H_G = 2H``, MSE × 4). Spring: radius ~ U[0.1, 1], 30 samples; pendulum: radius ~ U[1.3, 2.3],
-  45 samples. Energy MSE: 15 rollouts from x₀ with |x₀ᵢ| ~ U[0.2, 1] (spring) or radius ~ U[1.3, 2.3]
-  (pendulum) and random signs/directions, over t_G ∈ [0, 20] with 100 samples; the mean over rollouts and
-  samples of (H_G(x̂(t)) − H_G(x(t)))². For the pendulum, radius 2.3 reaches above the separatrix: rotating
-  orbits run off to |q| ≫ π, far outside the training data, and dominate the mean; the results also
-  report the mean over the librating rollouts only (``energy_mse_librations``).
+  protocol), an MLP of 200 tanh units. Their systems (``hamiltonian_fn`` of their code) are ``H_G = q² + p²``
+  and ``H_G = 3(1 − cos q) + p²``, which are ``2·H`` of canonflow's ``HarmonicOscillator(ω=1)`` and
+  ``Pendulum(g=1.5, l=1)`` (``H = p²/2 + 1.5(1 − cos q)``) with time ``t = 2 t_G``: the same (q, p) data, so
+  their t_G ∈ [0, 3] is t ∈ [0, 6] here and the energy MSE is reported in their units (``H_G = 2H``, MSE × 4).
+  Initial states as in their code: a direction ``y/‖y‖`` with ``y`` uniform on [−1, 1]², times a radius
+  ~ U[0.1, 1] (spring, 30 samples) or U[1.3, 2.3] (pendulum, 45 samples). Every pendulum orbit of radius
+  ≤ 2.3 librates: ``H_G ≤ 5.83`` on that circle, below the separatrix ``H_G = 6``. Energy MSE: 15 rollouts from
+  x₀ with |x₀ᵢ| ~ U[0.2, 1] and random signs (spring, their analysis script) or from the training law
+  (pendulum), over t_G ∈ [0, 20] with 100 samples; the mean over rollouts and samples of
+  (H_G(x̂(t)) − H_G(x(t)))². ``energy_mse_librations`` is the same mean over the rollouts below the separatrix.
 * ``double_well``, ``coupled_oscillator`` (α = 0.5) and ``henon_heiles`` follow Choudhary et al. (2024):
   noise σ = 0.01, Δt = 0.01, windows of 7 steps, trajectory matching through the implicit midpoint rule with
   adjoint gradients; initial states uniform on [−2, 2]² (1 DoF) or ``HenonHeiles.sample_initial`` (energy
@@ -101,7 +102,7 @@ PROTOCOLS = {
         derivatives="exact", energy_scale=2.0, rollout_t_end=40.0, anchors={"energy_mse": 3.84e-4},
     ),
     "pendulum": Protocol(
-        Pendulum(g=1.0, l=1.0), "Greydanus et al. 2019 (HNN), ideal pendulum", "derivative",
+        Pendulum(g=1.5, l=1.0), "Greydanus et al. 2019 (HNN), ideal pendulum", "derivative",
         25, 25, 6.0, 45, 0.1, "radius:1.3:2.3", hidden=200, steps=2000, lr=1e-3, batch_size=None,
         derivatives="exact", energy_scale=2.0, rollout_t_end=40.0, anchors={"energy_mse": 2.49e-2},
     ),
@@ -124,9 +125,9 @@ PROTOCOLS = {
 def initial_states(protocol: Protocol, num: int, generator: torch.Generator) -> torch.Tensor:
     """``num`` initial states drawn as the protocol says (float64)."""
     kind, *values = protocol.initial.split(":")
-    if kind == "radius":
+    if kind == "radius":  # Greydanus et al.'s sampler: y ~ U[−1, 1]², x₀ = r·y/‖y‖
         low, high = map(float, values)
-        direction = torch.randn(num, 2, generator=generator, dtype=torch.float64)
+        direction = 2.0 * torch.rand(num, 2, generator=generator, dtype=torch.float64) - 1.0
         direction = direction / direction.norm(dim=-1, keepdim=True)
         radius = low + (high - low) * torch.rand(num, 1, generator=generator, dtype=torch.float64)
         return direction * radius
