@@ -85,6 +85,9 @@ class Protocol:
     initial: str
     hidden: int = 64
     depth: int = 2
+    activation: str = "tanh"
+    polynomial: int = 0
+    base_steps: int = 0
     steps: int = 3000
     lr: float = 3e-3
     batch_size: int | None = 256
@@ -205,11 +208,31 @@ def plot_rollouts(result: Rollout, protocol: Protocol, directory: Path) -> None:
     plt.close(fig)
 
 
+def _non_negative(value: int) -> str | None:
+    return None if value >= 0 else f"must be >= 0, got {value}"
+
+
 OPTIONS = (
     Option("system", "spring", "system and protocol", choices=sorted(PROTOCOLS)),
     Option("mode", None, "loss", kind=str, choices=MODES, default_text="the protocol's"),
     Option("adjoint", None, "implicit midpoint: adjoint gradients", kind=bool, default_text="on for implicit_midpoint"),
     Option("lr", None, "Adam learning rate", kind=float, default_text="the protocol's"),
+    Option(
+        "polynomial",
+        None,
+        "degree of HamiltonianNet's polynomial part (0: none)",
+        kind=int,
+        default_text="the protocol's",
+        check=_non_negative,
+    ),
+    Option(
+        "base_steps",
+        None,
+        "steps fitting the polynomial part alone first (0: none)",
+        kind=int,
+        default_text="the protocol's (0 without a polynomial part)",
+        check=_non_negative,
+    ),
     *TRAINING_OPTIONS,
     *COMMON_OPTIONS,
 )
@@ -264,6 +287,11 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
     mode = config["mode"] or protocol.default_mode
     adjoint = mode == "implicit_midpoint" and config["adjoint"] is not False
     lr = config["lr"] if config["lr"] is not None else protocol.lr
+    polynomial = config["polynomial"] if config["polynomial"] is not None else protocol.polynomial
+    base_steps = config["base_steps"] if config["base_steps"] is not None else protocol.base_steps
+    base_steps = base_steps if polynomial else 0
+    if quick:
+        base_steps = min(base_steps, 50)
     num_train = max(4, protocol.num_train // 5) if quick else protocol.num_train
     system = protocol.system
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -280,7 +308,13 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
     train_data, validation_data = _split(data, num_train, protocol.num_validation)
     torch.manual_seed(seed)
     model = HamiltonianNet(
-        system.n, hidden=protocol.hidden, depth=protocol.depth, separable=mode == "leapfrog", dtype=config["dtype"]
+        system.n,
+        hidden=protocol.hidden,
+        depth=protocol.depth,
+        activation=protocol.activation,
+        separable=mode == "leapfrog",
+        polynomial=polynomial,
+        dtype=config["dtype"],
     ).to(config["device"])
     preset = {"steps": 100 if quick else protocol.steps, "lr": lr}
     options = training_options(config, out, preset, description=f"{name}/{mode}", progress=progress, resume=resume)
@@ -295,6 +329,7 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
         batch_size=protocol.batch_size,
         config=TrainConfig(**options),
         validation_data=validation_data,
+        base_steps=base_steps,
     )
     train_seconds = time.perf_counter() - started
     model = model.cpu()
@@ -320,6 +355,7 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
         "model": model.config(),
         "training": {
             "steps": result.steps,
+            "base_steps": base_steps,
             "lr": lr,
             "batch_size": protocol.batch_size,
             "final_loss": result.losses[-1] if result.losses else None,
