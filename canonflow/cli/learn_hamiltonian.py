@@ -101,8 +101,8 @@ class Protocol:
 PROTOCOLS = {
     "spring": Protocol(
         HarmonicOscillator(1, omega=1.0), "Greydanus et al. 2019 (HNN), mass-spring", "derivative",
-        25, 25, 6.0, 30, 0.1, "radius:0.1:1.0", hidden=200, steps=2000, lr=1e-3, batch_size=None,
-        derivatives="exact", energy_scale=2.0, rollout_t_end=40.0, anchors={"energy_mse": 3.84e-4},
+        25, 25, 6.0, 30, 0.1, "radius:0.1:1.0", hidden=200, activation="softplus", steps=2000, lr=1e-3,
+        batch_size=None, derivatives="exact", energy_scale=2.0, rollout_t_end=40.0, anchors={"energy_mse": 3.84e-4},
     ),
     "pendulum": Protocol(
         Pendulum(g=1.5, l=1.0), "Greydanus et al. 2019 (HNN), ideal pendulum", "derivative",
@@ -111,11 +111,12 @@ PROTOCOLS = {
     ),
     "double_well": Protocol(
         DoubleWell(), "Choudhary et al. 2024, double well", "implicit_midpoint",
-        100, 20, 0.49, 50, 0.01, "box:2.0", anchors={"uniform": 0.0104, "grid": 0.0116, "gaussian": 0.155},
+        100, 20, 0.49, 50, 0.01, "box:2.0", polynomial=4, base_steps=1000,
+        anchors={"uniform": 0.0104, "grid": 0.0116, "gaussian": 0.155},
     ),
     "coupled_oscillator": Protocol(
         CoupledOscillator(0.5), "Choudhary et al. 2024, coupled oscillator (α = 0.5)", "implicit_midpoint",
-        100, 20, 0.49, 50, 0.01, "box:2.0",
+        100, 20, 0.49, 50, 0.01, "box:2.0", polynomial=2, base_steps=1000,
         anchors={"uniform": 0.0129, "grid": 0.0133, "gaussian": 0.0167, "anchor_model": "SHNN baseline"},
     ),
     "henon_heiles": Protocol(
