@@ -23,6 +23,12 @@ A ``HamiltonianNet`` is a scalar network ``H_θ(q, p)``; its dynamics are Hamilt
     ``canonflow.transforms.hamiltonian_flows``): memory does not grow with the window length; with
     ``adjoint=False`` from backpropagation through the fixed-point iterations.
 
+The model, ``HamiltonianNet``, is an MLP (optionally separable, ``K_θ(p) + V_θ(q)``) plus an optional closed-form
+part: a quadratic form (``quadratic=True``) or a polynomial of degree ``d`` (``polynomial=d``). A tanh MLP
+saturates outside its training data; the closed-form part carries a quadratic or polynomial growth of ``H``
+there. ``fit_hamiltonian(..., base_steps=k)`` fits the closed-form part alone for ``k`` steps before the whole
+model, so that the MLP learns only the residual.
+
 Evaluation (the protocol of Choudhary et al.): the learned ``H_θ`` is determined only up to an additive
 constant, so ``hamiltonian_error`` reports ``mean |H_θ(x) − c − H(x)|`` over test points with the offset
 ``c = mean(H_θ − H)``; ``hamiltonian_test_sets`` gives the three test distributions. ``rollout`` integrates
