@@ -23,6 +23,12 @@ A ``HamiltonianNet`` is a scalar network ``H_θ(q, p)``; its dynamics are Hamilt
     ``canonflow.transforms.hamiltonian_flows``): memory does not grow with the window length; with
     ``adjoint=False`` from backpropagation through the fixed-point iterations.
 
+The model, ``HamiltonianNet``, is an MLP (optionally separable, ``K_θ(p) + V_θ(q)``) plus an optional closed-form
+part: a quadratic form (``quadratic=True``) or a polynomial of degree ``d`` (``polynomial=d``). A tanh MLP
+saturates outside its training data; the closed-form part carries a quadratic or polynomial growth of ``H``
+there. ``fit_hamiltonian(..., base_steps=k)`` fits the closed-form part alone for ``k`` steps before the whole
+model, so that the MLP learns only the residual.
+
 Evaluation (the protocol of Choudhary et al.): the learned ``H_θ`` is determined only up to an additive
 constant, so ``hamiltonian_error`` reports ``mean |H_θ(x) − c − H(x)|`` over test points with the offset
 ``c = mean(H_θ − H)``; ``hamiltonian_test_sets`` gives the three test distributions. ``rollout`` integrates
@@ -32,9 +38,12 @@ the learned and the true dynamics from the same initial states and reports the e
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import combinations_with_replacement
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -49,6 +58,8 @@ from canonflow.systems import HamiltonianSystem
 from canonflow.training import TrainConfig, TrainResult, train
 from canonflow.transforms.hamiltonian_flows import implicit_midpoint_adjoint
 from canonflow.validation import check_phase_space, check_positive_int
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "MODES",
@@ -79,9 +90,14 @@ class HamiltonianNet(nn.Module):
     ``canonflow.integrators`` whether explicit splitting methods may be used. With ``quadratic=True`` a
     learnable quadratic form is added — ``½ xᵀSx`` with ``S`` symmetric ``2n × 2n``, or for a separable model
     ``½ pᵀS_p p + ½ qᵀS_q q`` — so that quadratic Hamiltonians are exactly representable (``S`` starts at
-    zero). The parameters are in
-    ``dtype`` (``"float32"`` or ``"float64"``). Registered with ``canonflow.checkpoint``: ``save_model`` /
-    ``canonflow.load`` round-trip it.
+    zero). With ``polynomial = d ≥ 1`` a learnable polynomial ``Σ_{1 ≤ |α| ≤ d} c_α x^α`` over all monomials
+    ``x^α = Π_i x_i^{α_i}`` of total degree 1 to ``d`` is added instead (for a separable model one polynomial in
+    ``p`` added to ``K_θ`` and one in ``q`` added to ``V_θ``; coefficients start at zero): for a Hamiltonian that
+    grows like a polynomial of degree ``d`` at large ``|x|`` this part carries the growth that a saturating MLP
+    cannot extrapolate, and polynomial Hamiltonians of degree ``≤ d`` become exactly representable. ``d ≥ 2``
+    contains the quadratic form, so it excludes ``quadratic=True``. ``fit_hamiltonian(..., base_steps=...)``
+    can train this closed-form part alone first. The parameters are in ``dtype`` (``"float32"`` or
+    ``"float64"``). Registered with ``canonflow.checkpoint``: ``save_model`` / ``canonflow.load`` round-trip it.
     """
 
     def __init__(
@@ -92,6 +108,7 @@ class HamiltonianNet(nn.Module):
         activation: str = "tanh",
         separable: bool = False,
         quadratic: bool = False,
+        polynomial: int = 0,
         dtype: str = "float32",
     ) -> None:
         super().__init__()
@@ -105,8 +122,13 @@ class HamiltonianNet(nn.Module):
         self.dtype_name = dtype
         if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
             raise ValueError(f"{who}: expected depth to be a non-negative int, got {depth!r}")
-        if depth == 0 and not self.quadratic:
-            raise ValueError(f"{who}: depth=0 (no network) needs quadratic=True, else H_θ would be zero")
+        if isinstance(polynomial, bool) or not isinstance(polynomial, int) or polynomial < 0:
+            raise ValueError(f"{who}: expected polynomial to be a non-negative int (a degree), got {polynomial!r}")
+        if polynomial >= 2 and self.quadratic:
+            raise ValueError(f"{who}: polynomial={polynomial} already contains the quadratic form; drop quadratic=True")
+        self.polynomial = polynomial
+        if depth == 0 and not (self.quadratic or polynomial):
+            raise ValueError(f"{who}: depth=0 (no network) needs quadratic=True or polynomial >= 1, else H_θ = 0")
         self.networks = nn.ModuleList()
         if depth > 0:
             parts = (n, n) if self.separable else (2 * n,)
@@ -115,7 +137,33 @@ class HamiltonianNet(nn.Module):
             blocks = 2 if self.separable else 1
             size = n if self.separable else 2 * n
             self.quadratic_forms = nn.Parameter(torch.zeros(blocks, size, size))
+        if polynomial:
+            size = n if self.separable else 2 * n
+            self._monomial_counts, parents, factors = _monomials(size, polynomial)
+            self.register_buffer("_monomial_parents", parents, persistent=False)
+            self.register_buffer("_monomial_factors", factors, persistent=False)
+            count = size + parents.shape[0]
+            self.polynomial_coefficients = nn.Parameter(torch.zeros(2 if self.separable else 1, count))
         self.to(_DTYPES[dtype])
+
+    @property
+    def closed_form_parameters(self) -> list[nn.Parameter]:
+        """The parameters of the quadratic form and of the polynomial (empty without either)."""
+        return [getattr(self, k) for k in ("quadratic_forms", "polynomial_coefficients") if hasattr(self, k)]
+
+    def _polynomial(self, z: torch.Tensor, block: int) -> torch.Tensor:
+        """``Σ_α c_α z^α`` with the coefficients ``polynomial_coefficients[block]``, shape ``(B,)``.
+
+        Monomials are built degree by degree, ``z^α = z^{α − e_i} · z_i``, by products only (no ``pow``), so
+        derivatives of every order are finite at ``z = 0``.
+        """
+        monomials, start = z, 0
+        for count in self._monomial_counts:
+            parents = self._monomial_parents[start : start + count]
+            factors = self._monomial_factors[start : start + count]
+            monomials = torch.cat([monomials, monomials[:, parents] * z[:, factors]], dim=-1)
+            start += count
+        return monomials @ self.polynomial_coefficients[block]
 
     def _quadratic(self, parts: tuple[torch.Tensor, ...], first: int = 0) -> torch.Tensor:
         """``Σ_i ½ zᵢᵀ Sᵢ zᵢ`` with ``Sᵢ`` the symmetrised ``quadratic_forms[first + i]``."""
@@ -130,19 +178,27 @@ class HamiltonianNet(nn.Module):
             q, p = split(x)
             return self.kinetic(p) + self.potential(q)
         value = self.networks[0](x) if self.networks else x.new_zeros(x.shape[0])
-        return value + self._quadratic((x,)) if self.quadratic else value
+        return self._closed_form(value, x, 0)
 
     def kinetic(self, p: torch.Tensor) -> torch.Tensor:
         """``K_θ(p)`` of shape ``(B,)`` (separable models only)."""
         self._require_separable("kinetic")
         value = self.networks[0](p) if self.networks else p.new_zeros(p.shape[0])
-        return value + self._quadratic((p,), 0) if self.quadratic else value
+        return self._closed_form(value, p, 0)
 
     def potential(self, q: torch.Tensor) -> torch.Tensor:
         """``V_θ(q)`` of shape ``(B,)`` (separable models only)."""
         self._require_separable("potential")
         value = self.networks[1](q) if self.networks else q.new_zeros(q.shape[0])
-        return value + self._quadratic((q,), 1) if self.quadratic else value
+        return self._closed_form(value, q, 1)
+
+    def _closed_form(self, value: torch.Tensor, z: torch.Tensor, block: int) -> torch.Tensor:
+        """``value`` plus the quadratic form and/or polynomial of block ``block`` (0: all of x, or p; 1: q)."""
+        if self.quadratic:
+            value = value + self._quadratic((z,), block)
+        if self.polynomial:
+            value = value + self._polynomial(z, block)
+        return value
 
     def _require_separable(self, method: str) -> None:
         if not self.separable:
@@ -157,6 +213,7 @@ class HamiltonianNet(nn.Module):
             "activation": self.activation,
             "separable": self.separable,
             "quadratic": self.quadratic,
+            "polynomial": self.polynomial,
             "dtype": self.dtype_name,
         }
 
@@ -167,6 +224,26 @@ class HamiltonianNet(nn.Module):
 
     def extra_repr(self) -> str:
         return f"n={self.n}, separable={self.separable}, dtype={self.dtype_name}"
+
+
+def _monomials(size: int, degree: int) -> tuple[tuple[int, ...], torch.Tensor, torch.Tensor]:
+    """The monomials of total degree 2..``degree`` in ``size`` variables, built from those of one degree less.
+
+    Monomials are numbered degree by degree: ``0..size−1`` are the variables, then each degree's sorted index
+    tuples. Returns ``(counts, parents, factors)``: the number of monomials of each degree 2..``degree``, and for
+    each of them the number of its parent (itself without its last factor) and of that last factor variable.
+    """
+    number = {(i,): i for i in range(size)}
+    counts, parents, factors = [], [], []
+    for k in range(2, degree + 1):
+        combos = list(combinations_with_replacement(range(size), k))
+        for combo in combos:
+            parents.append(number[combo[:-1]])
+            factors.append(combo[-1])
+            number[combo] = len(number)
+        counts.append(len(combos))
+    as_index = {"dtype": torch.long}
+    return tuple(counts), torch.tensor(parents, **as_index), torch.tensor(factors, **as_index)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -310,6 +387,7 @@ def fit_hamiltonian(
     validation_data: TrajectoryData | torch.Tensor | None = None,
     tol: float = 1e-10,
     max_iter: int = 50,
+    base_steps: int = 0,
 ) -> TrainResult:
     """Fit ``model`` (a Hamiltonian ``(B, 2n) -> (B,)``) to observed trajectories; return the ``TrainResult``.
 
@@ -332,6 +410,11 @@ def fit_hamiltonian(
         validation_data: held-out trajectories (same kind as ``data``); the loss on (at most 4096 evenly
             spaced samples of) them is the validation value, and the best weights are kept.
         tol, max_iter: tolerance and iteration cap of the implicit-midpoint fixed-point solves.
+        base_steps: with a ``HamiltonianNet`` that has a closed-form part (``quadratic=True`` or
+            ``polynomial ≥ 1``), first fit that part alone — a ``depth=0`` copy of the model, same loss, data and
+            ``config`` but ``base_steps`` steps and no checkpoint — and start the full model from it; the
+            networks then learn the residual instead of competing with the closed-form part from the start.
+            Skipped when ``config.resume`` finds a checkpoint (it holds the weights). ``0``: no such stage.
 
     Raises ``ValueError``/``TypeError`` naming ``fit_hamiltonian`` for malformed data (shape, NaN/Inf,
     ``dt ≤ 0``, non-uniform times, too few samples for the window) or incompatible options.
@@ -351,6 +434,12 @@ def fit_hamiltonian(
     check_positive_int(window, "window", who)
     check_positive_int(substeps, "substeps", who)
     check_positive_int(max_iter, "max_iter", who)
+    if isinstance(base_steps, bool) or not isinstance(base_steps, int) or base_steps < 0:
+        raise ValueError(f"{who}: expected base_steps to be a non-negative int, got {base_steps!r}")
+    if base_steps and not (isinstance(model, HamiltonianNet) and model.closed_form_parameters):
+        raise ValueError(
+            f"{who}: base_steps needs a HamiltonianNet with a closed-form part (quadratic=True or polynomial >= 1)"
+        )
     if batch_size is not None:
         check_positive_int(batch_size, "batch_size", who)
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (math.isfinite(tol) and tol > 0):
@@ -389,6 +478,22 @@ def fit_hamiltonian(
             return float(loss(val_inputs, val_targets))
 
     config = TrainConfig(steps=2000, lr=1e-3, progress=False) if config is None else config
+    resuming = config.resume and config.checkpoint is not None and Path(config.checkpoint).is_file()
+    if base_steps and not resuming:
+        base = HamiltonianNet.from_config({**model.config(), "depth": 0}).to(next(model.parameters()).device)
+        base.load_state_dict(model.state_dict(), strict=False)
+        stage = replace(
+            config, steps=base_steps, checkpoint=None, resume=False, description=f"{config.description} (base)"
+        )
+        options = {"adjoint": adjoint, "dt": dt, "derivatives": derivatives, "window": window, "substeps": substeps}
+        fitted = fit_hamiltonian(
+            base, data, mode, **options, batch_size=batch_size, config=stage, validation_data=validation_data,
+            tol=tol, max_iter=max_iter,
+        )  # fmt: skip
+        log.info("closed-form part fitted in %d steps, best validation %.4g", fitted.steps, fitted.best_validation)
+        with torch.no_grad():
+            for target, source in zip(model.closed_form_parameters, base.closed_form_parameters, strict=True):
+                target.copy_(source)
     return train(model, loss_fn, config, validate=validate)
 
 

@@ -4,15 +4,16 @@ Protocols (all with canonflow's public API):
 
 * ``spring`` and ``pendulum`` follow Greydanus et al. (2019), HNN: 50 trajectories (25 train, 25 validation),
   noise σ = 0.1 on q and p, derivative matching against the exact derivatives at the clean states (their
-  protocol), an MLP of 200 tanh units. Their systems are ``H_G = q² + p²`` and ``H_G = 2(1 − cos q) + p²``,
-  which are ``2·H`` of canonflow's ``HarmonicOscillator(ω=1)`` and ``Pendulum(g=1, l=1)`` with time ``t = 2 t_G``:
-  the same (q, p) data, so their t_G ∈ [0, 3] is t ∈ [0, 6] here and the energy MSE is reported in their
-  units (``H_G = 2H``, MSE × 4). Spring: radius ~ U[0.1, 1], 30 samples; pendulum: radius ~ U[1.3, 2.3],
-  45 samples. Energy MSE: 15 rollouts from x₀ with |x₀ᵢ| ~ U[0.2, 1] (spring) or radius ~ U[1.3, 2.3]
-  (pendulum) and random signs/directions, over t_G ∈ [0, 20] with 100 samples; the mean over rollouts and
-  samples of (H_G(x̂(t)) − H_G(x(t)))². For the pendulum, radius 2.3 reaches above the separatrix: rotating
-  orbits run off to |q| ≫ π, far outside the training data, and dominate the mean; the results also
-  report the mean over the librating rollouts only (``energy_mse_librations``).
+  protocol), an MLP of 200 tanh units. Their systems (``hamiltonian_fn`` of their code) are ``H_G = q² + p²``
+  and ``H_G = 3(1 − cos q) + p²``, which are ``2·H`` of canonflow's ``HarmonicOscillator(ω=1)`` and
+  ``Pendulum(g=1.5, l=1)`` (``H = p²/2 + 1.5(1 − cos q)``) with time ``t = 2 t_G``: the same (q, p) data, so
+  their t_G ∈ [0, 3] is t ∈ [0, 6] here and the energy MSE is reported in their units (``H_G = 2H``, MSE × 4).
+  Initial states as in their code: a direction ``y/‖y‖`` with ``y`` uniform on [−1, 1]², times a radius
+  ~ U[0.1, 1] (spring, 30 samples) or U[1.3, 2.3] (pendulum, 45 samples). Every pendulum orbit of radius
+  ≤ 2.3 librates: ``H_G ≤ 5.83`` on that circle, below the separatrix ``H_G = 6``. Energy MSE: 15 rollouts from
+  x₀ with |x₀ᵢ| ~ U[0.2, 1] and random signs (spring, their analysis script) or from the training law
+  (pendulum), over t_G ∈ [0, 20] with 100 samples; the mean over rollouts and samples of
+  (H_G(x̂(t)) − H_G(x(t)))². ``energy_mse_librations`` is the same mean over the rollouts below the separatrix.
 * ``double_well``, ``coupled_oscillator`` (α = 0.5) and ``henon_heiles`` follow Choudhary et al. (2024):
   noise σ = 0.01, Δt = 0.01, windows of 7 steps, trajectory matching through the implicit midpoint rule with
   adjoint gradients; initial states uniform on [−2, 2]² (1 DoF) or ``HenonHeiles.sample_initial`` (energy
@@ -84,6 +85,9 @@ class Protocol:
     initial: str
     hidden: int = 64
     depth: int = 2
+    activation: str = "tanh"
+    polynomial: int = 0
+    base_steps: int = 0
     steps: int = 3000
     lr: float = 3e-3
     batch_size: int | None = 256
@@ -97,21 +101,22 @@ class Protocol:
 PROTOCOLS = {
     "spring": Protocol(
         HarmonicOscillator(1, omega=1.0), "Greydanus et al. 2019 (HNN), mass-spring", "derivative",
-        25, 25, 6.0, 30, 0.1, "radius:0.1:1.0", hidden=200, steps=2000, lr=1e-3, batch_size=None,
-        derivatives="exact", energy_scale=2.0, rollout_t_end=40.0, anchors={"energy_mse": 3.84e-4},
+        25, 25, 6.0, 30, 0.1, "radius:0.1:1.0", hidden=200, activation="softplus", steps=2000, lr=1e-3,
+        batch_size=None, derivatives="exact", energy_scale=2.0, rollout_t_end=40.0, anchors={"energy_mse": 3.84e-4},
     ),
     "pendulum": Protocol(
-        Pendulum(g=1.0, l=1.0), "Greydanus et al. 2019 (HNN), ideal pendulum", "derivative",
+        Pendulum(g=1.5, l=1.0), "Greydanus et al. 2019 (HNN), ideal pendulum", "derivative",
         25, 25, 6.0, 45, 0.1, "radius:1.3:2.3", hidden=200, steps=2000, lr=1e-3, batch_size=None,
         derivatives="exact", energy_scale=2.0, rollout_t_end=40.0, anchors={"energy_mse": 2.49e-2},
     ),
     "double_well": Protocol(
         DoubleWell(), "Choudhary et al. 2024, double well", "implicit_midpoint",
-        100, 20, 0.49, 50, 0.01, "box:2.0", anchors={"uniform": 0.0104, "grid": 0.0116, "gaussian": 0.155},
+        100, 20, 0.49, 50, 0.01, "box:2.0", polynomial=4, base_steps=1000,
+        anchors={"uniform": 0.0104, "grid": 0.0116, "gaussian": 0.155},
     ),
     "coupled_oscillator": Protocol(
         CoupledOscillator(0.5), "Choudhary et al. 2024, coupled oscillator (α = 0.5)", "implicit_midpoint",
-        100, 20, 0.49, 50, 0.01, "box:2.0",
+        100, 20, 0.49, 50, 0.01, "box:2.0", polynomial=2, base_steps=1000,
         anchors={"uniform": 0.0129, "grid": 0.0133, "gaussian": 0.0167, "anchor_model": "SHNN baseline"},
     ),
     "henon_heiles": Protocol(
@@ -124,9 +129,9 @@ PROTOCOLS = {
 def initial_states(protocol: Protocol, num: int, generator: torch.Generator) -> torch.Tensor:
     """``num`` initial states drawn as the protocol says (float64)."""
     kind, *values = protocol.initial.split(":")
-    if kind == "radius":
+    if kind == "radius":  # Greydanus et al.'s sampler: y ~ U[−1, 1]², x₀ = r·y/‖y‖
         low, high = map(float, values)
-        direction = torch.randn(num, 2, generator=generator, dtype=torch.float64)
+        direction = 2.0 * torch.rand(num, 2, generator=generator, dtype=torch.float64) - 1.0
         direction = direction / direction.norm(dim=-1, keepdim=True)
         radius = low + (high - low) * torch.rand(num, 1, generator=generator, dtype=torch.float64)
         return direction * radius
@@ -204,11 +209,31 @@ def plot_rollouts(result: Rollout, protocol: Protocol, directory: Path) -> None:
     plt.close(fig)
 
 
+def _non_negative(value: int) -> str | None:
+    return None if value >= 0 else f"must be >= 0, got {value}"
+
+
 OPTIONS = (
     Option("system", "spring", "system and protocol", choices=sorted(PROTOCOLS)),
     Option("mode", None, "loss", kind=str, choices=MODES, default_text="the protocol's"),
     Option("adjoint", None, "implicit midpoint: adjoint gradients", kind=bool, default_text="on for implicit_midpoint"),
     Option("lr", None, "Adam learning rate", kind=float, default_text="the protocol's"),
+    Option(
+        "polynomial",
+        None,
+        "degree of HamiltonianNet's polynomial part (0: none)",
+        kind=int,
+        default_text="the protocol's",
+        check=_non_negative,
+    ),
+    Option(
+        "base_steps",
+        None,
+        "steps fitting the polynomial part alone first (0: none)",
+        kind=int,
+        default_text="the protocol's (0 without a polynomial part)",
+        check=_non_negative,
+    ),
     *TRAINING_OPTIONS,
     *COMMON_OPTIONS,
 )
@@ -263,6 +288,11 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
     mode = config["mode"] or protocol.default_mode
     adjoint = mode == "implicit_midpoint" and config["adjoint"] is not False
     lr = config["lr"] if config["lr"] is not None else protocol.lr
+    polynomial = config["polynomial"] if config["polynomial"] is not None else protocol.polynomial
+    base_steps = config["base_steps"] if config["base_steps"] is not None else protocol.base_steps
+    base_steps = base_steps if polynomial else 0
+    if quick:
+        base_steps = min(base_steps, 50)
     num_train = max(4, protocol.num_train // 5) if quick else protocol.num_train
     system = protocol.system
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -279,7 +309,13 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
     train_data, validation_data = _split(data, num_train, protocol.num_validation)
     torch.manual_seed(seed)
     model = HamiltonianNet(
-        system.n, hidden=protocol.hidden, depth=protocol.depth, separable=mode == "leapfrog", dtype=config["dtype"]
+        system.n,
+        hidden=protocol.hidden,
+        depth=protocol.depth,
+        activation=protocol.activation,
+        separable=mode == "leapfrog",
+        polynomial=polynomial,
+        dtype=config["dtype"],
     ).to(config["device"])
     preset = {"steps": 100 if quick else protocol.steps, "lr": lr}
     options = training_options(config, out, preset, description=f"{name}/{mode}", progress=progress, resume=resume)
@@ -294,6 +330,7 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
         batch_size=protocol.batch_size,
         config=TrainConfig(**options),
         validation_data=validation_data,
+        base_steps=base_steps,
     )
     train_seconds = time.perf_counter() - started
     model = model.cpu()
@@ -319,6 +356,7 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
         "model": model.config(),
         "training": {
             "steps": result.steps,
+            "base_steps": base_steps,
             "lr": lr,
             "batch_size": protocol.batch_size,
             "final_loss": result.losses[-1] if result.losses else None,
