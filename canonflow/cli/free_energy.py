@@ -74,6 +74,12 @@ OPTIONS = (
     Option("system", "double_well", "Boltzmann distribution e^{-βH} of this system", choices=sorted(SETTINGS)),
     Option("beta", 1.0, "inverse temperature β", check=lambda value: None if value > 0 else "must be positive"),
     Option("samples", None, "model samples of the free-energy estimates", kind=int, default_text="200000, 10000 quick"),
+    Option(
+        "gradient",
+        "path",
+        "reverse-KL gradient estimator: 'path' (path derivative, zero variance at the optimum) or 'total'",
+        choices=("path", "total"),
+    ),
     *TRAINING_OPTIONS,
     *COMMON_OPTIONS,
 )
@@ -131,7 +137,14 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
     }
     options = training_options(config, out, preset, description=f"{name}/canonflow", progress=progress, resume=resume)
     with canonflow.validation(False):
-        result = fit_variational(model, system, beta, batch_size=settings["batch"], config=TrainConfig(**options))
+        result = fit_variational(
+            model,
+            system,
+            beta,
+            batch_size=settings["batch"],
+            config=TrainConfig(**options),
+            gradient=config["gradient"],
+        )
         model = model.cpu()
         entry = estimate(model, system, beta, samples, seed, exact, result)
     entry["frequencies"] = latent_frequencies(model).tolist()
