@@ -45,9 +45,9 @@ __all__ = ["COMMAND", "OPTIONS", "SETTINGS", "estimate", "exact_free_energy", "p
 SETTINGS = {
     "harmonic_chain": dict(
         model=dict(blocks=0, linear="matrix_exp", linear_layers=3),
-        batch=1024,
+        batch=256,
         lr=1e-2,
-        steps=6000,
+        steps=12000,
         quick_steps=300,
         time_limit=600,
     ),
