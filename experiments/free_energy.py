@@ -58,6 +58,7 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
     name, beta, seed = config["system"], config["beta"], config["seed"]
     system = get_system(name)
     settings = free_energy.SETTINGS[name]
+    estimator = free_energy.gradient(config)
     for kind in ("realnvp", "maf"):
         torch.manual_seed(seed)
         model = baseline(kind, system.n, **BASELINES[name])
@@ -72,7 +73,7 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
         )
         with canonflow.validation(False):
             result = fit_variational(
-                model, system, beta, batch_size=settings["batch"], config=train_config, gradient=config["gradient"]
+                model, system, beta, batch_size=settings["batch"], config=train_config, gradient=estimator
             )
             entry = free_energy.estimate(
                 model, system, beta, results["samples"], seed, results["exact_free_energy"], result

@@ -3,7 +3,7 @@
 Trains a :class:`~canonflow.density.PhaseSpaceFlow` by reverse KL (:func:`~canonflow.density.fit_variational`)
 and estimates ``F`` from fresh model samples. Results: ``system``, ``n``, ``beta``, ``exact_free_energy``,
 ``neuralct_free_energy`` (the published neuralCT value, or ``null``), ``samples`` and ``models.canonflow``:
-``parameters``, ``train_seconds``, ``steps_run``, ``loss_curve``, the fields of
+``parameters``, ``train_seconds``, ``steps_run``, ``gradient``, ``loss_curve``, the fields of
 :class:`~canonflow.density.FreeEnergyEstimate` (``variational``, ``importance``, their ``*_stderr``, ``ess``,
 ``ess_fraction``, ...), ``variational_error``, ``importance_error``, the learned latent ``frequencies`` and, for
 the harmonic chain, ``exact_frequencies`` and ``frequency_relative_error_mean``/``_max``. Writes ``model.pt``,
@@ -40,11 +40,22 @@ from canonflow.density import PhaseSpaceFlow, fit_variational, free_energy, late
 from canonflow.systems import HamiltonianSystem, get_system
 from canonflow.training import TrainConfig, TrainResult
 
-__all__ = ["COMMAND", "OPTIONS", "SETTINGS", "estimate", "exact_free_energy", "plot_training_curves", "run"]
+__all__ = [
+    "COMMAND",
+    "OPTIONS",
+    "SETTINGS",
+    "estimate",
+    "exact_free_energy",
+    "gradient",
+    "plot_training_curves",
+    "run",
+    "steps",
+]
 
 SETTINGS = {
     "harmonic_chain": dict(
         model=dict(blocks=0, linear="matrix_exp", linear_layers=3),
+        gradient="path",
         batch=256,
         lr=1e-2,
         steps=12000,
@@ -53,6 +64,7 @@ SETTINGS = {
     ),
     "ring2d": dict(
         model=dict(blocks=10, hidden=128, linear="nak", householder=2, full_linear=True),
+        gradient="total",
         batch=512,
         lr=3e-3,
         steps=4000,
@@ -61,6 +73,7 @@ SETTINGS = {
     ),
     "double_well": dict(
         model=dict(blocks=6, hidden=96, linear="nak", householder=1, full_linear=True),
+        gradient="total",
         batch=512,
         lr=3e-3,
         steps=2000,
@@ -68,7 +81,10 @@ SETTINGS = {
         time_limit=600,
     ),
 }
-"""Per system: the canonical model, minibatch size, learning rate, steps (full and ``--quick``), time limit."""
+"""Per system: the canonical model, reverse-KL gradient estimator (``fit_variational``'s ``gradient``: ``"path"``
+where the model can represent the target exactly, so that the gradient noise vanishes as training converges;
+``"total"`` where capacity, not noise, limits the fit and the path estimator's second pass through a deep flow is
+not worth its cost), minibatch size, learning rate, steps (full and ``--quick``), time limit (seconds)."""
 NEURALCT = {"harmonic_chain": -56.52, "ring2d": -3.89}
 OPTIONS = (
     Option("system", "double_well", "Boltzmann distribution e^{-βH} of this system", choices=sorted(SETTINGS)),
@@ -76,9 +92,11 @@ OPTIONS = (
     Option("samples", None, "model samples of the free-energy estimates", kind=int, default_text="200000, 10000 quick"),
     Option(
         "gradient",
-        "path",
+        None,
         "reverse-KL gradient estimator: 'path' (path derivative, zero variance at the optimum) or 'total'",
+        kind=str,
         choices=("path", "total"),
+        default_text="the preset's",
     ),
     *TRAINING_OPTIONS,
     *COMMON_OPTIONS,
@@ -118,6 +136,11 @@ def steps(config: dict[str, Any]) -> int:
     return config["steps"] or (settings["quick_steps"] if config["quick"] else settings["steps"])
 
 
+def gradient(config: dict[str, Any]) -> str:
+    """The reverse-KL gradient estimator of a run: ``config["gradient"]``, else the preset's."""
+    return config["gradient"] or SETTINGS[config["system"]]["gradient"]
+
+
 def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = True, resume: bool = False) -> dict:
     """Train and evaluate the canonical flow on ``config["system"]``; write model and figures to ``out``;
     return the results of the module docstring."""
@@ -143,10 +166,11 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
             beta,
             batch_size=settings["batch"],
             config=TrainConfig(**options),
-            gradient=config["gradient"],
+            gradient=gradient(config),
         )
         model = model.cpu()
         entry = estimate(model, system, beta, samples, seed, exact, result)
+    entry["gradient"] = gradient(config)
     entry["frequencies"] = latent_frequencies(model).tolist()
     if name == "harmonic_chain":
         true = system.normal_mode_frequencies().sort().values
