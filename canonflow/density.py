@@ -431,8 +431,8 @@ def fit_variational(
     ``F_var − F = KL(q_θ ‖ e^{−βH}/Z)/β``, the losses are free energies in nats. ``energy`` maps
     ``(B, 2n) -> (B,)`` (e.g. a :class:`~canonflow.systems.HamiltonianSystem`). The base must support
     ``from_noise`` (:class:`OscillatorBase`, :class:`PhaseSpaceNormal`). ``gradient`` picks the estimator of
-    :func:`variational_loss`: ``"path"`` (default; zero variance at the optimum, about 1.3–2× the cost of a
-    step) or ``"total"``.
+    :func:`variational_loss`: ``"path"`` (default; zero variance at the optimum, at the price of one more forward
+    pass: 1.2–1.6× the step time in the free-energy benchmarks) or ``"total"``.
 
     With a ``distributed`` context (``canonflow.distributed``) ``batch_size`` is the global batch ``G``: every
     rank draws the same ``G × 2n`` standard normal noise from the shared training generator and pushes only its
