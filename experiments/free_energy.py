@@ -5,8 +5,9 @@
     python experiments/free_energy.py --system double_well --out experiments/results/free_energy_double_well
 
 Runs ``canonflow free-energy`` (same flags) and, unless --no-baselines, trains nflows RealNVP and MAF baselines
-of about the same size with a N(0, I) base by reverse KL for as many steps, reporting the same estimates under
-``results.models.realnvp`` / ``.maf`` of metrics.json and in figures/training_curves.png.
+of about the same size with a N(0, I) base by reverse KL for as many steps, with the same --gradient estimator,
+reporting the same estimates under ``results.models.realnvp`` / ``.maf`` of metrics.json and in
+figures/training_curves.png.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
     name, beta, seed = config["system"], config["beta"], config["seed"]
     system = get_system(name)
     settings = free_energy.SETTINGS[name]
+    estimator = free_energy.gradient(config)
     for kind in ("realnvp", "maf"):
         torch.manual_seed(seed)
         model = baseline(kind, system.n, **BASELINES[name])
@@ -70,7 +72,9 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
             description=f"{name}/{kind}",
         )
         with canonflow.validation(False):
-            result = fit_variational(model, system, beta, batch_size=settings["batch"], config=train_config)
+            result = fit_variational(
+                model, system, beta, batch_size=settings["batch"], config=train_config, gradient=estimator
+            )
             entry = free_energy.estimate(
                 model, system, beta, results["samples"], seed, results["exact_free_energy"], result
             )

@@ -21,6 +21,7 @@ from canonflow.density import (
     latent_frequencies,
     log_importance_weights,
     nll,
+    variational_loss,
 )
 from canonflow.distributions import OscillatorBase
 from canonflow.training import TrainConfig
@@ -227,3 +228,77 @@ def test_flow_round_trips_through_a_checkpoint(tmp_path, small_flow) -> None:
     x = torch.randn(3, 4, dtype=F64)
     assert isinstance(loaded, Flow)
     torch.testing.assert_close(loaded.log_prob(x), small_flow.log_prob(x))
+
+
+# ---------------------------------------------------------------------------------------------- gradient estimators
+def _perturbed_flow(seed: int, scale: float) -> PhaseSpaceFlow:
+    torch.manual_seed(seed)
+    flow = PhaseSpaceFlow(1, blocks=1, hidden=8, linear="nak", full_linear=True).double()
+    with torch.no_grad():
+        for parameter in flow.parameters():
+            parameter.add_(scale * torch.randn_like(parameter))
+    return flow
+
+
+def _batch_gradients(flow: PhaseSpaceFlow, energy, gradient: str, batches: int, size: int) -> torch.Tensor:
+    """``(batches, parameters)``: the estimator's gradient of the minibatch F_var on independent noise batches."""
+    generator = torch.Generator().manual_seed(11)
+    rows = []
+    for _ in range(batches):
+        noise = torch.randn(size, 2, generator=generator, dtype=F64)
+        loss = variational_loss(flow, energy, noise, 1.0, gradient=gradient)
+        grads = torch.autograd.grad(loss, list(flow.parameters()), allow_unused=True, materialize_grads=True)
+        rows.append(torch.cat([g.flatten() for g in grads]))
+    return torch.stack(rows)
+
+
+def test_path_and_total_gradients_have_the_same_expectation() -> None:
+    # On the same noise the two estimators differ by the score term mean(∂_θ log q_θ(x)), whose expectation is 0.
+    flow = _perturbed_flow(12, 0.3)
+
+    def energy(x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * x[:, 1] ** 2 + 0.5 * x[:, 0] ** 2 + 0.25 * x[:, 0] ** 4
+
+    path = _batch_gradients(flow, energy, "path", 40, 2000)
+    total = _batch_gradients(flow, energy, "total", 40, 2000)
+    difference = path - total
+    assert (difference.mean(0).abs() <= 4.5 * difference.std(0) / math.sqrt(len(difference))).all()
+    assert difference.std(0).max() > 1e-3  # the score term is a real per-batch fluctuation
+    mean = path.mean(0)
+    assert mean.norm() > 10 * (path.std(0) / math.sqrt(len(path))).norm()  # far from the optimum: a real gradient
+    # same loss value, whichever estimator
+    noise = torch.randn(50, 2, generator=torch.Generator().manual_seed(13), dtype=F64)
+    torch.testing.assert_close(
+        variational_loss(flow, energy, noise, gradient="path"), variational_loss(flow, energy, noise, gradient="total")
+    )
+
+
+def test_path_gradient_variance_vanishes_at_the_optimum() -> None:
+    # The target is the model itself (βH = −log q_θ*), so θ* is the optimum; near it the path estimator's
+    # variance is O(|θ − θ*|²) while the total gradient keeps the score term's variance.
+    target = _perturbed_flow(14, 0.3)
+    for parameter in target.parameters():
+        parameter.requires_grad_(False)
+
+    def energy(x: torch.Tensor) -> torch.Tensor:
+        return -target.log_prob(x)
+
+    at_optimum = _perturbed_flow(14, 0.3)
+    path = _batch_gradients(at_optimum, energy, "path", 10, 500)
+    total = _batch_gradients(at_optimum, energy, "total", 10, 500)
+    assert path.abs().max() < 1e-10
+    assert total.std(0).max() > 1e-2
+    near = _perturbed_flow(14, 0.3)
+    with torch.no_grad():
+        for parameter in near.parameters():
+            parameter.add_(1e-3 * torch.randn_like(parameter))
+    path = _batch_gradients(near, energy, "path", 10, 500)
+    total = _batch_gradients(near, energy, "total", 10, 500)
+    assert path.var(0).sum() < 1e-3 * total.var(0).sum()
+
+
+def test_fit_variational_rejects_an_unknown_gradient(small_flow) -> None:
+    with pytest.raises(ValueError, match="fit_variational.*gradient"):
+        fit_variational(small_flow, _gaussian_target(2), 1.0, config=_quiet(1, 0.01), gradient="score")
+    with pytest.raises(ValueError, match="variational_loss.*gradient"):
+        variational_loss(small_flow, _gaussian_target(2), torch.randn(3, 4, dtype=F64), gradient="reinforce")

@@ -135,17 +135,21 @@ def _fit_density(distributed: DistributedContext | None, directory: Path) -> Out
     return {"initial": initial, "final": _state(flow), "batches": sizes}
 
 
-def _fit_variational(distributed: DistributedContext | None, directory: Path) -> Outcome:
-    torch.manual_seed(0)
-    flow = PhaseSpaceFlow(1, blocks=1, hidden=8, base="oscillator").double()
-    initial, sizes = _state(flow), set()
+def _fit_variational(gradient: str) -> Callable[[DistributedContext | None, Path], Outcome]:
+    def run(distributed: DistributedContext | None, directory: Path) -> Outcome:
+        torch.manual_seed(0)
+        flow = PhaseSpaceFlow(1, blocks=1, hidden=8, base="oscillator").double()
+        initial, sizes = _state(flow), set()
 
-    def energy(x: torch.Tensor) -> torch.Tensor:
-        sizes.add(x.shape[0])
-        return 0.5 * x[:, 1] ** 2 + 0.5 * x[:, 0] ** 2 + 0.25 * x[:, 0] ** 4
+        def energy(x: torch.Tensor) -> torch.Tensor:
+            sizes.add(x.shape[0])
+            return 0.5 * x[:, 1] ** 2 + 0.5 * x[:, 0] ** 2 + 0.25 * x[:, 0] ** 4
 
-    fit_variational(flow, energy, batch_size=GLOBAL_BATCH, config=_config(), distributed=distributed)
-    return {"initial": initial, "final": _state(flow), "batches": sizes}
+        options = {"batch_size": GLOBAL_BATCH, "config": _config(), "gradient": gradient}
+        fit_variational(flow, energy, distributed=distributed, **options)
+        return {"initial": initial, "final": _state(flow), "batches": sizes}
+
+    return run
 
 
 def _trajectories() -> tuple[torch.Tensor, torch.Tensor]:
@@ -190,7 +194,8 @@ def _fit_hamiltonian(distributed: DistributedContext | None, directory: Path) ->
 FITS: dict[str, tuple[Callable[[DistributedContext | None, Path], Outcome], int, bool]] = {
     "train": (_fit, GLOBAL_BATCH, True),
     "fit_density": (_fit_density, GLOBAL_BATCH, True),
-    "fit_variational": (_fit_variational, GLOBAL_BATCH, True),
+    "fit_variational(path)": (_fit_variational("path"), GLOBAL_BATCH, True),
+    "fit_variational(total)": (_fit_variational("total"), GLOBAL_BATCH, True),
     "ActionAngleFlow.fit": (_fit_action_angle("spread"), 8, True),
     "ActionAngleFlow.fit(across)": (_fit_action_angle("across"), 8, False),
     "ActionAngleFlow.fit_hamiltonian": (_fit_hamiltonian, 8, False),
