@@ -16,11 +16,11 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import torch
 
-__all__ = ["CheckpointError", "register_model", "atomic_save", "read_checkpoint", "save_model", "load"]
+__all__ = ["CheckpointError", "register_model", "atomic_write", "atomic_save", "read_checkpoint", "save_model", "load"]
 
 FORMAT = "canonflow"
 VERSION = 1
@@ -38,20 +38,26 @@ def register_model(cls: T) -> T:
     return cls
 
 
-def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file in the same directory, then rename: a crash never leaves a torn file."""
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
+    """Call ``write(stream)`` on a temporary file in ``path``'s directory, flush it to disk, then rename it to
+    ``path``: a crash never leaves a torn file, and readers see the old or the new file whole."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as stream:
-            torch.save(obj, stream)
+            write(stream)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save(obj)`` to ``path`` with :func:`atomic_write`."""
+    atomic_write(path, lambda stream: torch.save(obj, stream))
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device | None = "cpu") -> dict[str, Any]:

@@ -47,7 +47,7 @@ import tomli_w
 import torch
 
 import canonflow
-from canonflow.checkpoint import CheckpointError
+from canonflow.checkpoint import CheckpointError, atomic_write
 from canonflow.distributed import DistributedContext, close_distributed, context_from_environment
 from canonflow.training import TrainingDiverged
 
@@ -73,7 +73,6 @@ __all__ = [
     "torch_dtype",
     "training_options",
     "write_config",
-    "write_text_atomic",
     "write_metrics",
     "writes_outputs",
 ]
@@ -312,21 +311,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it: readers never see a torn file."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_text(text)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def write_config(path: Path, command: str, config: Mapping[str, Any]) -> None:
     """Write the resolved config as TOML (keys whose value is ``None``, "the preset's", are left out)."""
     table = {key: value for key, value in config.items() if value is not None}
     header = f"# resolved config of a {command} run; use it again with --config\n"
-    write_text_atomic(path, header + tomli_w.dumps(table))
+    atomic_write(path, lambda stream: stream.write((header + tomli_w.dumps(table)).encode()))
 
 
 def write_metrics(
@@ -361,7 +350,8 @@ def write_metrics(
         "results": results,
     }
     metrics = _plain(metrics)
-    write_text_atomic(path, json.dumps(metrics, indent=2) + "\n")
+    text = json.dumps(metrics, indent=2) + "\n"
+    atomic_write(path, lambda stream: stream.write(text.encode()))
     return metrics
 
 
