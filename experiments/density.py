@@ -100,7 +100,12 @@ def report(results: dict[str, Any]) -> list[str]:
 
 
 COMMAND = dataclasses.replace(
-    density.COMMAND, name="density+baselines", options=(*density.OPTIONS, *OPTIONS), run=run, report=report
+    density.COMMAND,
+    name="density+baselines",
+    options=(*density.OPTIONS, *OPTIONS),
+    run=run,
+    report=report,
+    distributed=False,  # the baselines train in one process; `canonflow density --nproc N` runs canonflow's model
 )
 
 if __name__ == "__main__":

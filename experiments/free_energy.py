@@ -101,6 +101,7 @@ COMMAND = dataclasses.replace(
     options=(*free_energy.OPTIONS, *OPTIONS),
     run=run,
     report=report,
+    distributed=False,  # the baselines train in one process; `canonflow free-energy --nproc N` runs canonflow's model
 )
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ import canonflow
 from canonflow import training
 from canonflow.checkpoint import atomic_save, read_checkpoint
 from canonflow.cli import COMMANDS, main
-from canonflow.cli.run import METRICS_SCHEMA_VERSION, execute
+from canonflow.cli import run as run_module
+from canonflow.cli.run import METRICS_SCHEMA_VERSION, execute, script_main
 from canonflow.distributed import DistributedContext
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -359,3 +360,14 @@ def test_a_command_without_data_parallel_support_refuses_a_distributed_context(
     context = DistributedContext(rank=0, world_size=2, local_rank=0, device=torch.device("cpu"), backend="gloo")
     assert execute(COMMANDS["sample"], {"quick": True}, distributed=context) == 2
     assert "sample does not support data-parallel runs" in capsys.readouterr().err
+
+
+def test_nproc_relaunches_a_script_under_torchrun(monkeypatch: pytest.MonkeyPatch) -> None:
+    launched = []
+    monkeypatch.setattr(run_module, "launch", lambda *args, **kwargs: launched.append((args, kwargs)) or 0)
+    monkeypatch.setattr(sys, "argv", ["my_script.py", "--nproc", "2", "--quick"])
+    assert script_main(COMMANDS["demo"]) == 0
+    assert launched == [((2, ["my_script.py", "--nproc", "2", "--quick"]), {"module": None})]
+    launched.clear()
+    assert main(["demo", "--nproc", "2", "--quick"]) == 0
+    assert launched == [((2, ["demo", "--nproc", "2", "--quick"]), {})]

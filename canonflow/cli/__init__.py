@@ -16,7 +16,6 @@ from torch.distributed.elastic.multiprocessing.errors import record
 
 from canonflow.cli import bench, evaluate
 from canonflow.cli.run import Command, add_arguments, run_parsed
-from canonflow.distributed import launch
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -49,18 +48,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``) and return the exit code.
 
     ``--nproc N`` (N > 1) relaunches the same command line as N processes under torchrun (``python -m
-    torch.distributed.run --standalone --nproc_per_node N -m canonflow ...``) and returns its exit code. Under
-    torchrun, an unexpected exception is also recorded for torchrun's report of which rank failed and why.
+    torch.distributed.run --standalone --nproc_per_node N -m canonflow ...``, see
+    :func:`canonflow.cli.run.run_parsed`) and returns its exit code. Under torchrun, an unexpected exception is
+    also recorded for torchrun's report of which rank failed and why.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     return record(_main)(argv) if "RANK" in os.environ else _main(argv)
 
 
 def _main(argv: list[str]) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "nproc", 1) < 1:
-        parser.error(f"--nproc must be a positive number of processes, got {args.nproc}")
-    if getattr(args, "nproc", 1) > 1 and "RANK" not in os.environ:
-        return launch(args.nproc, argv)
+    args = build_parser().parse_args(argv)
     return run_parsed(COMMANDS[args.command], args, ["canonflow", *argv])

@@ -11,8 +11,9 @@ report, and turns the expected failures into one line on stderr and an exit code
   run directory that cannot be written;
 * ``130``: interrupted by Ctrl-C (the training state is saved first, so ``--resume`` continues).
 
-Data-parallel runs: a command with ``distributed=True`` takes ``--nproc N`` (``canonflow.cli.main`` then
-relaunches itself under torchrun) and, when started by torchrun, receives its rank's
+Data-parallel runs: a command with ``distributed=True`` takes ``--nproc N`` (:func:`run_parsed` then relaunches
+the same command line, ``canonflow ...`` or a script, as N processes under torchrun) and, when started by
+torchrun, receives its rank's
 ``canonflow.distributed.DistributedContext`` as ``run(..., distributed=context)``. Only rank 0 writes
 ``config.toml``, ``metrics.json``, models and figures (:func:`writes_outputs`), logs at INFO and prints the
 report; every rank reads the same ``training.pt`` when resuming.
@@ -48,7 +49,7 @@ import torch
 
 import canonflow
 from canonflow.checkpoint import CheckpointError, atomic_write
-from canonflow.distributed import DistributedContext, close_distributed, context_from_environment
+from canonflow.distributed import DistributedContext, close_distributed, context_from_environment, launch
 from canonflow.training import TrainingDiverged
 
 __all__ = [
@@ -389,12 +390,23 @@ def add_arguments(parser: argparse.ArgumentParser, command: Command) -> None:
     if command.distributed:
         parser.add_argument(
             "--nproc",
-            type=int,
+            type=_process_count,
             default=1,
             metavar="N",
             help="data-parallel processes on this machine, launched with torchrun (default: 1)",
         )
     parser.add_argument("--quiet", action="store_true", help="no progress bar, warnings only")
+
+
+def _process_count(text: str) -> int:
+    """``--nproc``'s value: a positive int (argparse reports anything else as a usage error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--nproc must be a positive number of processes, got {text}")
+    return value
 
 
 def flags_of(command: Command, args: argparse.Namespace) -> dict[str, Any]:
@@ -474,11 +486,18 @@ def execute(
 def run_parsed(command: Command, args: argparse.Namespace, command_line: Sequence[str], out: Path | None = None) -> int:
     """Set up logging (INFO, WARNING with ``--quiet`` or on ranks other than 0) and :func:`execute` ``command``
     with parsed ``args`` (``out`` replaces ``args.out`` when given); ``command_line`` is recorded in
-    ``metrics.json``. Under torchrun (``RANK`` set) the process group is started first and closed at the end."""
-    prog = f"canonflow {command.name}" if command_line[0] == "canonflow" else Path(command_line[0]).name
-    if getattr(args, "nproc", 1) > 1 and "RANK" in os.environ:
-        print(f"{prog}: error: --nproc launches torchrun; under torchrun use its --nproc_per_node", file=sys.stderr)
-        return EXIT_USAGE
+    ``metrics.json``. ``--nproc N`` (N > 1) relaunches ``command_line`` (``canonflow ...`` as ``python -m
+    canonflow``, else a script) as N processes under torchrun and returns torchrun's exit code. Under torchrun
+    (``RANK`` set) the process group is started first and closed at the end."""
+    from_console = command_line[0] == "canonflow"
+    prog = f"canonflow {command.name}" if from_console else Path(command_line[0]).name
+    if getattr(args, "nproc", 1) > 1:
+        if "RANK" in os.environ:
+            print(f"{prog}: error: --nproc launches torchrun; under torchrun use its --nproc_per_node", file=sys.stderr)
+            return EXIT_USAGE
+        if from_console:
+            return launch(args.nproc, command_line[1:])
+        return launch(args.nproc, command_line, module=None)
     distributed = context_from_environment()
     quiet = args.quiet or not (distributed is None or distributed.is_main)
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
