@@ -28,6 +28,7 @@ from canonflow.cli.run import METRICS_SCHEMA_VERSION, execute, script_main
 from canonflow.distributed import DistributedContext
 
 ROOT = Path(__file__).resolve().parents[1]
+BANANA = ["demo", "--example", "banana"]  # the fast demo, for tests of the machinery around training
 SCHEMA_KEYS = {
     "schema_version",
     "command",
@@ -124,7 +125,7 @@ def test_quick_run_writes_config_metrics_model_and_figures(name: str, tmp_path: 
 
 
 def test_evaluate_recomputes_the_demo_metrics(tmp_path: Path) -> None:
-    assert main(["demo", "--example", "banana", "--quick", "--quiet", "--steps", "20", "--out", str(tmp_path)]) == 0
+    assert main([*BANANA, "--quick", "--quiet", "--steps", "20", "--out", str(tmp_path)]) == 0
     trained = json.loads((tmp_path / "metrics.json").read_text())["results"]
     done = _run("evaluate", str(tmp_path / "model.pt"))
     assert done.returncode == 0, done.stderr
@@ -158,23 +159,7 @@ def test_help_of_each_subcommand_lists_choices_and_defaults(name: str, capsys: p
 def test_flags_override_the_config_file_which_overrides_the_defaults(tmp_path: Path) -> None:
     (tmp_path / "run.toml").write_text("steps = 7\nseed = 3\nlr = 0.02\n")
     out = tmp_path / "out"
-    assert (
-        main(
-            [
-                "demo",
-                "--example",
-                "banana",
-                "--config",
-                str(tmp_path / "run.toml"),
-                "--seed",
-                "5",
-                "--quiet",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    assert main([*BANANA, "--config", str(tmp_path / "run.toml"), "--seed", "5", "--quiet", "--out", str(out)]) == 0
     config = tomllib.loads((out / "config.toml").read_text())
     assert (config["steps"], config["seed"], config["lr"]) == (7, 5, 0.02)  # file, flag, file
     assert config["batch_size"] == 256  # default
@@ -184,16 +169,16 @@ def test_flags_override_the_config_file_which_overrides_the_defaults(tmp_path: P
 
 def test_config_file_errors_name_the_valid_keys_and_choices(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     (tmp_path / "unknown.toml").write_text("steps = 7\nlearning_rate = 0.1\n")
-    assert main(["demo", "--example", "banana", "--config", str(tmp_path / "unknown.toml")]) == 2
+    assert main([*BANANA, "--config", str(tmp_path / "unknown.toml")]) == 2
     error = capsys.readouterr().err
     assert "unknown key(s) learning_rate" in error and "lr" in error and "Traceback" not in error
     (tmp_path / "choice.toml").write_text('system = "saturn"\n')
     assert main(["action-angle", "--config", str(tmp_path / "choice.toml")]) == 2
     assert "invalid system 'saturn'; choose one of" in capsys.readouterr().err
     (tmp_path / "type.toml").write_text('steps = "many"\n')
-    assert main(["demo", "--example", "banana", "--config", str(tmp_path / "type.toml")]) == 2
+    assert main([*BANANA, "--config", str(tmp_path / "type.toml")]) == 2
     assert "steps must be a int, got 'many'" in capsys.readouterr().err
-    assert main(["demo", "--example", "banana", "--config", str(tmp_path / "missing.toml")]) == 2
+    assert main([*BANANA, "--config", str(tmp_path / "missing.toml")]) == 2
     assert "no config file at" in capsys.readouterr().err
 
 
@@ -201,11 +186,11 @@ def test_invalid_flags_give_clear_errors(capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(["action-angle", "--system", "saturn"])
     assert exit_.value.code == 2 and "kepler2d" in capsys.readouterr().err
-    assert main(["demo", "--example", "banana", "--steps", "0"]) == 2
+    assert main([*BANANA, "--steps", "0"]) == 2
     assert "steps: must be positive" in capsys.readouterr().err
-    assert main(["demo", "--example", "banana", "--device", "cuda:99"]) == 2
+    assert main([*BANANA, "--device", "cuda:99"]) == 2
     assert "'cuda:99' was requested but" in capsys.readouterr().err
-    assert main(["demo", "--example", "banana", "--resume"]) == 2
+    assert main([*BANANA, "--resume"]) == 2
     assert "--resume needs --out" in capsys.readouterr().err
 
 
@@ -218,7 +203,7 @@ def test_unknown_system_on_the_command_line_lists_the_choices() -> None:
 def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    flags = ["demo", "--example", "banana", "--steps", "30", "--checkpoint-every", "10", "--seed", "4", "--quiet"]
+    flags = [*BANANA, "--steps", "30", "--checkpoint-every", "10", "--seed", "4", "--quiet"]
     assert main([*flags, "--out", str(tmp_path / "straight")]) == 0
     with monkeypatch.context() as patch:
         _fault_at(patch, 17, "interrupt")
@@ -228,9 +213,7 @@ def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(
     assert not (tmp_path / "resumed" / "model.pt").exists()
     with monkeypatch.context() as patch:
         calls = _fault_at(patch, None)
-        assert (
-            main(["demo", "--example", "banana", "--out", str(tmp_path / "resumed"), "--resume", "--quiet"]) == 0
-        )  # config from OUT
+        assert main([*BANANA, "--out", str(tmp_path / "resumed"), "--resume", "--quiet"]) == 0  # config from OUT
     assert calls == [13]  # it went on from step 17 to 30
     straight, resumed = _state(tmp_path / "straight" / "model.pt"), _state(tmp_path / "resumed" / "model.pt")
     assert straight.keys() == resumed.keys()
@@ -240,25 +223,8 @@ def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(
 
 
 def test_resume_from_another_architecture_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert main(["demo", "--example", "banana", "--steps", "5", "--quiet", "--out", str(tmp_path)]) == 0
-    assert (
-        main(
-            [
-                "demo",
-                "--example",
-                "banana",
-                "--steps",
-                "10",
-                "--hidden",
-                "8",
-                "--quiet",
-                "--out",
-                str(tmp_path),
-                "--resume",
-            ]
-        )
-        == 1
-    )
+    assert main([*BANANA, "--steps", "5", "--quiet", "--out", str(tmp_path)]) == 0
+    assert main([*BANANA, "--steps", "10", "--hidden", "8", "--quiet", "--out", str(tmp_path), "--resume"]) == 1
     error = capsys.readouterr().err
     assert "training.pt does not fit this model" in error and "Traceback" not in error
 
@@ -268,23 +234,7 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     _fault_at(monkeypatch, 12, "nan")
-    assert (
-        main(
-            [
-                "demo",
-                "--example",
-                "banana",
-                "--steps",
-                "30",
-                "--checkpoint-every",
-                "5",
-                "--quiet",
-                "--out",
-                str(tmp_path),
-            ]
-        )
-        == 1
-    )
+    assert main([*BANANA, "--steps", "30", "--checkpoint-every", "5", "--quiet", "--out", str(tmp_path)]) == 1
     error = capsys.readouterr().err
     assert "loss became nan at step 12" in error and "last good checkpoint kept" in error
     assert "Traceback" not in error
@@ -308,7 +258,7 @@ def test_malicious_pickle_is_refused(tmp_path: Path) -> None:
 def test_truncated_foreign_and_wrong_architecture_checkpoints_give_clear_errors(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    assert main(["demo", "--example", "banana", "--steps", "3", "--quiet", "--out", str(tmp_path)]) == 0
+    assert main([*BANANA, "--steps", "3", "--quiet", "--out", str(tmp_path)]) == 0
     good = (tmp_path / "model.pt").read_bytes()
     (tmp_path / "truncated.pt").write_bytes(good[: len(good) // 2])
     torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
@@ -332,8 +282,8 @@ def test_truncated_foreign_and_wrong_architecture_checkpoints_give_clear_errors(
 
 def test_nproc_2_matches_one_process_and_only_rank_0_writes(tmp_path: Path) -> None:
     one, two = tmp_path / "one", tmp_path / "two"
-    assert _run("demo", "--example", "banana", "--quick", "--quiet", "--out", str(one)).returncode == 0
-    launched = _run("demo", "--example", "banana", "--quick", "--quiet", "--nproc", "2", "--out", str(two))
+    assert _run(*BANANA, "--quick", "--quiet", "--out", str(one)).returncode == 0
+    launched = _run(*BANANA, "--quick", "--quiet", "--nproc", "2", "--out", str(two))
     assert launched.returncode == 0, launched.stderr
     assert launched.stdout.count("banana density: trained 150 steps") == 1  # the report comes from rank 0 only
     assert json.loads((two / "metrics.json").read_text())["world_size"] == 2
