@@ -18,12 +18,22 @@ import math
 import torch
 from torch import nn
 
-from canonflow.phase_space import join, split
+from canonflow.phase_space import join, split, symplectic_form
+from canonflow.systems import HamiltonianSystem
 from canonflow.transforms import SymplecticComposite
 from canonflow.transforms.base import SymplecticTransform
 from canonflow.validation import check_positive_int
 
-__all__ = ["KeplerChart", "ActionShear", "AnchoredField", "action_shear_flow", "make_chart", "CHARTS"]
+__all__ = [
+    "KeplerChart",
+    "AffineChart",
+    "normal_mode_chart",
+    "ActionShear",
+    "AnchoredField",
+    "action_shear_flow",
+    "make_chart",
+    "CHARTS",
+]
 
 
 class KeplerChart(SymplecticTransform):
@@ -94,6 +104,99 @@ class KeplerChart(SymplecticTransform):
         q = torch.stack([radius * cos_a, radius * sin_a], -1)
         p = torch.stack([p_r * cos_a - p_t * sin_a, p_r * sin_a + p_t * cos_a], -1)
         return join(q, p)
+
+
+class AffineChart(SymplecticTransform):
+    """A fixed affine canonical chart ``x ↦ S (x − c)``, ``(B, 2n) -> (B, 2n)``, with ``Sᵀ Ω S = Ω``.
+
+    ``centre`` is ``c`` (``2n`` numbers, a point of phase space), ``matrix`` is ``S`` (``2n × 2n``, nested lists
+    or a tensor); both are stored in the model's config, so a saved model rebuilds it. The inverse is
+    ``z ↦ c + S⁻¹ z`` with ``S⁻¹ = −Ω Sᵀ Ω``. Raises if ``S`` is not symplectic to ``1e-9`` (relative).
+    :func:`normal_mode_chart` builds the chart that puts an equilibrium at the origin and its normal modes on
+    the planes; for a system whose tori surround an equilibrium away from ``x = 0`` (Calogero–Moser) or whose
+    actions are circular polarizations of degenerate modes (3-particle Toda), a flow started at this chart
+    has latent curves that wind around the origin of their planes from the start.
+    """
+
+    def __init__(self, centre: list | torch.Tensor, matrix: list | torch.Tensor) -> None:
+        centre_t = torch.as_tensor(centre, dtype=torch.float64)
+        matrix_t = torch.as_tensor(matrix, dtype=torch.float64)
+        if centre_t.ndim != 1 or centre_t.numel() % 2 or centre_t.numel() == 0:
+            raise ValueError(f"AffineChart: expected centre of length 2n, got shape {tuple(centre_t.shape)}")
+        size = centre_t.numel()
+        super().__init__(size // 2)
+        if matrix_t.shape != (size, size):
+            raise ValueError(f"AffineChart: expected a {size}×{size} matrix, got shape {tuple(matrix_t.shape)}")
+        if not (torch.isfinite(centre_t).all() and torch.isfinite(matrix_t).all()):
+            raise ValueError("AffineChart: centre and matrix must be finite")
+        omega = symplectic_form(self.n, dtype=torch.float64)
+        defect = (matrix_t.T @ omega @ matrix_t - omega).abs().max() / matrix_t.abs().max() ** 2
+        if defect > 1e-9:
+            raise ValueError(f"AffineChart: the matrix is not symplectic (max |SᵀΩS − Ω| / max|S|² = {defect:.1e})")
+        self.register_buffer("centre", centre_t)
+        self.register_buffer("matrix", matrix_t)
+        self.register_buffer("matrix_inverse", -omega @ matrix_t.T @ omega)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.centre) @ self.matrix.T
+
+    def _inverse(self, z: torch.Tensor) -> torch.Tensor:
+        return z @ self.matrix_inverse.T + self.centre
+
+
+def normal_mode_chart(
+    system: HamiltonianSystem, centre: list | torch.Tensor, circular: list | tuple = ()
+) -> dict[str, object]:
+    """The :class:`AffineChart` spec ``{"name": "affine", "centre", "matrix"}`` of the normal modes at an
+    equilibrium ``centre`` (``2n`` numbers, ``∇H(centre) = 0``) of ``system``.
+
+    With the Hessian of ``H`` at the centre block-diagonal, ``[[A, 0], [0, B]]`` with ``A``, ``B`` positive
+    definite (a stable equilibrium of ``T(p) + V(q)``), and ``B^{1/2} A B^{1/2} = U diag(ω²) Uᵀ``, the chart is
+    the cotangent lift ``Q = diag(√ω) Uᵀ B^{−1/2} (q − q*)``, ``P = diag(1/√ω) Uᵀ B^{1/2} (p − p*)``, under which
+    the quadratic part of ``H`` is ``Σ_k ω_k (Q_k² + P_k²)/2`` (modes in increasing ``ω``). Each pair ``(k, l)``
+    in ``circular`` (0-based mode indices, normally of equal frequency) is replaced by its circular
+    polarizations in planes ``k`` and ``l``, ``Q± = (Q_k ± P_l)/√2``, ``P± = (P_k ∓ Q_l)/√2``, with actions
+    ``I± = (I_k + I_l ± (Q_k P_l − Q_l P_k))/2``: the conserved ones of an isotropic oscillator with a rotational
+    symmetry, and the right winding class for a degenerate pair whose tori are loops (3-particle Toda). Raises if the
+    centre is not an equilibrium or not a minimum of ``H``, or if ``H`` mixes ``q`` and ``p`` at second order.
+    """
+    who = "normal_mode_chart"
+    x = torch.as_tensor(centre, dtype=torch.float64).reshape(1, -1)
+    n = system.n
+    if x.shape[1] != 2 * n:
+        raise ValueError(f"{who}: expected a centre of {2 * n} numbers for {type(system).__name__}, got {x.shape[1]}")
+    gradient = torch.func.grad(lambda y: system.hamiltonian(y.unsqueeze(0)).sum())(x[0])
+    scale = 1.0 + float(x.abs().max())
+    if float(gradient.abs().max()) > 1e-8 * scale:
+        raise ValueError(f"{who}: the centre is not an equilibrium (max |∇H| = {float(gradient.abs().max()):.1e})")
+    hessian = torch.func.hessian(lambda y: system.hamiltonian(y.unsqueeze(0)).sum())(x[0])
+    a, b, mixed = hessian[:n, :n], hessian[n:, n:], hessian[:n, n:]
+    if float(mixed.abs().max()) > 1e-10 * (1.0 + float(hessian.abs().max())):
+        raise ValueError(f"{who}: the Hessian of H mixes q and p at the centre; only T(p) + V(q) is supported")
+    b_values, b_vectors = torch.linalg.eigh(0.5 * (b + b.T))
+    if float(b_values.min()) <= 0:
+        raise ValueError(f"{who}: the kinetic Hessian at the centre is not positive definite")
+    b_half = b_vectors @ torch.diag(b_values.sqrt()) @ b_vectors.T
+    squared, modes = torch.linalg.eigh(b_half @ (0.5 * (a + a.T)) @ b_half)
+    if float(squared.min()) <= 0:
+        raise ValueError(f"{who}: the centre is not a minimum of H (eigenvalues of the Hessian {squared.tolist()})")
+    omega = squared.sqrt()
+    position = torch.diag(omega.sqrt()) @ modes.T @ torch.linalg.inv(b_half)
+    momentum = torch.diag(omega.rsqrt()) @ modes.T @ b_half
+    matrix = torch.block_diag(position, momentum)
+    for pair in circular:
+        k, m = (int(index) for index in pair)
+        if not (0 <= k < n and 0 <= m < n and k != m):
+            raise ValueError(f"{who}: circular pairs must be two distinct mode indices in [0, {n}), got {pair!r}")
+        mix, root = torch.eye(2 * n, dtype=torch.float64), 0.5**0.5
+        for row in (k, m, n + k, n + m):
+            mix[row] = 0.0
+        mix[k, k], mix[k, n + m] = root, root  # Q+ = (Q_k + P_m)/√2
+        mix[m, k], mix[m, n + m] = root, -root  # Q− = (Q_k − P_m)/√2
+        mix[n + k, n + k], mix[n + k, m] = root, -root  # P+ = (P_k − Q_m)/√2
+        mix[n + m, n + k], mix[n + m, m] = root, root  # P− = (P_k + Q_m)/√2
+        matrix = mix @ matrix
+    return {"name": "affine", "centre": x[0].tolist(), "matrix": matrix.tolist()}
 
 
 class ActionShear(SymplecticTransform):
@@ -195,7 +298,7 @@ def action_shear_flow(n: int, m: int, blocks: int, hidden: int = 64) -> Symplect
     return SymplecticComposite(layers)
 
 
-CHARTS = {"kepler": KeplerChart}
+CHARTS = {"kepler": KeplerChart, "affine": AffineChart}
 """Chart constructors by name (``ActionAngleFlow(chart={"name": ..., **options})``)."""
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from canonflow.action_angle.charts import normal_mode_chart
 from canonflow.action_angle.core import ActionAngleFlow, evaluate, parameter_count
 from canonflow.cli.run import (
     COMMON_OPTIONS,
@@ -57,7 +58,8 @@ class Benchmark:
     gives exact frequencies (``(B, n)`` per dof or ``(B,)`` fundamental, see
     :func:`canonflow.action_angle.frequency_error`) or ``None``. ``model`` holds ``ActionAngleFlow`` keyword
     arguments, ``train``/``quick`` training settings for :meth:`ActionAngleFlow.fit` (``quick`` overrides
-    ``train`` with ``--quick``).
+    ``train`` with ``--quick``). ``chart(system)``, if given, builds the model's ``chart`` spec from the system
+    (e.g. :func:`~canonflow.action_angle.normal_mode_chart` at its equilibrium).
     """
 
     description: str
@@ -72,6 +74,7 @@ class Benchmark:
     quick: dict[str, Any] = field(default_factory=dict)
     exact: Callable[[HamiltonianSystem, torch.Tensor], torch.Tensor | None] = lambda system, x0: None
     anchor: str = "-"
+    chart: Callable[[HamiltonianSystem], dict[str, Any]] | None = None
 
 
 def _default_sample(system: HamiltonianSystem, num: int, generator: torch.Generator) -> torch.Tensor:
@@ -193,7 +196,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         num_times=100,
         num_train=512,
         num_test=128,
-        model={"blocks": 4, "hidden": 64},
+        model={"blocks": 4, "hidden": 64, "householder": 0},
         train={
             "steps": 2000,
             "lr": 3e-3,
@@ -205,6 +208,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         quick={"steps": 1500, "num_train": 256, "time_limit": 150.0},
         exact=lambda system, x0: torch.ones(len(x0), dtype=x0.dtype),
         anchor="5e-3 (Bondesan & Lamacraft)",
+        chart=lambda system: normal_mode_chart(system, system.equilibrium()),
     ),
     "fput": Benchmark(
         description="FPUT-β chain, N = 4, β = 0.1, centre-of-mass frame (3 dof); near-integrable, not integrable",
@@ -263,7 +267,8 @@ def run(
     data_seconds = time.perf_counter() - began
     device = run_device(config, distributed)
     torch.manual_seed(seed)
-    model = ActionAngleFlow(system.n, dtype=config["dtype"], **bench.model).to(device)
+    chart = {} if bench.chart is None else {"chart": bench.chart(system)}
+    model = ActionAngleFlow(system.n, dtype=config["dtype"], **bench.model, **chart).to(device)
     result = model.fit(train_data.states.to(device), train_data.times.to(device), distributed=distributed, **settings)
     model = model.cpu()
     exact = bench.exact(system, test_data.states[:, 0])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy
 import torch
 
 from canonflow.phase_space import join, split
@@ -72,6 +73,13 @@ class CalogeroMoser(HamiltonianSystem):
     def period(self) -> float:
         """The common period ``2π/ω`` of every orbit."""
         return 2 * math.pi / self.omega
+
+    def equilibrium(self) -> torch.Tensor:
+        """The stable equilibrium ``(q*, 0)`` of shape ``(2N,)`` (float64): ``q*_i = √(g/ω) x_i`` with ``x_i`` the
+        zeros of the Hermite polynomial ``H_N`` in increasing order (Calogero), the minimum of ``H``."""
+        zeros = numpy.sort(numpy.polynomial.hermite.hermroots([0.0] * self.N + [1.0]).real)
+        q = torch.as_tensor(zeros, dtype=torch.float64) * math.sqrt(self.g / self.omega)
+        return join(q, torch.zeros_like(q))
 
     def _extra_conserved(self) -> dict[str, Quantity]:
         return {f"lax_trace_{k + 1}": (lambda x, k=k: self.lax_traces(x)[:, k]) for k in range(self.N)}
