@@ -1,6 +1,13 @@
 """Action-angle coordinates learned as canonical flows; ``canonflow action-angle`` runs the reference benchmarks."""
 
-from canonflow.action_angle.charts import ActionShear, AnchoredField, KeplerChart, action_shear_flow
+from canonflow.action_angle.charts import (
+    ActionShear,
+    AffineChart,
+    AnchoredField,
+    KeplerChart,
+    action_shear_flow,
+    normal_mode_chart,
+)
 from canonflow.action_angle.core import (
     ActionAngleFlow,
     action_conservation,
@@ -28,6 +35,8 @@ __all__ = [
     "evaluate",
     "parameter_count",
     "KeplerChart",
+    "AffineChart",
+    "normal_mode_chart",
     "ActionShear",
     "AnchoredField",
     "action_shear_flow",
