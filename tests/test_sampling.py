@@ -307,3 +307,29 @@ def test_point_layers_are_exact_canonical_maps_and_reload(tmp_path):
     torch.testing.assert_close(load(tmp_path / "model.pt").to_latent(x), model.to_latent(x), rtol=0, atol=0)
     with pytest.raises(ValueError, match="point"):
         FlowSampler.leapfrog(3, point=-1)
+
+
+def test_activation_of_point_and_momentum_networks_is_saved_and_checked(tmp_path):
+    # "silu" (linear extrapolation into the funnel's mouth) in the point layers and the momentum network only;
+    # canonical, reloaded with the same activation; tanh stays the default (older checkpoints load unchanged).
+    from canonflow.testing import symplectic_defect
+
+    torch.manual_seed(3)
+    model = FlowSampler.leapfrog(3, steps=1, hidden=8, linear=True, momentum="learned", point=1, activation="silu")
+    model = model.double()
+    assert FlowSampler.canonical(3, blocks=1, hidden=8).activation == "tanh"
+    assert isinstance(model.momentum_log_scale.net[1], torch.nn.SiLU)
+    made = model.transform._transforms[0].q_transform
+    assert isinstance(made.autoregressive_net.activation, torch.nn.SiLU)
+    for parameter in model.parameters():
+        torch.nn.init.normal_(parameter, 0.0, 0.3)
+    x = torch.randn(5, 6, dtype=torch.float64)
+    assert symplectic_defect(model.transform, x).max() < 1e-10
+    save_model(tmp_path / "model.pt", model)
+    again = load(tmp_path / "model.pt")
+    assert again.activation == "silu"
+    potential = lambda q: 0.5 * q.pow(2).sum(-1)  # noqa: E731
+    torch.testing.assert_close(again.joint_potential(potential, x), model.joint_potential(potential, x))
+    torch.testing.assert_close(again.to_latent(x), model.to_latent(x), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="activation"):
+        FlowSampler.canonical(3, activation="relu")

@@ -74,11 +74,13 @@ TUNED: dict[str, dict[str, Any]] = {
         "momentum": "learned",
     },
     "funnel": {
-        "train_steps": 1200,
+        "train_steps": 6000,
         "lr": 8e-3,
+        "objective": "both",
         "blocks": 2,
         "point": 1,
         "momentum": "learned",
+        "activation": "silu",
         "leapfrog_steps": 2,
         "samples": 500,
         "warmup": 300,
@@ -98,8 +100,9 @@ TUNED: dict[str, dict[str, Any]] = {
     },
 }
 """Per-target choices (``experiments/results/SAMPLING.md``, "Design choices"): optimizer steps, learning rate,
-objective, Householder reflections per linear layer, auxiliary momenta, point layers, and leapfrog steps of
-HMC (tuned over {3, 5, 10, 20, 40}), NeuTra-HMC and the learned leapfrog flow."""
+objective, Householder reflections per linear layer, auxiliary momenta, point layers, the activation of the point
+layers' and momenta's networks, and leapfrog steps of HMC (tuned over {3, 5, 10, 20, 40}), NeuTra-HMC and the
+learned leapfrog flow."""
 
 
 def settings(target: str, quick: bool) -> dict[str, Any]:
@@ -118,6 +121,7 @@ def settings(target: str, quick: bool) -> dict[str, Any]:
         "householder": None,
         "momentum": "standard",
         "point": 0,
+        "activation": "tanh",
         "objective": "reverse",
         "leapfrog_steps": 4 if quick else 8,
         "anneal": 0.0,
@@ -200,7 +204,7 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
             generator=gen,
         )
     }
-    layers = {key: cfg[key] for key in ("householder", "momentum", "point")}
+    layers = {key: cfg[key] for key in ("householder", "momentum", "point", "activation")}
     flows = {
         "canonical": FlowSampler.canonical(target.dim, blocks=cfg["blocks"], hidden=cfg["hidden"], **layers),
         "leapfrog": FlowSampler.leapfrog(

@@ -32,6 +32,7 @@ from canonflow.builders import canonical_flow
 from canonflow.checkpoint import register_model
 from canonflow.distributions import DiagonalPhaseSpaceNormal
 from canonflow.nn import MLP
+from canonflow.nn.activations import ACTIVATIONS, make_activation
 from canonflow.phase_space import split
 from canonflow.sampling.potential import Potential
 from canonflow.transforms import LinearSymplectic, PointTransform, SymplecticComposite
@@ -54,12 +55,16 @@ class ExpAffineAutoregressive(MaskedAffineAutoregressiveTransform):
     ``q``) with ``a = A tanh(â/A)``, ``A = 8``: exponential scales over ``[e^{−8}, e^{8}]`` (nflows' softplus
     scales need huge raw outputs for large ones). The MADE's last layer starts at zero: the identity map.
     Exactly invertible (``d`` passes of the MADE); used as the configuration map of a ``PointTransform``.
+    ``activation``: the MADE's hidden activation (a name of ``canonflow.nn.activations.ACTIVATIONS``); ``"tanh"``
+    saturates, so ``a`` is constant far outside the region seen in training, ``"silu"`` extrapolates linearly
+    (Neal's funnel needs ``a = −v/2`` out to the rarely visited mouth ``v ≈ 9–12``).
     """
 
     bound = 8.0
 
-    def __init__(self, features: int, hidden: int) -> None:
-        super().__init__(features, hidden, num_blocks=2, use_residual_blocks=False, activation=torch.tanh)
+    def __init__(self, features: int, hidden: int, activation: str = "tanh") -> None:
+        act = make_activation(activation, type(self).__name__)
+        super().__init__(features, hidden, num_blocks=2, use_residual_blocks=False, activation=act)
         nn.init.zeros_(self.autoregressive_net.final_layer.weight)
         nn.init.zeros_(self.autoregressive_net.final_layer.bias)
 
@@ -82,18 +87,21 @@ def _check_non_negative(value: object, name: str) -> int:
     return value
 
 
-def _point_layers(flow: dict[str, Any], dim: int) -> list[PointTransform]:
-    return [PointTransform(ExpAffineAutoregressive(dim, flow["hidden"]), dim) for _ in range(flow.get("point", 0))]
+def _point_layers(flow: dict[str, Any], dim: int, activation: str) -> list[PointTransform]:
+    return [
+        PointTransform(ExpAffineAutoregressive(dim, flow["hidden"], activation), dim)
+        for _ in range(flow.get("point", 0))
+    ]
 
 
-def _build(flow: dict[str, Any], dim: int) -> SymplecticComposite:
+def _build(flow: dict[str, Any], dim: int, activation: str) -> SymplecticComposite:
     kind = flow.get("kind")
     if kind == "canonical":
         options = {"blocks": flow["blocks"], "hidden": flow["hidden"], "householder": flow.get("householder")}
         stack = canonical_flow(dim, zero_center=False, **options)
-        return SymplecticComposite(_point_layers(flow, dim) + list(stack._transforms))
+        return SymplecticComposite(_point_layers(flow, dim, activation) + list(stack._transforms))
     if kind == "leapfrog":
-        layers = _point_layers(flow, dim)
+        layers = _point_layers(flow, dim, activation)
         if flow.get("linear", False):
             layers.append(LinearSymplectic(dim, householder=flow.get("householder")))
         options = {key: flow[key] for key in ("steps", "step_size", "hidden", "depth")}
@@ -111,22 +119,36 @@ class FlowSampler(nn.Module):
     ``FlowSampler.leapfrog(dim, steps, step_size, hidden, depth, linear, householder)`` (a ``LeapfrogFlow``: ``steps``
     leapfrog steps of a learned separable Hamiltonian, optionally after a ``LinearSymplectic``). Options of both:
     ``householder`` (reflections per linear layer), ``point`` (data-side point layers, ``ExpAffineAutoregressive``
-    lifted to phase space) and ``momentum="learned"`` (auxiliary momenta ``p | q ~ N(0, diag e^{2s(q)})``, see the
-    module docstring). Saved and loaded with ``canonflow.checkpoint.save_model`` / ``canonflow.load``.
+    lifted to phase space), ``momentum="learned"`` (auxiliary momenta ``p | q ~ N(0, diag e^{2s(q)})``, see the
+    module docstring) and ``activation`` (of the point layers' and learned momenta's networks, not of the flow's own
+    layers: ``"tanh"``, or ``"silu"`` to extrapolate linearly into rarely sampled tails). Saved and loaded with
+    ``canonflow.checkpoint.save_model`` / ``canonflow.load``.
     """
 
-    def __init__(self, dim: int, flow: dict[str, Any], momentum: str = "standard", momentum_hidden: int = 64) -> None:
+    def __init__(
+        self,
+        dim: int,
+        flow: dict[str, Any],
+        momentum: str = "standard",
+        momentum_hidden: int = 64,
+        activation: str = "tanh",
+    ) -> None:
         super().__init__()
         self.dim = check_positive_int(dim, "dim", "FlowSampler")
         if momentum not in MOMENTA:
             raise ValueError(f"FlowSampler: unknown momentum {momentum!r}; expected one of {', '.join(MOMENTA)}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"FlowSampler: unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
         self.flow_config = dict(flow)
         self.momentum = momentum
         self.momentum_hidden = check_positive_int(momentum_hidden, "momentum_hidden", "FlowSampler")
-        self.transform = _build(self.flow_config, self.dim)
+        self.activation = activation
+        self.transform = _build(self.flow_config, self.dim, activation)
         self.base = DiagonalPhaseSpaceNormal(self.dim)
         learned = momentum == "learned"
-        self.momentum_log_scale = MLP(dim, dim, momentum_hidden, 2, squeeze=False, zero_init=True) if learned else None
+        self.momentum_log_scale = (
+            MLP(dim, dim, momentum_hidden, 2, activation, squeeze=False, zero_init=True) if learned else None
+        )
 
     @classmethod
     def canonical(
@@ -137,6 +159,7 @@ class FlowSampler(nn.Module):
         householder: int | None = None,
         momentum: str = "standard",
         point: int = 0,
+        activation: str = "tanh",
     ) -> FlowSampler:
         """A ``canonical_flow(dim, blocks, hidden, householder)`` stack with a learnable Gaussian base.
 
@@ -147,11 +170,12 @@ class FlowSampler(nn.Module):
         the module docstring). ``point``: number of ``PointTransform(ExpAffineAutoregressive)`` layers on the
         data side, cotangent lifts ``(q, p) -> (f(q), (∂f/∂q)⁻ᵀp)`` of an affine autoregressive map ``f`` (in the
         coordinate order of ``q``): a scale of ``q_i`` that depends on ``q_{<i}``, which shears cannot build
-        cheaply (Neal's funnel: ``x_i e^{−v/2}``).
+        cheaply (Neal's funnel: ``x_i e^{−v/2}``). ``activation``: of the point layers' and learned momenta's
+        networks (``"tanh"``; ``"silu"`` extrapolates linearly).
         """
         _check_non_negative(point, "point")
         flow = {"kind": "canonical", "blocks": blocks, "hidden": hidden, "householder": householder, "point": point}
-        return cls(dim, flow, momentum)
+        return cls(dim, flow, momentum, activation=activation)
 
     @classmethod
     def leapfrog(
@@ -165,12 +189,14 @@ class FlowSampler(nn.Module):
         householder: int | None = None,
         momentum: str = "standard",
         point: int = 0,
+        activation: str = "tanh",
     ) -> FlowSampler:
         """A ``LeapfrogFlow`` (after ``point`` point layers and, when ``linear``, a ``LinearSymplectic(dim,
         householder)``; see ``canonical``) with a learnable base."""
         _check_non_negative(point, "point")
         flow = {"kind": "leapfrog", "steps": steps, "step_size": step_size, "hidden": hidden, "depth": depth}
-        return cls(dim, {**flow, "linear": linear, "householder": householder, "point": point}, momentum)
+        flow |= {"linear": linear, "householder": householder, "point": point}
+        return cls(dim, flow, momentum, activation=activation)
 
     def config(self) -> dict[str, Any]:
         return {
@@ -178,11 +204,18 @@ class FlowSampler(nn.Module):
             "flow": self.flow_config,
             "momentum": self.momentum,
             "momentum_hidden": self.momentum_hidden,
+            "activation": self.activation,
         }
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> FlowSampler:
-        return cls(config["dim"], config["flow"], config.get("momentum", "standard"), config.get("momentum_hidden", 64))
+        return cls(
+            config["dim"],
+            config["flow"],
+            config.get("momentum", "standard"),
+            config.get("momentum_hidden", 64),
+            config.get("activation", "tanh"),
+        )
 
     def joint_potential(self, potential: Potential, x: torch.Tensor) -> torch.Tensor:
         """``−log`` of the joint target ``π(q) r(p | q)`` up to a constant, shape ``(B,)`` for ``x`` ``(B, 2d)``.
