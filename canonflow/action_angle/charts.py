@@ -31,6 +31,7 @@ __all__ = [
     "ActionShear",
     "AnchoredField",
     "action_shear_flow",
+    "winding_flow",
     "make_chart",
     "CHARTS",
 ]
@@ -203,7 +204,8 @@ class ActionShear(SymplecticTransform):
     """A shear of the first ``m`` planes that depends on, and exactly conserves, the actions of the other ones.
 
     Planes ``1..m`` hold ``(u, v)`` (positions and momenta), planes ``m+1..n`` the Cartesian pairs
-    ``(Q_j, P_j)`` with actions ``J_j = (Q_j² + P_j²)/2``. With a scalar ``F(w, J)`` (``field`` maps
+    ``(Q_j, P_j)`` with actions ``J_j = (Q_j² + P_j²)/2`` (with ``first = f > 0`` the free planes are
+    ``f+1..f+m`` instead and all others are action planes). With a scalar ``F(w, J)`` (``field`` maps
     ``(w, J) ∈ ℝ^{m + (n−m)}`` to ``∇F``, a gradient field such as :class:`AnchoredField` or ``IrrotationalMLP``), the
     layer is the exact time-one flow of the Hamiltonian ``F``:
 
@@ -219,19 +221,25 @@ class ActionShear(SymplecticTransform):
     planes with the rotation of the others that canonicity requires.
     """
 
-    def __init__(self, n: int, m: int, field: nn.Module, kind: str) -> None:
+    def __init__(self, n: int, m: int, field: nn.Module, kind: str, first: int = 0) -> None:
         super().__init__(n)
         if not 0 < check_positive_int(m, "m", "ActionShear") < n:
             raise ValueError(f"ActionShear: expected 0 < m < n = {n}, got m = {m}")
         if kind not in ("momentum", "position"):
             raise ValueError(f"ActionShear: kind must be 'momentum' or 'position', got {kind!r}")
-        self.m, self.kind, self.field = m, kind, field
+        if isinstance(first, bool) or not isinstance(first, int) or not 0 <= first <= n - m:
+            raise ValueError(f"ActionShear: expected 0 <= first <= n - m = {n - m}, got first = {first!r}")
+        self.m, self.kind, self.field, self.first = m, kind, field, first
+        order = list(range(first, first + m)) + [k for k in range(n) if not first <= k < first + m]
+        self.register_buffer("order", torch.tensor(order), persistent=False)
+        self.register_buffer("restore", torch.argsort(torch.tensor(order)), persistent=False)
 
     def extra_repr(self) -> str:
-        return f"n={self.n}, m={self.m}, kind={self.kind!r}"
+        return f"n={self.n}, m={self.m}, first={self.first}, kind={self.kind!r}"
 
     def _flow(self, x: torch.Tensor, sign: float) -> torch.Tensor:
         q, p = split(x)
+        q, p = q[:, self.order], p[:, self.order]
         m = self.m
         big_q, big_p = q[:, m:], p[:, m:]
         free = q[:, :m] if self.kind == "momentum" else p[:, :m]
@@ -244,7 +252,7 @@ class ActionShear(SymplecticTransform):
             v = v - sign * gradient[:, :m]
         else:
             u = u + sign * gradient[:, :m]
-        return join(torch.cat([u, turned_q], -1), torch.cat([v, turned_p], -1))
+        return join(torch.cat([u, turned_q], -1)[:, self.restore], torch.cat([v, turned_p], -1)[:, self.restore])
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._flow(x, 1.0)
@@ -284,6 +292,30 @@ class AnchoredField(nn.Module):
         curvature = (1 - outer[len(x) :] ** 2) * self.w2 * (1 - inner[len(x) :] ** 2)  # (B, hidden) at w = 0
         mixed = torch.einsum("bh,hm,bm->bh", curvature, self.w1[:, :m], free) @ self.w1[:, m:]  # ∂²F/∂J∂w · w
         return torch.cat([gradient[:, :m] - at_anchor[:, :m], gradient[:, m:] - mixed], -1)
+
+
+def winding_flow(n: int, blocks: int, hidden: int = 64) -> SymplecticComposite:
+    """``blocks`` sweeps over the planes ``k = 1..n`` of :class:`ActionShear` pairs (momentum, then position) with
+    plane ``k`` free (``m = 1``) and an :class:`AnchoredField`: a learned canonical map that keeps the winding
+    number of every closed curve around the origin of every plane, for any ``n``.
+
+    Each layer is a homeomorphism of the punctured plane ``k`` at fixed actions of the others (the anchored
+    field fixes its origin) and turns every other plane by an angle that returns to its value around a closed
+    curve, without changing its radius. So a flow started at a chart in the right winding class (e.g.
+    :func:`normal_mode_chart`) cannot unwind a latent curve or squeeze it into an arc of a circle, the
+    degenerate minimizers of the circle loss that a generic flow finds on Calogero–Moser.
+    """
+    check_positive_int(blocks, "blocks", "winding_flow")
+    if check_positive_int(n, "n", "winding_flow") < 2:
+        raise ValueError(f"winding_flow: needs n >= 2 planes, got n = {n}")
+    kinds = ("momentum", "position")
+    layers = [
+        ActionShear(n, 1, AnchoredField(1, n - 1, hidden), kind, first=k)
+        for _ in range(blocks)
+        for k in range(n)
+        for kind in kinds
+    ]
+    return SymplecticComposite(layers)
 
 
 def action_shear_flow(n: int, m: int, blocks: int, hidden: int = 64) -> SymplecticComposite:

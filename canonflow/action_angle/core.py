@@ -29,9 +29,9 @@ Two losses (both invariant under a rescaling of phase space, so shrinking the la
 Some systems need more than a flow that starts at the identity: if the identity's latent curves wind around
 the origins of their planes differently from any action-angle chart (the planar Kepler family, see
 :mod:`canonflow.action_angle.charts`), training would have to drag curves across an origin and settles on
-static angles instead. ``ActionAngleFlow(chart=..., symmetry_planes=...)`` then starts from a fixed canonical
-chart in the right winding class and learns with layers that keep it. :meth:`ActionAngleFlow.fit` can finish
-Adam with a full-batch L-BFGS polish (``polish_steps``).
+static angles instead. ``ActionAngleFlow(chart=..., symmetry_planes=...)`` or ``(chart=..., winding=True)`` then
+starts from a fixed canonical chart in the right winding class and learns with layers that keep it.
+:meth:`ActionAngleFlow.fit` can finish Adam with a full-batch L-BFGS polish (``polish_steps``).
 
 Metrics (:func:`evaluate`) on held-out trajectories: action conservation, angle linearity, frequency error and
 angle independence.
@@ -52,7 +52,7 @@ import torch
 from nflows.transforms import CompositeTransform, Transform
 from torch import nn
 
-from canonflow.action_angle.charts import action_shear_flow, make_chart
+from canonflow.action_angle.charts import action_shear_flow, make_chart, winding_flow
 from canonflow.builders import canonical_flow
 from canonflow.checkpoint import CheckpointError, load, register_model, save_model
 from canonflow.distributed import DistributedContext, check_global_batch, shard
@@ -150,7 +150,9 @@ class ActionAngleFlow(nn.Module):
             learned layers. It puts the map in the right topological class where the identity is not.
         **canonical_flow_kwargs: ``symmetry_planes`` (``s > 0``: the learned layers are
             :func:`~canonflow.action_angle.charts.action_shear_flow` blocks that conserve the actions of the last
-            ``s`` planes exactly, for charts that turn a symmetry into rotations of those planes),
+            ``s`` planes exactly, for charts that turn a symmetry into rotations of those planes), ``winding``
+            (``True``: :func:`~canonflow.action_angle.charts.winding_flow` blocks that keep the winding number of
+            every latent curve around the origin of every plane, after a chart in the right class),
             ``blocks``, ``hidden``, ``householder``, ``full_linear``, ``zero_center``,
             ``activation`` of :func:`canonflow.canonical_flow`.
 
@@ -435,6 +437,7 @@ def _default_flow(
     n: int,
     chart: dict[str, Any] | None = None,
     symmetry_planes: int = 0,
+    winding: bool = False,
     blocks: int = 4,
     householder: int | None = None,
     full_linear: bool = False,
@@ -442,7 +445,9 @@ def _default_flow(
 ) -> Transform:
     """``chart`` (if any), the learned body (if ``blocks > 0``), a ``LinearSymplectic`` read-out.
 
-    The body is ``canonical_flow(n, blocks, ...)``, or with ``symmetry_planes = s > 0``
+    The body is ``canonical_flow(n, blocks, ...)``; with ``winding=True`` it is ``winding_flow(n, blocks,
+    hidden)`` and a read-out without Householder reflections (each plane scaled and sheared on its own), so
+    every layer keeps the winding numbers of the chart; or with ``symmetry_planes = s > 0``
     ``action_shear_flow(n, n − s, blocks, hidden)`` (tanh) and no read-out: then every layer conserves the
     actions of the last ``s`` planes exactly (a read-out could squeeze their circles into ellipses; the shears
     can represent the linear maps of the first planes that fix their origin). ``householder`` must be 0 or
@@ -455,6 +460,17 @@ def _default_flow(
         if layer.n != n:
             raise ValueError(f"{who}: chart {chart['name']!r} has n = {layer.n}, the model n = {n}")
         layers.append(layer)
+    if winding:
+        if symmetry_planes or (householder not in (0, None)) or full_linear or kwargs.get("zero_center"):
+            raise ValueError(
+                f"{who}: winding=True needs symmetry_planes=0, householder=0, full_linear=False, zero_center=False"
+            )
+        if kwargs.get("activation", "tanh") != "tanh":
+            raise ValueError(f"{who}: winding=True supports activation='tanh' only")
+        if blocks > 0:
+            layers.append(winding_flow(n, blocks, kwargs.get("hidden", 64)))
+        layers.append(LinearSymplectic(n, householder=0))
+        return CompositeTransform(layers)
     if symmetry_planes:
         if not 0 < check_positive_int(symmetry_planes, "symmetry_planes", who) < n:
             raise ValueError(f"{who}: expected 0 < symmetry_planes < n = {n}, got {symmetry_planes}")
