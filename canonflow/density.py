@@ -43,7 +43,7 @@ from nflows.transforms import CompositeTransform, Transform
 from canonflow.builders import canonical_flow
 from canonflow.checkpoint import register_model
 from canonflow.distributed import DistributedContext, check_global_batch, shard
-from canonflow.distributions import OscillatorBase, PhaseSpaceNormal
+from canonflow.distributions import OscillatorBase, OscillatorMixture, PhaseSpaceNormal
 from canonflow.training import TrainConfig, TrainResult, train
 from canonflow.transforms import LinearSymplectic, MatrixExpSymplectic
 from canonflow.validation import check_positive_int
@@ -78,7 +78,9 @@ class PhaseSpaceFlow(Flow):
     activation)`` (omitted when ``blocks == 0``), then ``linear_layers`` global linear symplectic maps ``linear``
     (``"matrix_exp"``: ``MatrixExpSymplectic``; ``"nak"``: ``LinearSymplectic(n, householder, full_linear)``;
     ``"none"``), into the
-    base ``"oscillator"`` (:class:`OscillatorBase` at ``beta``) or ``"normal"`` (:class:`PhaseSpaceNormal`).
+    base ``"oscillator"`` (:class:`OscillatorBase` at ``beta``), ``"normal"`` (:class:`PhaseSpaceNormal`) or
+    ``"mixture"`` (:class:`OscillatorMixture` of ``components`` oscillators at ``beta``, initialized from
+    ``centres``, ``radius`` and ``frequencies``, which only the mixture takes and only its config records).
     ``log_prob`` is exact (``logabsdet ≡ 0``). A product of several linear maps represents nothing new but
     preconditions gradient descent (an over-parametrized product takes larger steps along its large singular
     directions), which speeds up ill-conditioned targets such as the harmonic chain.
@@ -97,6 +99,10 @@ class PhaseSpaceFlow(Flow):
         activation: str = "tanh",
         base: str = "oscillator",
         beta: float = 1.0,
+        components: int = 8,
+        centres: list | None = None,
+        radius: float = 0.0,
+        frequencies: list | None = None,
     ) -> None:
         who = "PhaseSpaceFlow"
         check_positive_int(n, "n", who)
@@ -104,8 +110,11 @@ class PhaseSpaceFlow(Flow):
             raise ValueError(f"{who}: expected blocks to be a non-negative int, got {blocks!r}")
         if linear not in ("matrix_exp", "nak", "none"):
             raise ValueError(f"{who}: linear must be 'matrix_exp', 'nak' or 'none', got {linear!r}")
-        if base not in ("oscillator", "normal"):
-            raise ValueError(f"{who}: base must be 'oscillator' or 'normal', got {base!r}")
+        if base not in ("oscillator", "normal", "mixture"):
+            raise ValueError(f"{who}: base must be 'oscillator', 'normal' or 'mixture', got {base!r}")
+        mixture = {"components": components, "centres": centres, "radius": radius, "frequencies": frequencies}
+        if base != "mixture" and mixture != {"components": 8, "centres": None, "radius": 0.0, "frequencies": None}:
+            raise ValueError(f"{who}: components, centres, radius and frequencies are options of base='mixture'")
         layers: list[Transform] = []
         if blocks:
             layers.append(canonical_flow(n, blocks, hidden, householder, full_linear, zero_center, activation))
@@ -117,7 +126,12 @@ class PhaseSpaceFlow(Flow):
                 layers.append(LinearSymplectic(n, householder=householder, full=full_linear))
         if not layers:
             raise ValueError(f"{who}: blocks=0 and linear='none' leave no layers")
-        distribution = OscillatorBase(n, beta) if base == "oscillator" else PhaseSpaceNormal(n)
+        if base == "mixture":
+            if isinstance(centres, torch.Tensor) or isinstance(frequencies, torch.Tensor):
+                raise TypeError(f"{who}: give centres and frequencies as plain (nested) lists, for the config")
+            distribution = OscillatorMixture(n, components, beta, centres, radius, frequencies)
+        else:
+            distribution = OscillatorBase(n, beta) if base == "oscillator" else PhaseSpaceNormal(n)
         super().__init__(CompositeTransform(layers), distribution)
         self.n = n
         self._config = {
@@ -133,6 +147,13 @@ class PhaseSpaceFlow(Flow):
             "base": base,
             "beta": float(beta),
         }
+        if base == "mixture":
+            self._config.update(
+                components=components,
+                centres=None if centres is None else [[float(v) for v in row] for row in centres],
+                radius=float(radius),
+                frequencies=None if frequencies is None else [float(v) for v in frequencies],
+            )
 
     def config(self) -> dict[str, Any]:
         """The constructor arguments (for ``canonflow.checkpoint.save_model``)."""
@@ -161,7 +182,7 @@ def _base(flow: Flow, who: str) -> Distribution:
     if not isinstance(getattr(base, "n", None), int):
         raise TypeError(
             f"{who}: the flow's base distribution must be a phase-space distribution with an integer n "
-            f"(PhaseSpaceNormal or OscillatorBase), got {type(base).__name__}"
+            f"(PhaseSpaceNormal, OscillatorBase or OscillatorMixture), got {type(base).__name__}"
         )
     return base
 
@@ -339,7 +360,10 @@ def sample_with_log_prob(
     """Reparametrized samples ``x ~ q_θ`` of shape ``(num, 2n)`` and their ``log q_θ(x)``, shape ``(num,)``.
 
     The noise is drawn with ``generator`` and mapped by the base's ``from_noise`` and the flow's inverse, so
-    the result is differentiable in the parameters (the reverse-KL gradient).
+    the result is differentiable in the parameters (the reverse-KL gradient). With a stratified base
+    (:class:`OscillatorMixture`) the components are drawn i.i.d. from the mixture weights with ``generator``
+    (so the samples are i.i.d. draws of ``q_θ``, differentiable in the components' centres and frequencies but
+    not in the weights; :func:`variational_loss` uses the stratified, weighted estimator instead).
     """
     who = "sample_with_log_prob"
     base = _base(flow, who)
@@ -348,12 +372,22 @@ def sample_with_log_prob(
     check_positive_int(num, "num", who)
     reference = _reference(flow)
     noise = torch.randn(num, 2 * base.n, generator=generator, dtype=reference.dtype).to(reference.device)
-    return _push_noise(flow, base, noise)
+    components = base.draw_components(num, generator) if _stratified(base) else None
+    return _push_noise(flow, base, noise, components)
 
 
-def _push_noise(flow: Flow, base: Distribution, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Standard normal ``noise (B, 2n)`` -> model samples ``x = T⁻¹(from_noise(noise))`` and ``log q_θ(x)``."""
-    z = base.from_noise(noise)
+def _stratified(base: Distribution) -> bool:
+    """Whether ``base`` samples by strata with weights (``noise_weights``), like :class:`OscillatorMixture`."""
+    return hasattr(base, "noise_weights")
+
+
+def _push_noise(
+    flow: Flow, base: Distribution, noise: torch.Tensor, components: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Standard normal ``noise (B, 2n)`` -> model samples ``x = T⁻¹(from_noise(noise))`` and ``log q_θ(x)``.
+
+    ``components`` (stratified bases only) picks each sample's component; ``None`` means the base's strata."""
+    z = base.from_noise(noise) if components is None else base.from_noise(noise, components)
     log_base = base.log_prob(z)
     x, logabsdet = flow._transform.inverse(z)
     return x, log_base - logabsdet
@@ -389,6 +423,12 @@ def variational_loss(
     ``log q_θ(x) + βH(x) = −ln Z`` is constant in ``x``, so every sample's path gradient is exactly zero: its
     variance vanishes at the optimum, whereas the total gradient keeps the variance of the score term. The loss
     *value* is the same for both.
+
+    With a stratified base (:class:`OscillatorMixture`, ``K`` components, ``B ≥ K``) sample ``i`` is drawn from
+    component ``k = i mod K`` and the loss is the weighted mean ``Σ_k w_k mean_{i∈k}[log q_θ(x_i) + βH(x_i)]/β``,
+    an unbiased estimate of ``F_var`` whose gradient in the mixture logits flows only through the weights ``w_k``
+    (``Σ_k ∂w_k E_k[f]``); the rest of the exact gradient, ``E_q[∂ log q_θ] = 0``, is the score term that
+    ``"path"`` drops.
     """
     who = "variational_loss"
     _check_gradient(gradient, who)
@@ -404,14 +444,30 @@ def _check_gradient(gradient: object, who: str) -> None:
 
 
 def _variational_loss(
-    flow: Flow, base: Distribution, energy: Energy, noise: torch.Tensor, beta: float, gradient: str, who: str
+    flow: Flow,
+    base: Distribution,
+    energy: Energy,
+    noise: torch.Tensor,
+    beta: float,
+    gradient: str,
+    who: str,
+    strata: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """:func:`variational_loss` with checked arguments; ``who`` names the caller in errors."""
-    x, log_q = _push_noise(flow, base, noise)
+    """:func:`variational_loss` with checked arguments; ``who`` names the caller in errors. For a stratified base
+    ``strata`` = (components, weights) of the rows of ``noise`` (default: the base's strata of ``len(noise)``)."""
+    weights = None
+    if _stratified(base):
+        if strata is None:
+            strata = (base.strata(len(noise)), base.noise_weights(len(noise)))
+        components, weights = strata
+        x, log_q = _push_noise(flow, base, noise, components)
+    else:
+        x, log_q = _push_noise(flow, base, noise)
     if gradient == "path":
         detached = {f"flow.{name}": parameter.detach() for name, parameter in flow.named_parameters()}
         log_q = torch.func.functional_call(_LogDensity(flow), detached, (x,))
-    return (log_q + beta * _check_energy(energy(x), len(x), who)).mean() / beta
+    values = log_q + beta * _check_energy(energy(x), len(x), who)
+    return (values if weights is None else weights * values).mean() / beta
 
 
 def fit_variational(
@@ -430,7 +486,9 @@ def fit_variational(
     ``batch_size`` reparametrized samples ``x ~ q_θ`` per step (:func:`sample_with_log_prob`); since
     ``F_var − F = KL(q_θ ‖ e^{−βH}/Z)/β``, the losses are free energies in nats. ``energy`` maps
     ``(B, 2n) -> (B,)`` (e.g. a :class:`~canonflow.systems.HamiltonianSystem`). The base must support
-    ``from_noise`` (:class:`OscillatorBase`, :class:`PhaseSpaceNormal`). ``gradient`` picks the estimator of
+    ``from_noise`` (:class:`OscillatorBase`, :class:`PhaseSpaceNormal`, :class:`OscillatorMixture`: the latter by
+    the stratified, weighted estimator of :func:`variational_loss`, which needs ``batch_size ≥ K``, or per rank
+    the global batch). ``gradient`` picks the estimator of
     :func:`variational_loss`: ``"path"`` (default; zero variance at the optimum, at the price of one more forward
     pass: 1.2–1.6× the step time in the free-energy benchmarks) or ``"total"``.
 
@@ -452,11 +510,16 @@ def fit_variational(
     config = TrainConfig(description=who) if config is None else config
     reference = _reference(flow)
 
+    if _stratified(base):
+        base.strata(batch_size)  # the global batch must hold every component: fail before training
+
     def loss_fn(generator: torch.Generator) -> torch.Tensor:
         noise = torch.randn(batch_size, 2 * base.n, generator=generator, dtype=reference.dtype)
+        strata = (base.strata(batch_size), base.noise_weights(batch_size)) if _stratified(base) else None
         if distributed is not None:
             noise = shard(noise)
-        return _variational_loss(flow, base, energy, noise.to(reference.device), beta, gradient, who)
+            strata = None if strata is None else (shard(strata[0]), shard(strata[1]))
+        return _variational_loss(flow, base, energy, noise.to(reference.device), beta, gradient, who, strata)
 
     return train(flow, loss_fn, config, distributed=distributed)
 
@@ -496,7 +559,8 @@ def log_importance_weights(
     """Samples ``x ~ q_θ`` ``(num, 2n)`` and their log weights ``log w = −βH(x) − log q_θ(x)`` ``(num,)``.
 
     ``E_q[w f] = Z E_p[f]``, so ``w`` re-weights model samples to the Boltzmann distribution (see
-    :func:`importance_expectation`). No graph is kept.
+    :func:`importance_expectation`). The samples are i.i.d. (:func:`sample_with_log_prob`; a mixture base draws
+    the components from its weights). No graph is kept.
     """
     who = "log_importance_weights"
     _base(flow, who)
@@ -574,6 +638,11 @@ def importance_expectation(values: torch.Tensor, log_weights: torch.Tensor) -> t
 def latent_frequencies(flow: Flow) -> torch.Tensor:
     """The learned latent frequencies ``ω_k`` of an :class:`OscillatorBase`, sorted ascending, shape ``(n,)``."""
     base = _base(flow, "latent_frequencies")
+    if isinstance(base, OscillatorMixture):
+        raise TypeError(
+            "latent_frequencies: defined for a single OscillatorBase; the flow has an OscillatorMixture, whose "
+            "components each have their own frequencies (read base.frequencies, shape (K, n))"
+        )
     if not isinstance(base, OscillatorBase):
         raise TypeError(f"latent_frequencies: needs an OscillatorBase, the flow has a {type(base).__name__}")
     return base.frequencies.detach().sort().values
