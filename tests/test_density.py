@@ -23,7 +23,7 @@ from canonflow.density import (
     nll,
     variational_loss,
 )
-from canonflow.distributions import OscillatorBase
+from canonflow.distributions import OscillatorBase, OscillatorMixture
 from canonflow.training import TrainConfig
 from canonflow.transforms import LinearSymplectic
 
@@ -302,3 +302,194 @@ def test_fit_variational_rejects_an_unknown_gradient(small_flow) -> None:
         fit_variational(small_flow, _gaussian_target(2), 1.0, config=_quiet(1, 0.01), gradient="score")
     with pytest.raises(ValueError, match="variational_loss.*gradient"):
         variational_loss(small_flow, _gaussian_target(2), torch.randn(3, 4, dtype=F64), gradient="reinforce")
+
+
+# ---------------------------------------------------------------------------------------------- oscillator mixture
+_CENTRES = [[1.0, -0.5], [-1.5, 0.5], [0.2, 1.2]]
+
+
+def _mixture(beta: float = 1.3) -> OscillatorMixture:
+    """A K = 3, n = 1 mixture with distinct centres, frequencies and weights, in float64."""
+    base = OscillatorMixture(1, 3, beta=beta, centres=_CENTRES, frequencies=[1.5]).double()
+    with torch.no_grad():
+        base.log_frequency.copy_(torch.tensor([[0.4], [-0.3], [0.1]], dtype=F64))
+        base.logits.copy_(torch.tensor([0.5, -0.4, 0.0], dtype=F64))
+    return base
+
+
+def _reference_mixture(base: OscillatorMixture) -> torch.distributions.Distribution:
+    scale = (1.0 / (base.beta * base.frequencies.detach())).sqrt().repeat(1, 2)
+    components = torch.distributions.Independent(torch.distributions.Normal(base.loc.detach(), scale), 1)
+    return torch.distributions.MixtureSameFamily(
+        torch.distributions.Categorical(logits=base.logits.detach()), components
+    )
+
+
+def _grid(half_width: float, points: int) -> tuple[torch.Tensor, float]:
+    axis = torch.linspace(-half_width, half_width, points, dtype=F64)
+    return torch.cartesian_prod(axis, axis), float(axis[1] - axis[0]) ** 2
+
+
+def test_oscillator_mixture_log_prob_is_the_normalized_mixture() -> None:
+    base = _mixture()
+    x = torch.randn(7, 2, dtype=F64) * 2
+    torch.testing.assert_close(base.log_prob(x), _reference_mixture(base).log_prob(x), rtol=1e-12, atol=1e-12)
+    grid, area = _grid(10.0, 401)
+    assert abs(float(base.log_prob(grid).detach().exp().sum()) * area - 1.0) < 1e-9
+    one = OscillatorMixture(2, 1, beta=0.7, frequencies=[0.5, 2.0]).double()
+    single = OscillatorBase(2, beta=0.7, frequencies=torch.tensor([0.5, 2.0])).double()
+    y = torch.randn(5, 4, dtype=F64)
+    torch.testing.assert_close(one.log_prob(y), single.log_prob(y))  # K = 1 at the origin is OscillatorBase
+
+
+def test_oscillator_mixture_samples_match_its_moments() -> None:
+    torch.manual_seed(3)
+    base = OscillatorMixture(2, 3, beta=2.0, radius=1.5).double()
+    with torch.no_grad():
+        base.log_frequency.copy_(torch.tensor([[0.3, -0.2], [0.0, 0.5], [-0.4, 0.1]], dtype=F64))
+        base.logits.copy_(torch.tensor([0.7, -0.5, 0.1], dtype=F64))
+    num = 40000
+    draws = base.sample(num)
+    assert draws.shape == (num, 4) and draws.dtype == F64
+    weights = base.weights.detach()
+    variance = (1.0 / (base.beta * base.frequencies.detach())).repeat(1, 2)
+    loc = base.loc.detach()
+    mean = (weights[:, None] * loc).sum(0)
+    second = (weights[:, None] * (loc**2 + variance)).sum(0)
+    for value, exact in ((draws, mean), (draws**2, second)):
+        stderr = value.std(0) / math.sqrt(num)
+        assert ((value.mean(0) - exact).abs() <= 4 * stderr).all(), (value.mean(0), exact, stderr)
+    torch.testing.assert_close(base.mean(), mean.to(F64))
+    # the stratified points: sample i from component i mod K, weights w_k B / B_k (here B = 7, K = 3)
+    noise = torch.randn(7, 4, dtype=F64)
+    strata = torch.tensor([0, 1, 2, 0, 1, 2, 0])
+    torch.testing.assert_close(base.from_noise(noise), loc[strata] + noise * variance[strata].sqrt())
+    counts = torch.tensor([3.0, 2.0, 2.0], dtype=F64)
+    torch.testing.assert_close(base.noise_weights(7), (weights * 7 / counts)[strata])
+
+
+def _mixture_flow(seed: int = 5) -> PhaseSpaceFlow:
+    """A linear canonical flow (n = 1) on the K = 3 mixture base, all parameters perturbed."""
+    torch.manual_seed(seed)
+    flow = PhaseSpaceFlow(1, blocks=0, linear="matrix_exp", base="mixture", components=3, centres=_CENTRES)
+    flow = flow.double()
+    with torch.no_grad():
+        for parameter in flow.parameters():
+            parameter.add_(0.3 * torch.randn_like(parameter))
+    return flow
+
+
+def _anharmonic(x: torch.Tensor) -> torch.Tensor:
+    return 0.5 * x[:, 1] ** 2 + 0.5 * x[:, 0] ** 2 + 0.1 * x[:, 0] ** 4
+
+
+def _quadrature_free_energy(flow: PhaseSpaceFlow) -> torch.Tensor:
+    """``F_var = ∫ q (log q + H)`` on a grid (differentiable in the flow's parameters), β = 1."""
+    grid, area = _grid(9.0, 451)
+    log_q = flow.log_prob(grid)
+    return (log_q.exp() * (log_q + _anharmonic(grid))).sum() * area
+
+
+def test_stratified_variational_loss_is_unbiased_for_the_mixture() -> None:
+    flow = _mixture_flow()
+    with torch.no_grad():
+        exact = float(_quadrature_free_energy(flow))
+        generator = torch.Generator().manual_seed(21)
+        losses = torch.stack(
+            [
+                variational_loss(flow, _anharmonic, torch.randn(3001, 2, generator=generator, dtype=F64))
+                for _ in range(20)
+            ]
+        )  # 3001 = 1001 + 1000 + 1000 samples: unequal strata
+        iid = free_energy(flow, _anharmonic, 1.0, 200_000, torch.Generator().manual_seed(22))
+    stratified_se = float(losses.std()) / math.sqrt(len(losses))
+    assert abs(float(losses.mean()) - exact) < 4 * stratified_se + 1e-9
+    assert abs(iid.variational - exact) < 4 * iid.variational_stderr
+    assert abs(iid.importance - float(_reference_free_energy())) < 4 * iid.importance_stderr + 1e-4
+
+
+def _reference_free_energy() -> float:
+    grid, area = _grid(9.0, 451)
+    return -math.log(float(torch.exp(-_anharmonic(grid)).sum()) * area)
+
+
+@pytest.mark.parametrize("gradient", ["path", "total"])
+def test_stratified_gradient_matches_the_exact_gradient(gradient: str) -> None:
+    flow = _mixture_flow()
+    parameters = list(flow.parameters())
+    exact = torch.cat([g.flatten() for g in torch.autograd.grad(_quadrature_free_energy(flow), parameters)])
+    generator = torch.Generator().manual_seed(31)
+    rows = []
+    for _ in range(24):
+        loss = variational_loss(
+            flow, _anharmonic, torch.randn(2000, 2, generator=generator, dtype=F64), gradient=gradient
+        )
+        rows.append(torch.cat([g.flatten() for g in torch.autograd.grad(loss, parameters)]))
+    rows = torch.stack(rows)
+    stderr = rows.std(0) / math.sqrt(len(rows))
+    assert exact.abs().max() > 0.05  # a real gradient, in the logits too
+    assert ((rows.mean(0) - exact).abs() <= 4.5 * stderr + 1e-8).all(), (rows.mean(0), exact, stderr)
+    assert exact[-3:].abs().max() > 0.01  # the logits (the last parameters) have a real gradient
+
+
+def test_mixture_flow_fits_a_two_component_target() -> None:
+    # a target that is itself a 2-component oscillator mixture: a linear flow on the mixture base fits it
+    target = OscillatorMixture(1, 2, centres=[[1.5, 0.0], [-1.5, 0.0]]).double()
+    for parameter in target.parameters():
+        parameter.requires_grad_(False)
+    flow = PhaseSpaceFlow(1, blocks=0, linear="matrix_exp", base="mixture", components=2, radius=1.0).double()
+    fit_variational(flow, lambda x: -target.log_prob(x), 1.0, batch_size=256, config=_quiet(300, 0.03))
+    found = free_energy(flow, lambda x: -target.log_prob(x), 1.0, 20000, torch.Generator().manual_seed(1))
+    assert abs(found.variational) < 0.01 and found.ess_fraction > 0.97
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"components": 0}, ValueError, "components"),
+        ({"components": 2.5}, TypeError, "components"),
+        ({"components": 2, "beta": 0.0}, ValueError, "beta"),
+        ({"components": 2, "radius": -1.0}, ValueError, "radius"),
+        ({"components": 2, "centres": [[0.0, 0.0, 0.0, 0.0]]}, ValueError, "centres"),
+        ({"components": 2, "centres": [[0.0] * 4, [float("nan")] * 4]}, ValueError, "centres"),
+        ({"components": 2, "centres": [[0.0] * 4] * 2, "radius": 1.0}, ValueError, "centres or a radius"),
+        ({"components": 2, "frequencies": [1.0, -1.0]}, ValueError, "frequencies"),
+        ({"components": 2, "frequencies": [1.0]}, ValueError, "frequencies"),
+    ],
+)
+def test_oscillator_mixture_rejects_bad_arguments(kwargs, error, message) -> None:
+    with pytest.raises(error, match=f"OscillatorMixture.*{message}"):
+        OscillatorMixture(2, **kwargs)
+
+
+def test_oscillator_mixture_rejects_bad_use() -> None:
+    base = OscillatorMixture(2, 4, radius=1.0).double()
+    with pytest.raises(ValueError, match="OscillatorMixture.log_prob"):
+        base.log_prob(torch.randn(3, 3, dtype=F64))
+    with pytest.raises(ValueError, match="OscillatorMixture.strata.*at least K = 4"):
+        base.noise_weights(3)
+    with pytest.raises(ValueError, match="OscillatorMixture.from_noise.*components"):
+        base.from_noise(torch.randn(2, 4, dtype=F64), torch.tensor([0, 4]))
+    with pytest.raises(ValueError, match="unconditional"):
+        base.sample(2, context=torch.zeros(1, 1))
+    flow = PhaseSpaceFlow(2, blocks=0, base="mixture", components=4, radius=1.0).double()
+    with pytest.raises(ValueError, match="strata.*at least K = 4"):
+        fit_variational(flow, _gaussian_target(2), 1.0, batch_size=3, config=_quiet(1, 0.01))
+    with pytest.raises(TypeError, match="latent_frequencies.*OscillatorMixture"):
+        latent_frequencies(flow)
+    with pytest.raises(ValueError, match="PhaseSpaceFlow.*base='mixture'"):
+        PhaseSpaceFlow(2, blocks=0, components=3)
+    x, log_q = canonflow.density.sample_with_log_prob(flow, 3)  # i.i.d. draws need no stratification
+    torch.testing.assert_close(log_q, flow.log_prob(x))
+
+
+def test_mixture_flow_round_trips_through_a_checkpoint(tmp_path) -> None:
+    from canonflow.checkpoint import save_model
+
+    flow = _mixture_flow()
+    save_model(tmp_path / "model.pt", flow)
+    assert torch.load(tmp_path / "model.pt", weights_only=True)["config"]["centres"] == _CENTRES
+    loaded = canonflow.load(tmp_path / "model.pt")
+    assert isinstance(loaded._distribution, OscillatorMixture) and loaded.config() == flow.config()
+    x = torch.randn(5, 2, dtype=F64)
+    torch.testing.assert_close(loaded.log_prob(x), flow.log_prob(x))
