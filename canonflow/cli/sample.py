@@ -122,6 +122,7 @@ def settings(target: str, quick: bool) -> dict[str, Any]:
         "momentum": "standard",
         "point": 0,
         "activation": "tanh",
+        "linear_skip": False,
         "objective": "reverse",
         "leapfrog_steps": 4 if quick else 8,
         "anneal": 0.0,
@@ -204,7 +205,7 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
             generator=gen,
         )
     }
-    layers = {key: cfg[key] for key in ("householder", "momentum", "point", "activation")}
+    layers = {key: cfg[key] for key in ("householder", "momentum", "point", "activation", "linear_skip")}
     flows = {
         "canonical": FlowSampler.canonical(target.dim, blocks=cfg["blocks"], hidden=cfg["hidden"], **layers),
         "leapfrog": FlowSampler.leapfrog(
