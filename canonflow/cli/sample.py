@@ -122,7 +122,7 @@ def settings(target: str, quick: bool) -> dict[str, Any]:
         "momentum": "standard",
         "point": 0,
         "activation": "tanh",
-        "linear_skip": False,
+        "linear_skip": 0,
         "objective": "reverse",
         "leapfrog_steps": 4 if quick else 8,
         "anneal": 0.0,

@@ -59,34 +59,39 @@ class ExpAffineAutoregressive(MaskedAffineAutoregressiveTransform):
     saturates, so ``a`` is constant far outside the region seen in training, ``"silu"`` extrapolates linearly
     (Neal's funnel needs ``a = −v/2`` out to the rarely visited mouth ``v ≈ 9–12``).
 
-    ``linear_skip``: add an exact, unbounded linear path, ``a = (M ⊙ W_a) q + A tanh(â(q)/A)`` and
-    ``b = (M ⊙ W_b) q + b̂(q)``, with ``M`` the strictly lower-triangular mask (``a_i``, ``b_i`` see only
-    ``q_{<i}``, the MADE's order, so the map stays autoregressive and the ``d``-pass inverse stays exact) and
-    ``W_a``, ``W_b`` zero-initialized (still the identity at the start). It represents ``x_i ↦ x_i e^{−v/2}``
-    exactly, at every ``v``; the bound applies to the MADE's part only.
+    ``linear_skip = k > 0``: add an exact, unbounded linear path in the first ``k`` coordinates,
+    ``a = (M ⊙ W_a) q_{:k} + A tanh(â(q)/A)`` and ``b = (M ⊙ W_b) q_{:k} + b̂(q)``, with ``M`` the first ``k``
+    columns of the strictly lower-triangular mask (``a_i``, ``b_i`` see only ``q_{<i}``, the MADE's order, so the
+    map stays autoregressive and the ``d``-pass inverse stays exact) and ``W_a``, ``W_b`` (``d × k``)
+    zero-initialized (still the identity at the start). The bound applies to the MADE's part only. ``k = 1``
+    represents Neal's funnel's ``x_i ↦ x_i e^{−v/2}`` exactly at every ``v``. ``k = d`` (every ``q_{<i}``) is
+    numerically unstable there: Adam keeps the weights on ``x_j`` (ideally 0) at ``≈ 0.01`` of noise, and
+    ``x_j`` of hundreds in the mouth turn them into log-scales of several units, which cascade along ``i`` into
+    overflowing draws (with the funnel's settings, training stopped on a NaN loss after 376 and 606 steps).
     """
 
     bound = 8.0
 
-    def __init__(self, features: int, hidden: int, activation: str = "tanh", linear_skip: bool = False) -> None:
+    def __init__(self, features: int, hidden: int, activation: str = "tanh", linear_skip: int = 0) -> None:
         act = make_activation(activation, type(self).__name__)
         super().__init__(features, hidden, num_blocks=2, use_residual_blocks=False, activation=act)
         nn.init.zeros_(self.autoregressive_net.final_layer.weight)
         nn.init.zeros_(self.autoregressive_net.final_layer.bias)
-        self.linear_skip = bool(linear_skip)
+        self.linear_skip = _check_linear_skip(linear_skip, features, type(self).__name__)
         if self.linear_skip:
-            self.linear_log_scale = nn.Parameter(torch.zeros(features, features))
-            self.linear_shift = nn.Parameter(torch.zeros(features, features))
-            self.register_buffer("linear_mask", torch.ones(features, features).tril(-1), persistent=False)
+            k = self.linear_skip
+            self.linear_log_scale = nn.Parameter(torch.zeros(features, k))
+            self.linear_shift = nn.Parameter(torch.zeros(features, k))
+            self.register_buffer("linear_mask", torch.ones(features, features).tril(-1)[:, :k], persistent=False)
 
     def _log_scale_and_shift(self, params: torch.Tensor, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(a, b)`` from the MADE's output ``params`` at ``inputs`` (and the linear path at ``inputs``)."""
         raw, shift = self._unconstrained_scale_and_shift(params)
         log_scale = self.bound * torch.tanh(raw / self.bound)
         if self.linear_skip:
-            mask = self.linear_mask.to(inputs.dtype)
-            log_scale = log_scale + inputs @ (mask * self.linear_log_scale).T
-            shift = shift + inputs @ (mask * self.linear_shift).T
+            mask, leading = self.linear_mask.to(inputs.dtype), inputs[:, : self.linear_skip]
+            log_scale = log_scale + leading @ (mask * self.linear_log_scale).T
+            shift = shift + leading @ (mask * self.linear_shift).T
         return log_scale, shift
 
     def forward(self, inputs: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,16 +112,24 @@ class ExpAffineAutoregressive(MaskedAffineAutoregressiveTransform):
         return outputs, -log_scale.sum(-1)
 
 
-class _LinearSkipMLP(MLP):
-    """``s(q) = W q + MLP(q)`` (the MLP's output bias is ``b``), ``W`` zero-initialized: an exact linear path."""
+def _check_linear_skip(value: object, features: int, who: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= features:
+        raise ValueError(f"{who}: expected linear_skip to be an int in [0, {features}], got {value!r}")
+    return value
 
-    def __init__(self, features: int, hidden: int, activation: str) -> None:
+
+class _LinearSkipMLP(MLP):
+    """``s(q) = W q_{:k} + b + MLP(q)`` (``b``: the MLP's output bias), ``W`` (``d × k``) zero-initialized: an exact
+    linear path in the first ``k`` coordinates."""
+
+    def __init__(self, features: int, hidden: int, activation: str, k: int) -> None:
         super().__init__(features, features, hidden, 2, activation, squeeze=False, zero_init=True)
-        self.linear = nn.Linear(features, features, bias=False)
+        self.k = k
+        self.linear = nn.Linear(k, features, bias=False)
         nn.init.zeros_(self.linear.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x) + self.linear(x)
+        return super().forward(x) + self.linear(x[:, : self.k])
 
 
 def _check_non_negative(value: object, name: str) -> int:
@@ -125,14 +138,14 @@ def _check_non_negative(value: object, name: str) -> int:
     return value
 
 
-def _point_layers(flow: dict[str, Any], dim: int, activation: str, linear_skip: bool) -> list[PointTransform]:
+def _point_layers(flow: dict[str, Any], dim: int, activation: str, linear_skip: int) -> list[PointTransform]:
     return [
         PointTransform(ExpAffineAutoregressive(dim, flow["hidden"], activation, linear_skip), dim)
         for _ in range(flow.get("point", 0))
     ]
 
 
-def _build(flow: dict[str, Any], dim: int, activation: str, linear_skip: bool) -> SymplecticComposite:
+def _build(flow: dict[str, Any], dim: int, activation: str, linear_skip: int) -> SymplecticComposite:
     kind = flow.get("kind")
     if kind == "canonical":
         options = {"blocks": flow["blocks"], "hidden": flow["hidden"], "householder": flow.get("householder")}
@@ -160,7 +173,8 @@ class FlowSampler(nn.Module):
     lifted to phase space), ``momentum="learned"`` (auxiliary momenta ``p | q ~ N(0, diag e^{2s(q)})``, see the
     module docstring) and ``activation`` (of the point layers' and learned momenta's networks, not of the flow's own
     layers: ``"tanh"``, or ``"silu"`` to extrapolate linearly into rarely sampled tails), ``linear_skip`` (an exact,
-    zero-initialized linear path in those networks, see ``canonical``). Saved and loaded with
+    zero-initialized linear path in those networks, in the first ``linear_skip`` coordinates of ``q``, see
+    ``canonical``). Saved and loaded with
     ``canonflow.checkpoint.save_model`` / ``canonflow.load``.
     """
 
@@ -171,7 +185,7 @@ class FlowSampler(nn.Module):
         momentum: str = "standard",
         momentum_hidden: int = 64,
         activation: str = "tanh",
-        linear_skip: bool = False,
+        linear_skip: int = 0,
     ) -> None:
         super().__init__()
         self.dim = check_positive_int(dim, "dim", "FlowSampler")
@@ -183,14 +197,12 @@ class FlowSampler(nn.Module):
         self.momentum = momentum
         self.momentum_hidden = check_positive_int(momentum_hidden, "momentum_hidden", "FlowSampler")
         self.activation = activation
-        if not isinstance(linear_skip, bool):
-            raise ValueError(f"FlowSampler: expected linear_skip to be a bool, got {linear_skip!r}")
-        self.linear_skip = linear_skip
+        self.linear_skip = _check_linear_skip(linear_skip, self.dim, "FlowSampler")
         self.transform = _build(self.flow_config, self.dim, activation, linear_skip)
         self.base = DiagonalPhaseSpaceNormal(self.dim)
         self.momentum_log_scale: MLP | None = None
         if momentum == "learned" and linear_skip:
-            self.momentum_log_scale = _LinearSkipMLP(dim, momentum_hidden, activation)
+            self.momentum_log_scale = _LinearSkipMLP(dim, momentum_hidden, activation, linear_skip)
         elif momentum == "learned":
             self.momentum_log_scale = MLP(dim, dim, momentum_hidden, 2, activation, squeeze=False, zero_init=True)
 
@@ -204,7 +216,7 @@ class FlowSampler(nn.Module):
         momentum: str = "standard",
         point: int = 0,
         activation: str = "tanh",
-        linear_skip: bool = False,
+        linear_skip: int = 0,
     ) -> FlowSampler:
         """A ``canonical_flow(dim, blocks, hidden, householder)`` stack with a learnable Gaussian base.
 
@@ -216,8 +228,9 @@ class FlowSampler(nn.Module):
         data side, cotangent lifts ``(q, p) -> (f(q), (∂f/∂q)⁻ᵀp)`` of an affine autoregressive map ``f`` (in the
         coordinate order of ``q``): a scale of ``q_i`` that depends on ``q_{<i}``, which shears cannot build
         cheaply (Neal's funnel: ``x_i e^{−v/2}``). ``activation``: of the point layers' and learned momenta's
-        networks (``"tanh"``; ``"silu"`` extrapolates linearly). ``linear_skip``: add a zero-initialized exact
-        linear path to those networks (``ExpAffineAutoregressive(..., linear_skip=True)``; ``s(q) = Wq + MLP(q)``).
+        networks (``"tanh"``; ``"silu"`` extrapolates linearly). ``linear_skip = k``: add a zero-initialized exact
+        linear path in the first ``k`` coordinates of ``q`` to those networks (``ExpAffineAutoregressive(...,
+        linear_skip=k)``; ``s(q) = W q_{:k} + b + MLP(q)``); 0: none. Neal's funnel (``q = (v, x)``) uses 1.
         """
         _check_non_negative(point, "point")
         flow = {"kind": "canonical", "blocks": blocks, "hidden": hidden, "householder": householder, "point": point}
@@ -236,7 +249,7 @@ class FlowSampler(nn.Module):
         momentum: str = "standard",
         point: int = 0,
         activation: str = "tanh",
-        linear_skip: bool = False,
+        linear_skip: int = 0,
     ) -> FlowSampler:
         """A ``LeapfrogFlow`` (after ``point`` point layers and, when ``linear``, a ``LinearSymplectic(dim,
         householder)``; see ``canonical``) with a learnable base."""
@@ -263,7 +276,7 @@ class FlowSampler(nn.Module):
             config.get("momentum", "standard"),
             config.get("momentum_hidden", 64),
             config.get("activation", "tanh"),
-            config.get("linear_skip", False),  # checkpoints from before the option: no linear path
+            config.get("linear_skip", 0),  # checkpoints from before the option: no linear path
         )
 
     def joint_potential(self, potential: Potential, x: torch.Tensor) -> torch.Tensor:
