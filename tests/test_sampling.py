@@ -7,16 +7,19 @@ import math
 import numpy as np
 import pytest
 import torch
+from layer_contract import ALL_CHECKS, randomize_, run_check
 
 from canonflow import load
 from canonflow.checkpoint import save_model
 from canonflow.sampling import (
     TARGETS,
+    ExpAffineAutoregressive,
     FlowSampler,
     ess_bulk,
     ess_mean,
     ess_tail,
     flow_mcmc,
+    forward_kl_loss,
     get_target,
     hmc,
     importance_resample,
@@ -26,7 +29,9 @@ from canonflow.sampling import (
     rhat,
     train_sampler,
 )
+from canonflow.testing import jacobian
 from canonflow.training import TrainConfig
+from canonflow.transforms import PointTransform
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -241,6 +246,22 @@ def test_forward_kl_finds_both_modes_where_reverse_kl_collapses(objective):
         assert abs(fraction - 0.3) < 4 * math.sqrt(0.3 * 0.7 / resampled.ess), (fraction, resampled.ess)
 
 
+def test_forward_kl_leaves_out_draws_that_overflowed():
+    # A draw x with a non-finite entry (an overflowing flow) has weight 0 and must not make the loss 0 · NaN.
+    torch.manual_seed(0)
+    model = FlowSampler.canonical(2, blocks=1, hidden=4).double()
+    x, log_q = model.sample_with_log_prob(8, gen(24))
+    x, log_q = x.detach(), log_q.detach()
+    bad = x.clone()
+    bad[3] = torch.tensor([math.inf, 0.0, math.nan, 1.0], dtype=torch.float64)
+    model.sample_with_log_prob = lambda num, generator=None: (bad, log_q)
+    loss = forward_kl_loss(model, normal_potential, 8)
+    keep = torch.arange(8) != 3
+    log_w = -(normal_potential(x[keep, :2]) + 0.5 * x[keep, 2:].pow(2).sum(-1)) - log_q[keep]
+    expected = -(torch.softmax(log_w, 0) * model.log_prob(x[keep])).sum()
+    torch.testing.assert_close(loss, expected)
+
+
 def test_train_sampler_rejects_unknown_objective():
     model = FlowSampler.canonical(1, blocks=1, hidden=4).double()
     with pytest.raises(ValueError, match="objective"):
@@ -333,3 +354,100 @@ def test_activation_of_point_and_momentum_networks_is_saved_and_checked(tmp_path
     torch.testing.assert_close(again.to_latent(x), model.to_latent(x), rtol=0, atol=0)
     with pytest.raises(ValueError, match="activation"):
         FlowSampler.canonical(3, activation="relu")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Exact linear paths (linear_skip) in the point layers and the learned momentum scale
+
+
+def skip_point_layer(n: int = 3, k: int = 3) -> PointTransform:
+    torch.manual_seed(4)
+    layer = PointTransform(ExpAffineAutoregressive(n, 8, "silu", linear_skip=k), n).double()
+    return randomize_(layer, scale=0.3).eval()
+
+
+@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("check", ALL_CHECKS)
+def test_linear_skip_point_layer_meets_the_layer_contract(check, k):
+    # Round trip and symplecticity to 1e-10 in float64, zero logabsdet, float32, gradients, state_dict.
+    run_check(check, lambda: skip_point_layer(3, k), 3)
+
+
+def test_linear_skip_point_layer_is_autoregressive_and_starts_at_the_identity():
+    n = 4
+    fresh = ExpAffineAutoregressive(n, 8, "silu", linear_skip=n).double()
+    q = torch.randn(6, n, generator=gen(20), dtype=torch.float64)
+    torch.testing.assert_close(fresh(q)[0], q, rtol=0, atol=0)
+    torch.testing.assert_close(fresh.inverse(q)[0], q, rtol=0, atol=0)
+    x = torch.randn(6, 2 * n, generator=gen(21), dtype=torch.float64)
+    torch.testing.assert_close(PointTransform(fresh, n)(x)[0], x, rtol=0, atol=0)
+    q_map = randomize_(ExpAffineAutoregressive(n, 8, "silu", linear_skip=n).double(), scale=0.3)
+    with torch.no_grad():  # only the linear path: its masked-out (diagonal and upper) weights must do nothing
+        q_map.autoregressive_net.final_layer.weight.zero_()
+        q_map.autoregressive_net.final_layer.bias.zero_()
+        q_map.linear_log_scale.fill_(0.4)
+        q_map.linear_shift.fill_(-0.7)
+    for k in (1, n):
+        assert ExpAffineAutoregressive(n, 8, linear_skip=k).linear_log_scale.shape == (n, k)
+    randomized = [randomize_(ExpAffineAutoregressive(n, 8, "silu", linear_skip=k).double(), 0.3, 5) for k in (1, n)]
+    for layer in (q_map, *randomized):
+        jac = jacobian(layer, q[:1])[0]
+        assert jac.shape == (n, n)
+        assert torch.equal(jac.triu(1), torch.zeros_like(jac))  # y_i depends on q_{≤i} only
+        below = torch.ones(n, n, dtype=torch.bool).tril(-1)
+        assert (jac.diagonal().abs() > 1e-3).all() and jac[below].abs().min() > 1e-6
+        torch.testing.assert_close(layer.inverse(layer(q)[0])[0], q, rtol=0, atol=1e-10)
+    expected = q.clone()
+    for i in range(1, n):  # y_i = e^{0.4 Σ_{j<i} q_j} q_i − 0.7 Σ_{j<i} q_j
+        below = q[:, :i].sum(-1)
+        expected[:, i] = torch.exp(0.4 * below) * q[:, i] - 0.7 * below
+    torch.testing.assert_close(q_map(q)[0], expected, rtol=1e-13, atol=1e-13)
+
+
+def test_linear_skip_represents_the_funnel_whitening_exactly(tmp_path):
+    # Hand-set W: x_i ↦ x_i e^{−v/2} and s_i(q) = −v/2, exactly, far beyond the bound A = 8 of the MADE's part
+    # (v = 20 needs a = −10); the MADE alone (a = A tanh(â/A)) cannot. Reloads with the same outputs.
+    model = FlowSampler.canonical(10, blocks=1, hidden=8, point=1, momentum="learned", linear_skip=1).double()
+    q_map = model.transform._transforms[0].q_transform
+    with torch.no_grad():
+        q_map.linear_log_scale[1:, 0] = -0.5
+        model.momentum_log_scale.linear.weight[1:, 0] = -0.5
+    q = torch.randn(7, 10, generator=gen(22), dtype=torch.float64)
+    q[:, 0] = torch.tensor([-12.0, -6.0, -1.0, 0.0, 3.0, 11.0, 20.0], dtype=torch.float64)
+    v, x = q[:, :1], q[:, 1:]
+    expected = torch.cat([v, x * torch.exp(-v / 2)], dim=-1)
+    torch.testing.assert_close(q_map(q)[0], expected, rtol=1e-14, atol=0)
+    torch.testing.assert_close(q_map.inverse(expected)[0], q, rtol=1e-13, atol=1e-13)
+    scales = torch.cat([torch.zeros_like(v), (-v / 2).expand(-1, 9)], dim=-1)
+    torch.testing.assert_close(model.momentum_log_scale(q), scales, rtol=1e-14, atol=0)
+    save_model(tmp_path / "model.pt", model)
+    again = load(tmp_path / "model.pt")
+    assert again.linear_skip == 1 and again.config()["linear_skip"] == 1
+    x_full = torch.cat([q, torch.randn(7, 10, generator=gen(23), dtype=torch.float64)], dim=-1)
+    potential = get_target("funnel").potential
+    torch.testing.assert_close(again.to_latent(x_full), model.to_latent(x_full), rtol=0, atol=0)
+    torch.testing.assert_close(
+        again.joint_potential(potential, x_full), model.joint_potential(potential, x_full), rtol=0, atol=0
+    )
+
+
+def test_checkpoints_without_linear_skip_load_without_the_linear_path(tmp_path):
+    # Checkpoints written before the option have no "linear_skip" in their config: no linear path, same weights.
+    torch.manual_seed(6)
+    model = FlowSampler.canonical(3, blocks=1, hidden=8, point=1, momentum="learned").double()
+    assert model.linear_skip == 0
+    randomize_(model, 0.3)
+    save_model(tmp_path / "model.pt", model)
+    payload = torch.load(tmp_path / "model.pt", weights_only=True)
+    del payload["config"]["linear_skip"]
+    torch.save(payload, tmp_path / "old.pt")
+    old = load(tmp_path / "old.pt")
+    assert old.linear_skip == 0 and old.transform._transforms[0].q_transform.linear_skip == 0
+    x = torch.randn(5, 6, dtype=torch.float64)
+    torch.testing.assert_close(old.to_latent(x), model.to_latent(x), rtol=0, atol=0)
+    torch.testing.assert_close(
+        old.joint_potential(normal_potential, x), model.joint_potential(normal_potential, x), rtol=0, atol=0
+    )
+    for bad in (True, -1, 4):
+        with pytest.raises(ValueError, match="linear_skip"):
+            FlowSampler.canonical(3, linear_skip=bad)

@@ -80,7 +80,7 @@ TUNED: dict[str, dict[str, Any]] = {
         "blocks": 2,
         "point": 1,
         "momentum": "learned",
-        "activation": "silu",
+        "linear_skip": 1,
         "leapfrog_steps": 2,
         "samples": 500,
         "warmup": 300,
@@ -101,7 +101,8 @@ TUNED: dict[str, dict[str, Any]] = {
 }
 """Per-target choices (``experiments/results/SAMPLING.md``, "Design choices"): optimizer steps, learning rate,
 objective, Householder reflections per linear layer, auxiliary momenta, point layers, the activation of the point
-layers' and momenta's networks, and leapfrog steps of HMC (tuned over {3, 5, 10, 20, 40}), NeuTra-HMC and the
+layers' and momenta's networks and their exact linear paths (``linear_skip``: in ``v``, the funnel's first
+coordinate), and leapfrog steps of HMC (tuned over {3, 5, 10, 20, 40}), NeuTra-HMC and the
 learned leapfrog flow."""
 
 
@@ -122,6 +123,7 @@ def settings(target: str, quick: bool) -> dict[str, Any]:
         "momentum": "standard",
         "point": 0,
         "activation": "tanh",
+        "linear_skip": 0,
         "objective": "reverse",
         "leapfrog_steps": 4 if quick else 8,
         "anneal": 0.0,
@@ -204,7 +206,7 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
             generator=gen,
         )
     }
-    layers = {key: cfg[key] for key in ("householder", "momentum", "point", "activation")}
+    layers = {key: cfg[key] for key in ("householder", "momentum", "point", "activation", "linear_skip")}
     flows = {
         "canonical": FlowSampler.canonical(target.dim, blocks=cfg["blocks"], hidden=cfg["hidden"], **layers),
         "leapfrog": FlowSampler.leapfrog(

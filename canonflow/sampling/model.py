@@ -58,27 +58,78 @@ class ExpAffineAutoregressive(MaskedAffineAutoregressiveTransform):
     ``activation``: the MADE's hidden activation (a name of ``canonflow.nn.activations.ACTIVATIONS``); ``"tanh"``
     saturates, so ``a`` is constant far outside the region seen in training, ``"silu"`` extrapolates linearly
     (Neal's funnel needs ``a = −v/2`` out to the rarely visited mouth ``v ≈ 9–12``).
+
+    ``linear_skip = k > 0``: add an exact, unbounded linear path in the first ``k`` coordinates,
+    ``a = (M ⊙ W_a) q_{:k} + A tanh(â(q)/A)`` and ``b = (M ⊙ W_b) q_{:k} + b̂(q)``, with ``M`` the first ``k``
+    columns of the strictly lower-triangular mask (``a_i``, ``b_i`` see only ``q_{<i}``, the MADE's order, so the
+    map stays autoregressive and the ``d``-pass inverse stays exact) and ``W_a``, ``W_b`` (``d × k``)
+    zero-initialized (still the identity at the start). The bound applies to the MADE's part only. ``k = 1``
+    represents Neal's funnel's ``x_i ↦ x_i e^{−v/2}`` exactly at every ``v``. ``k = d`` (every ``q_{<i}``) is
+    numerically unstable there: Adam keeps the weights on ``x_j`` (ideally 0) at ``≈ 0.01`` of noise, and
+    ``x_j`` of hundreds in the mouth turn them into log-scales of several units, which cascade along ``i`` into
+    overflowing draws (with the funnel's settings, training stopped on a NaN loss after 376 and 606 steps).
     """
 
     bound = 8.0
 
-    def __init__(self, features: int, hidden: int, activation: str = "tanh") -> None:
+    def __init__(self, features: int, hidden: int, activation: str = "tanh", linear_skip: int = 0) -> None:
         act = make_activation(activation, type(self).__name__)
         super().__init__(features, hidden, num_blocks=2, use_residual_blocks=False, activation=act)
         nn.init.zeros_(self.autoregressive_net.final_layer.weight)
         nn.init.zeros_(self.autoregressive_net.final_layer.bias)
+        self.linear_skip = _check_linear_skip(linear_skip, features, type(self).__name__)
+        if self.linear_skip:
+            k = self.linear_skip
+            self.linear_log_scale = nn.Parameter(torch.zeros(features, k))
+            self.linear_shift = nn.Parameter(torch.zeros(features, k))
+            self.register_buffer("linear_mask", torch.ones(features, features).tril(-1)[:, :k], persistent=False)
 
-    def _log_scale_and_shift(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _log_scale_and_shift(self, params: torch.Tensor, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(a, b)`` from the MADE's output ``params`` at ``inputs`` (and the linear path at ``inputs``)."""
         raw, shift = self._unconstrained_scale_and_shift(params)
-        return self.bound * torch.tanh(raw / self.bound), shift
+        log_scale = self.bound * torch.tanh(raw / self.bound)
+        if self.linear_skip:
+            mask, leading = self.linear_mask.to(inputs.dtype), inputs[:, : self.linear_skip]
+            log_scale = log_scale + leading @ (mask * self.linear_log_scale).T
+            shift = shift + leading @ (mask * self.linear_shift).T
+        return log_scale, shift
 
-    def _elementwise_forward(self, inputs: torch.Tensor, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        log_scale, shift = self._log_scale_and_shift(params)
+    def forward(self, inputs: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        log_scale, shift = self._log_scale_and_shift(self.autoregressive_net(inputs, context), inputs)
         return inputs * log_scale.exp() + shift, log_scale.sum(-1)
 
-    def _elementwise_inverse(self, inputs: torch.Tensor, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        log_scale, shift = self._log_scale_and_shift(params)
-        return (inputs - shift) * torch.exp(-log_scale), -log_scale.sum(-1)
+    def inverse(self, inputs: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``d`` passes of the MADE, as in nflows' ``AutoregressiveTransform.inverse``, except that pass ``k``
+        writes only coordinate ``k`` (exact, as ``q_{<k}`` are) and leaves the later ones at 0. nflows rewrites
+        all of them every pass: with the unbounded linear path, a not yet exact coordinate can overflow, and the
+        masked weights' ``0 · inf`` would then turn the exact ones into NaN. The result is the same."""
+        outputs = torch.zeros_like(inputs)
+        log_scale = torch.zeros_like(inputs)
+        index = torch.arange(self.features, device=inputs.device)
+        for k in range(self.features):
+            log_scale, shift = self._log_scale_and_shift(self.autoregressive_net(outputs, context), outputs)
+            outputs = torch.where(index == k, (inputs - shift) * torch.exp(-log_scale), outputs)
+        return outputs, -log_scale.sum(-1)
+
+
+def _check_linear_skip(value: object, features: int, who: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= features:
+        raise ValueError(f"{who}: expected linear_skip to be an int in [0, {features}], got {value!r}")
+    return value
+
+
+class _LinearSkipMLP(MLP):
+    """``s(q) = W q_{:k} + b + MLP(q)`` (``b``: the MLP's output bias), ``W`` (``d × k``) zero-initialized: an exact
+    linear path in the first ``k`` coordinates."""
+
+    def __init__(self, features: int, hidden: int, activation: str, k: int) -> None:
+        super().__init__(features, features, hidden, 2, activation, squeeze=False, zero_init=True)
+        self.k = k
+        self.linear = nn.Linear(k, features, bias=False)
+        nn.init.zeros_(self.linear.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) + self.linear(x[:, : self.k])
 
 
 def _check_non_negative(value: object, name: str) -> int:
@@ -87,21 +138,21 @@ def _check_non_negative(value: object, name: str) -> int:
     return value
 
 
-def _point_layers(flow: dict[str, Any], dim: int, activation: str) -> list[PointTransform]:
+def _point_layers(flow: dict[str, Any], dim: int, activation: str, linear_skip: int) -> list[PointTransform]:
     return [
-        PointTransform(ExpAffineAutoregressive(dim, flow["hidden"], activation), dim)
+        PointTransform(ExpAffineAutoregressive(dim, flow["hidden"], activation, linear_skip), dim)
         for _ in range(flow.get("point", 0))
     ]
 
 
-def _build(flow: dict[str, Any], dim: int, activation: str) -> SymplecticComposite:
+def _build(flow: dict[str, Any], dim: int, activation: str, linear_skip: int) -> SymplecticComposite:
     kind = flow.get("kind")
     if kind == "canonical":
         options = {"blocks": flow["blocks"], "hidden": flow["hidden"], "householder": flow.get("householder")}
         stack = canonical_flow(dim, zero_center=False, **options)
-        return SymplecticComposite(_point_layers(flow, dim, activation) + list(stack._transforms))
+        return SymplecticComposite(_point_layers(flow, dim, activation, linear_skip) + list(stack._transforms))
     if kind == "leapfrog":
-        layers = _point_layers(flow, dim, activation)
+        layers = _point_layers(flow, dim, activation, linear_skip)
         if flow.get("linear", False):
             layers.append(LinearSymplectic(dim, householder=flow.get("householder")))
         options = {key: flow[key] for key in ("steps", "step_size", "hidden", "depth")}
@@ -121,7 +172,9 @@ class FlowSampler(nn.Module):
     ``householder`` (reflections per linear layer), ``point`` (data-side point layers, ``ExpAffineAutoregressive``
     lifted to phase space), ``momentum="learned"`` (auxiliary momenta ``p | q ~ N(0, diag e^{2s(q)})``, see the
     module docstring) and ``activation`` (of the point layers' and learned momenta's networks, not of the flow's own
-    layers: ``"tanh"``, or ``"silu"`` to extrapolate linearly into rarely sampled tails). Saved and loaded with
+    layers: ``"tanh"``, or ``"silu"`` to extrapolate linearly into rarely sampled tails), ``linear_skip`` (an exact,
+    zero-initialized linear path in those networks, in the first ``linear_skip`` coordinates of ``q``, see
+    ``canonical``). Saved and loaded with
     ``canonflow.checkpoint.save_model`` / ``canonflow.load``.
     """
 
@@ -132,6 +185,7 @@ class FlowSampler(nn.Module):
         momentum: str = "standard",
         momentum_hidden: int = 64,
         activation: str = "tanh",
+        linear_skip: int = 0,
     ) -> None:
         super().__init__()
         self.dim = check_positive_int(dim, "dim", "FlowSampler")
@@ -143,12 +197,14 @@ class FlowSampler(nn.Module):
         self.momentum = momentum
         self.momentum_hidden = check_positive_int(momentum_hidden, "momentum_hidden", "FlowSampler")
         self.activation = activation
-        self.transform = _build(self.flow_config, self.dim, activation)
+        self.linear_skip = _check_linear_skip(linear_skip, self.dim, "FlowSampler")
+        self.transform = _build(self.flow_config, self.dim, activation, linear_skip)
         self.base = DiagonalPhaseSpaceNormal(self.dim)
-        learned = momentum == "learned"
-        self.momentum_log_scale = (
-            MLP(dim, dim, momentum_hidden, 2, activation, squeeze=False, zero_init=True) if learned else None
-        )
+        self.momentum_log_scale: MLP | None = None
+        if momentum == "learned" and linear_skip:
+            self.momentum_log_scale = _LinearSkipMLP(dim, momentum_hidden, activation, linear_skip)
+        elif momentum == "learned":
+            self.momentum_log_scale = MLP(dim, dim, momentum_hidden, 2, activation, squeeze=False, zero_init=True)
 
     @classmethod
     def canonical(
@@ -160,6 +216,7 @@ class FlowSampler(nn.Module):
         momentum: str = "standard",
         point: int = 0,
         activation: str = "tanh",
+        linear_skip: int = 0,
     ) -> FlowSampler:
         """A ``canonical_flow(dim, blocks, hidden, householder)`` stack with a learnable Gaussian base.
 
@@ -171,11 +228,13 @@ class FlowSampler(nn.Module):
         data side, cotangent lifts ``(q, p) -> (f(q), (∂f/∂q)⁻ᵀp)`` of an affine autoregressive map ``f`` (in the
         coordinate order of ``q``): a scale of ``q_i`` that depends on ``q_{<i}``, which shears cannot build
         cheaply (Neal's funnel: ``x_i e^{−v/2}``). ``activation``: of the point layers' and learned momenta's
-        networks (``"tanh"``; ``"silu"`` extrapolates linearly).
+        networks (``"tanh"``; ``"silu"`` extrapolates linearly). ``linear_skip = k``: add a zero-initialized exact
+        linear path in the first ``k`` coordinates of ``q`` to those networks (``ExpAffineAutoregressive(...,
+        linear_skip=k)``; ``s(q) = W q_{:k} + b + MLP(q)``); 0: none. Neal's funnel (``q = (v, x)``) uses 1.
         """
         _check_non_negative(point, "point")
         flow = {"kind": "canonical", "blocks": blocks, "hidden": hidden, "householder": householder, "point": point}
-        return cls(dim, flow, momentum, activation=activation)
+        return cls(dim, flow, momentum, activation=activation, linear_skip=linear_skip)
 
     @classmethod
     def leapfrog(
@@ -190,13 +249,14 @@ class FlowSampler(nn.Module):
         momentum: str = "standard",
         point: int = 0,
         activation: str = "tanh",
+        linear_skip: int = 0,
     ) -> FlowSampler:
         """A ``LeapfrogFlow`` (after ``point`` point layers and, when ``linear``, a ``LinearSymplectic(dim,
         householder)``; see ``canonical``) with a learnable base."""
         _check_non_negative(point, "point")
         flow = {"kind": "leapfrog", "steps": steps, "step_size": step_size, "hidden": hidden, "depth": depth}
         flow |= {"linear": linear, "householder": householder, "point": point}
-        return cls(dim, flow, momentum, activation=activation)
+        return cls(dim, flow, momentum, activation=activation, linear_skip=linear_skip)
 
     def config(self) -> dict[str, Any]:
         return {
@@ -205,6 +265,7 @@ class FlowSampler(nn.Module):
             "momentum": self.momentum,
             "momentum_hidden": self.momentum_hidden,
             "activation": self.activation,
+            "linear_skip": self.linear_skip,
         }
 
     @classmethod
@@ -215,6 +276,7 @@ class FlowSampler(nn.Module):
             config.get("momentum", "standard"),
             config.get("momentum_hidden", 64),
             config.get("activation", "tanh"),
+            config.get("linear_skip", 0),  # checkpoints from before the option: no linear path
         )
 
     def joint_potential(self, potential: Potential, x: torch.Tensor) -> torch.Tensor:

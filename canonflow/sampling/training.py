@@ -68,9 +68,12 @@ def forward_kl_loss(
     with torch.no_grad(), validation(False):
         x, log_q = model.sample_with_log_prob(batch_size, generator)
         log_w = -beta * model.joint_potential(potential, x) - log_q
-        weights = torch.softmax(torch.where(torch.isfinite(log_w), log_w, torch.full_like(log_w, -math.inf)), 0)
-    with validation(False):
-        return -(weights * model.log_prob(x)).sum()
+        finite = torch.isfinite(log_w)
+        weights = torch.softmax(torch.where(finite, log_w, torch.full_like(log_w, -math.inf)), 0)
+    if not finite.any():
+        return log_w.new_tensor(math.nan)
+    with validation(False):  # draws with non-finite weights are left out: 0 · log q(x) is NaN where x overflowed
+        return -(weights[finite] * model.log_prob(x[finite])).sum()
 
 
 OBJECTIVES = ("reverse", "forward", "both")
