@@ -7,6 +7,7 @@ from canonflow.action_angle.charts import (
     KeplerChart,
     action_shear_flow,
     normal_mode_chart,
+    winding_flow,
 )
 from canonflow.action_angle.core import (
     ActionAngleFlow,
@@ -37,6 +38,7 @@ __all__ = [
     "KeplerChart",
     "AffineChart",
     "normal_mode_chart",
+    "winding_flow",
     "ActionShear",
     "AnchoredField",
     "action_shear_flow",
