@@ -115,7 +115,7 @@ class AffineChart(SymplecticTransform):
     ``z ↦ c + S⁻¹ z`` with ``S⁻¹ = −Ω Sᵀ Ω``. Raises if ``S`` is not symplectic to ``1e-9`` (relative).
     :func:`normal_mode_chart` builds the chart that puts an equilibrium at the origin and its normal modes on
     the planes; for a system whose tori surround an equilibrium away from ``x = 0`` (Calogero–Moser) or whose
-    actions are circular polarizations of degenerate modes (3-particle Toda), a flow started at this chart
+    actions are circular polarizations of degenerate modes (loop orbits), a flow started at this chart
     has latent curves that wind around the origin of their planes from the start.
     """
 
@@ -158,7 +158,7 @@ def normal_mode_chart(
     in ``circular`` (0-based mode indices, normally of equal frequency) is replaced by its circular
     polarizations in planes ``k`` and ``l``, ``Q± = (Q_k ± P_l)/√2``, ``P± = (P_k ∓ Q_l)/√2``, with actions
     ``I± = (I_k + I_l ± (Q_k P_l − Q_l P_k))/2``: the conserved ones of an isotropic oscillator with a rotational
-    symmetry, and the right winding class for a degenerate pair whose tori are loops (3-particle Toda). Raises if the
+    symmetry, and the right winding class for a degenerate pair whose tori are loops around the centre. Raises if the
     centre is not an equilibrium or not a minimum of ``H``, or if ``H`` mixes ``q`` and ``p`` at second order.
     """
     who = "normal_mode_chart"
