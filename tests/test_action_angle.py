@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from layer_contract import ALL_CHECKS, run_check
+from layer_contract import ALL_CHECKS, randomize_, run_check
 
 import canonflow
 from canonflow.action_angle import ActionAngleFlow, evaluate, frequency_error, linear_fit, trajectory_loss, unwrap
@@ -20,6 +20,7 @@ from canonflow.action_angle.charts import (
 from canonflow.data import trajectories
 from canonflow.phase_space import symplectic_form
 from canonflow.systems import CalogeroMoser, CentreOfMassFrame, HarmonicChain, HarmonicOscillator, Kepler, Toda
+from canonflow.testing import assert_symplectic
 
 
 @pytest.fixture(autouse=True)
@@ -68,9 +69,7 @@ def test_kepler_loss_improves_tenfold_from_initialization() -> None:
 
 def test_save_load_round_trip(tmp_path) -> None:
     torch.manual_seed(0)
-    model = ActionAngleFlow(3, blocks=2, hidden=8, activation="softplus")
-    for parameter in model.parameters():  # move away from the identity-like initialization
-        parameter.data.add_(0.05 * torch.randn_like(parameter))
+    model = randomize_(ActionAngleFlow(3, blocks=2, hidden=8, activation="softplus"), scale=0.05)  # off the identity
     path = tmp_path / "model.pt"
     model.save(path)
     x = torch.randn(16, 6, dtype=torch.float64)
@@ -141,25 +140,13 @@ def test_other_bad_input() -> None:
         ActionAngleFlow(2, dtype="float16")
 
 
-def _symplectic_defect(transform, x: torch.Tensor) -> float:
-    """``max |J Ω Jᵀ − Ω|`` of ``transform.forward`` at the rows of ``x``."""
-    n = x.shape[-1] // 2
-    omega = torch.zeros(2 * n, 2 * n, dtype=x.dtype)
-    omega[:n, n:], omega[n:, :n] = torch.eye(n), -torch.eye(n)
-    worst = 0.0
-    for row in x:
-        jacobian = torch.autograd.functional.jacobian(lambda v: transform(v.unsqueeze(0))[0][0], row)
-        worst = max(worst, float((jacobian @ omega @ jacobian.T - omega).abs().max()))
-    return worst
-
-
 def test_kepler_chart_is_canonical_invertible_and_winds_both_planes() -> None:
     system = Kepler(2)
     chart = KeplerChart()
     x = system.sample_orbits(16, generator=torch.Generator().manual_seed(0))
     z, _ = chart(x)
     assert torch.allclose(chart.inverse(z)[0], x, atol=1e-12)
-    assert _symplectic_defect(chart, x[:4]) < 1e-12
+    assert_symplectic(chart, x[:4], atol=1e-12)
     # plane 2 is the angular momentum: I₂ = G exactly
     assert torch.allclose(0.5 * (z[:, 1] ** 2 + z[:, 3] ** 2), system.angular_momentum(x), rtol=1e-12)
     # on trajectories both chart planes turn once per orbit (winding numbers 1, 1), the identity's do not
@@ -176,14 +163,12 @@ def test_kepler_chart_is_canonical_invertible_and_winds_both_planes() -> None:
 
 def test_action_shear_is_canonical_conserves_actions_and_fixes_the_origin() -> None:
     torch.manual_seed(0)
-    flow = action_shear_flow(3, 1, blocks=2, hidden=8).double()
-    for parameter in flow.parameters():  # away from the identity initialization
-        parameter.data.add_(0.3 * torch.randn_like(parameter))
+    flow = randomize_(action_shear_flow(3, 1, blocks=2, hidden=8).double(), scale=0.3)  # away from the identity
     x = torch.randn(32, 6, dtype=torch.float64)
     z, _ = flow(x)
     assert not torch.allclose(z, x, atol=1e-3)
     assert torch.allclose(flow.inverse(z)[0], x, atol=1e-12)
-    assert _symplectic_defect(flow, x[:4]) < 1e-12
+    assert_symplectic(flow, x[:4], atol=1e-12)
     q, p = z[:, :3], z[:, 3:]
     assert torch.allclose(q[:, 1:] ** 2 + p[:, 1:] ** 2, x[:, 1:3] ** 2 + x[:, 4:] ** 2, atol=1e-12)
     at_origin = x.clone()
@@ -315,14 +300,12 @@ def test_toda_normal_mode_chart_has_degenerate_frequencies() -> None:
 
 def test_winding_flow_is_canonical_and_keeps_every_plane_s_winding_numbers() -> None:
     torch.manual_seed(0)
-    flow = winding_flow(3, blocks=2, hidden=8).double()
-    for parameter in flow.parameters():  # away from the identity initialization
-        parameter.data.add_(0.5 * torch.randn_like(parameter))
+    flow = randomize_(winding_flow(3, blocks=2, hidden=8).double(), scale=0.5)  # away from the identity
     x = torch.randn(32, 6, dtype=torch.float64)
     z, _ = flow(x)
     assert not torch.allclose(z, x, atol=1e-2)
     assert torch.allclose(flow.inverse(z)[0], x, atol=1e-12)
-    assert _symplectic_defect(flow, x[:4]) < 1e-12
+    assert_symplectic(flow, x[:4], atol=1e-12)
     # circles of radii (1, 0.5, 2) turning 1, 2, 3 times: their images turn as often in the same planes
     t = torch.linspace(0, 2 * math.pi, 400, dtype=torch.float64).unsqueeze(-1)
     radius, turns = torch.tensor([1.0, 0.5, 2.0], dtype=torch.float64), torch.tensor([1.0, 2.0, 3.0])
