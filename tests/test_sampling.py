@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -451,3 +452,55 @@ def test_checkpoints_without_linear_skip_load_without_the_linear_path(tmp_path):
     for bad in (True, -1, 4):
         with pytest.raises(ValueError, match="linear_skip"):
             FlowSampler.canonical(3, linear_skip=bad)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Correctness of every sampler on every target, with the reference flows of `canonflow sample`
+
+REFERENCE_RUNS = Path(__file__).resolve().parents[1] / "experiments" / "results"
+HMC_IS_CORRECT = {"banana", "ill_gaussian", "ring2d"}
+"""Plain HMC is exact but does not mix on the funnel (it never enters the neck) nor between the mixture's modes
+(issue #6 asks flow samplers to do better there), so short runs of it are checked only on the other targets."""
+
+
+def checked_coordinates(name: str, samples: torch.Tensor, target) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Draws and the exact means and variances to check them against.
+
+    The funnel's ``Var x_i = E eᵛ`` is a mean of ``eᵛχ²₁``, whose variance ``3e^{2σ²} − e^{σ²}`` makes the
+    Monte Carlo standard error of a short run meaningless (exact draws of 8000 fail a 4-s.e. check in half of
+    the seeds), so it is checked through the whitened ``y_i = x_i e^{−v/2} ~ N(0, 1)``, independent of ``v``
+    under the target: ``(v, y)`` has mean 0 and variances ``(σ², 1, ..., 1)``. Every other target is checked on
+    its own coordinates.
+    """
+    if name != "funnel":
+        return samples, target.mean, target.variance
+    v, x = samples[..., :1], samples[..., 1:]
+    whitened = torch.cat([v, x * torch.exp(-v / 2)], dim=-1)
+    variance = torch.ones(target.dim, dtype=torch.float64)
+    variance[0] = target.scale**2
+    return whitened, torch.zeros(target.dim, dtype=torch.float64), variance
+
+
+@pytest.mark.parametrize("name", sorted(TARGETS))
+def test_every_sampler_matches_exact_moments_with_the_reference_flows(name):
+    # The reference runs' trained canonical and learned-leapfrog flows (`canonflow sample --target NAME`):
+    # independence MH with either, NeuTra-HMC on the canonical one, and plain HMC where it mixes. Independence
+    # MH gets the reference runs' 16 × 1000 draws: with acceptance 0.5 (ill_gaussian) its chains stick for long
+    # stretches, and the ESS, hence the standard errors, of 8 × 400 draws are themselves unreliable (min ESS 47).
+    target = get_target(name)
+    folder = REFERENCE_RUNS / f"sampling_{name}"
+    canonical, leapfrog = load(folder / "model.pt").double(), load(folder / "leapfrog.pt").double()
+    runs = {
+        "flow_mcmc": flow_mcmc(canonical, target.potential, 1000, 16, generator=gen(30)),
+        "learned_leapfrog_mcmc": flow_mcmc(leapfrog, target.potential, 1000, 16, generator=gen(31)),
+        "neutra_hmc": neutra_hmc(canonical, target.potential, 200, 8, generator=gen(32), warmup=150, num_steps=3),
+    }
+    if name in HMC_IS_CORRECT:
+        start = target.initial(8, gen(33))
+        runs["hmc"] = hmc(target.potential, start, 400, warmup=300, num_steps=10, generator=gen(33))
+    for sampler, result in runs.items():
+        draws, mean, variance = checked_coordinates(name, result.samples, target)
+        try:
+            assert_moments(draws, mean, variance)
+        except AssertionError as error:
+            raise AssertionError(f"{sampler} on {name}: {error}") from None

@@ -68,6 +68,7 @@ TUNED: dict[str, dict[str, Any]] = {
         "train_steps": 2000,
         "objective": "both",
         "hmc_steps": 5,
+        "neutra_steps": 2,
         "hidden": 32,
         "leapfrog_steps": 4,
         "point": 1,
