@@ -16,6 +16,7 @@ from canonflow.sampling import (
     TARGETS,
     ExpAffineAutoregressive,
     FlowSampler,
+    ess,
     ess_bulk,
     ess_mean,
     ess_tail,
@@ -91,6 +92,35 @@ def test_rhat_flags_chains_that_disagree():
     assert rhat(x) > 1.1
     drifting = np.random.default_rng(3).standard_normal((500, 4)) + np.linspace(0, 3, 500)[:, None]
     assert rhat(drifting) > 1.1  # split chains expose a trend within each chain
+
+
+@pytest.mark.parametrize(("draws", "chains"), [(1000, 1), (501, 4), (101, 2), (8, 3)])
+def test_diagnostics_equal_arviz(draws, chains):
+    # ArviZ (optional extra canonflow[arviz]) implements the same estimators; they must agree to rounding, on
+    # random walks (short truncation), AR(1) chains (long) and chains with a shifted mean (large R̂).
+    az = pytest.importorskip("arviz")
+    rng = np.random.default_rng(draws + chains)
+    x = rng.standard_normal((draws, chains, 3)).cumsum(0) * 0.05 + rng.standard_normal((draws, chains, 3))
+    x[:, 0, 0] += 0.3
+    x[:, :, 2] = ar1(0.9, draws, chains, seed=draws)
+    for k in range(3):
+        column = x[:, :, k].T  # ArviZ's (chain, draw) layout
+        for kind in ("bulk", "tail", "mean"):
+            assert ess(x[:, :, k], kind) == pytest.approx(az.ess(column, method=kind), rel=1e-10), kind
+        if chains > 1:  # ArviZ returns NaN for one chain; the split-R̂ of its two halves is defined here
+            assert rhat(x[:, :, k]) == pytest.approx(az.rhat(column, method="rank"), rel=1e-10)
+        assert mcse_mean(x[:, :, k]) == pytest.approx(az.mcse(column, method="mean"), rel=1e-10)
+
+
+def test_sampling_result_converts_to_arviz():
+    az = pytest.importorskip("arviz")
+    result = hmc(normal_potential, torch.zeros(4, 3, dtype=torch.float64), 200, warmup=100, generator=gen(5))
+    data = result.to_arviz()
+    assert data.posterior["q"].shape == (4, 200, 3)
+    assert data.sample_stats["diverging"].shape == (4, 200)
+    ess_ours = result.summary()["ess_bulk"]
+    ess_arviz = az.ess(data, method="bulk")["q"].values
+    np.testing.assert_allclose(ess_ours, ess_arviz, rtol=1e-10)
 
 
 def test_diagnostics_handle_several_coordinates():

@@ -13,7 +13,8 @@ localization: an improved R̂ for assessing convergence of MCMC". Draws are arra
   draws and of the *folded* draws ``|x − median(x)|``.
 - ``ESS = M N / τ`` with ``τ = 1 + 2 Σ_t ρ_t``, where ``ρ_t = 1 − (W − mean_chain γ_t)/var⁺`` combines the
   FFT autocovariances ``γ_t`` of all chains and the sum is truncated by Geyer's initial positive sequence
-  and made monotone (Geyer's initial monotone sequence). For an AR(1) chain ``x_t = φ x_{t−1} + ε_t``,
+  and made monotone (Geyer's initial monotone sequence), exactly as Stan and ArviZ do (equal to ArviZ's
+  ``ess`` to rounding, a test when ArviZ is installed). For an AR(1) chain ``x_t = φ x_{t−1} + ε_t``,
   ``ρ_t = φ^t`` and ``τ = (1 + φ)/(1 − φ)``.
 - *Bulk* ESS is the ESS of rank-normalized split draws; *tail* ESS is the smaller ESS of the indicators
   ``I(x ≤ q₀.₀₅)`` and ``I(x ≤ q₀.₉₅)``; ``ess_mean`` (no rank normalization) gives the Monte Carlo standard
@@ -77,7 +78,13 @@ def _autocovariance(x: np.ndarray) -> np.ndarray:
 
 
 def _ess_raw(x: np.ndarray) -> float:
-    """ESS of ``(N, M)`` draws, with Geyer's initial monotone sequence estimator of ``τ``."""
+    """ESS of ``(N, M)`` draws: Geyer's initial positive and monotone sequences, as Stan and ArviZ compute it.
+
+    With ``P_k = ρ_{2k} + ρ_{2k+1}``, pairs are read while the previous one is positive (and the lag stays below
+    ``N − 1``); the last pair read ends the sequence. ``τ = −1 + 2 Σ_{k<K} P̃_k + ρ_{2K}``, where ``P̃`` is
+    the running minimum of the positive pairs ``P_0..P_{K−1}`` and ``ρ_{2K}``, the even lag of the last pair
+    read, is added when it is positive (Vehtari et al. 2021's tail correction); ``τ ≥ 1/log₁₀(NM)``.
+    """
     n, m = x.shape
     if np.ptp(x) == 0.0:
         return float("nan")
@@ -86,16 +93,17 @@ def _ess_raw(x: np.ndarray) -> float:
     var_plus = mean_var * (n - 1) / n + (x.mean(axis=0).var(ddof=1) if m > 1 else 0.0)
     rho = 1.0 - (mean_var - acov.mean(axis=1)) / var_plus
     rho[0] = 1.0
-    # Geyer's initial positive sequence: sums of consecutive pairs P_k = ρ_{2k} + ρ_{2k+1} while positive.
-    pairs = rho[: 2 * (n // 2)].reshape(-1, 2).sum(axis=1)
-    positive = pairs > 0
-    k = int(np.argmin(positive)) if not positive.all() else len(pairs)
-    pairs = pairs[:k]
-    # Initial monotone sequence: P_k non-increasing.
-    pairs = np.minimum.accumulate(pairs)
-    tau = -1.0 + 2.0 * pairs.sum()
+    pairs = [rho[0] + rho[1]]
+    k, last_even, last_kept = 1, rho[0], True
+    while 2 * k + 1 < n - 1 and pairs[-1] > 0:
+        last_even, pair = rho[2 * k], rho[2 * k] + rho[2 * k + 1]
+        last_kept = pair >= 0
+        pairs.append(pair)
+        k += 1
+    positive = np.minimum.accumulate(np.asarray(pairs[: k - 1]))
+    tail = last_even if (last_kept or last_even > 0) else 0.0
     total = n * m
-    tau = max(tau, 1.0 / math.log10(total))
+    tau = max(-1.0 + 2.0 * positive.sum() + tail, 1.0 / math.log10(total))
     return float(total / tau)
 
 

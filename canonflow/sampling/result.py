@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -69,3 +70,17 @@ class SamplingResult:
             "ess_tail": np.asarray(ess_tail(draws)),
             "rhat": np.asarray(rhat(draws)),
         }
+
+    def to_arviz(self) -> Any:
+        """The draws as an ``arviz.InferenceData``: posterior ``q`` of shape ``(chains, draws, d)``, sample stats
+        ``acceptance_rate`` and ``diverging`` ``(chains, draws)``. Needs the optional extra ``canonflow[arviz]``."""
+        try:
+            import arviz
+        except ImportError as error:
+            raise ImportError("SamplingResult.to_arviz needs arviz: pip install 'canonflow[arviz]'") from error
+        stats = {
+            "acceptance_rate": self.accept_prob.detach().cpu().double().numpy().T,
+            "diverging": self.divergent.detach().cpu().numpy().T,
+        }
+        draws = self.samples.detach().cpu().double().numpy().swapaxes(0, 1)
+        return arviz.from_dict(posterior={"q": draws}, sample_stats=stats)
