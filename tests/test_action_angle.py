@@ -11,8 +11,11 @@ from layer_contract import ALL_CHECKS, randomize_, run_check
 import canonflow
 from canonflow.action_angle import ActionAngleFlow, evaluate, frequency_error, linear_fit, trajectory_loss, unwrap
 from canonflow.action_angle.charts import (
+    ActionTwist,
     AffineChart,
     KeplerChart,
+    ScaledAnchoredField,
+    ScaledTwistField,
     action_shear_flow,
     normal_mode_chart,
     winding_flow,
@@ -177,6 +180,46 @@ def test_action_shear_is_canonical_conserves_actions_and_fixes_the_origin() -> N
         assert float(flow(at_origin)[0][:, [0, 3]].abs().max()) == 0.0
 
 
+@pytest.mark.parametrize("scaled", [False, True])
+def test_twisted_action_shear_flow_is_canonical_conserves_g_and_keeps_windings(scaled: bool) -> None:
+    torch.manual_seed(0)
+    flow = randomize_(action_shear_flow(2, 1, blocks=2, hidden=8, scaled=scaled, twist=6).double(), scale=0.5)
+    assert any(isinstance(layer, ActionTwist) for layer in flow._transforms)
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(32, 4, generator=generator, dtype=torch.float64)
+    z, _ = flow(x)
+    assert not torch.allclose(z, x, atol=1e-2)
+    assert torch.allclose(flow.inverse(z)[0], x, atol=1e-12)
+    assert_symplectic(flow, x[:4], atol=1e-10)
+    assert_symplectic(flow, x[:4], atol=1e-10, inverse=True)
+    # the symmetry plane's action is conserved to rounding, the free plane's origin is fixed
+    torch.testing.assert_close(z[:, 1] ** 2 + z[:, 3] ** 2, x[:, 1] ** 2 + x[:, 3] ** 2, rtol=1e-13, atol=0)
+    at_origin = x.clone()
+    at_origin[:, [0, 2]] = 0.0
+    with torch.no_grad():
+        assert float(flow(at_origin)[0][:, [0, 2]].abs().max()) == 0.0
+    # loops around the origin of plane 1 (at fixed point of plane 2) keep winding once
+    t = torch.linspace(0, 2 * math.pi, 400, dtype=torch.float64).unsqueeze(-1)
+    loops = torch.cat([0.7 * torch.cos(t), 0.9 + 0 * t, 0.5 * torch.sin(t), 0.4 + 0 * t], -1)
+    with torch.no_grad():
+        q, p = flow(loops)[0].chunk(2, -1)
+    angles = unwrap(torch.atan2(p, q), dim=0)
+    torch.testing.assert_close((angles[-1, 0] - angles[0, 0]) / (2 * math.pi), torch.tensor(1.0).double())
+
+
+@pytest.mark.parametrize("field", [ScaledAnchoredField(6), ScaledTwistField(6)])
+def test_scaled_fields_are_gradients_and_the_shear_field_is_anchored(field) -> None:
+    field = randomize_(field.double(), scale=0.5)
+    x = torch.rand(8, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64) + 0.3
+    jacobian = torch.func.vmap(torch.func.jacrev(lambda y: field(y.unsqueeze(0))[0]))(x)
+    torch.testing.assert_close(jacobian, jacobian.transpose(1, 2), rtol=0, atol=1e-12)
+    if isinstance(field, ScaledAnchoredField):
+        x[:, 0] = 0.0
+        assert float(field(x)[:, 0].abs().max()) == 0.0
+    with pytest.raises(ValueError, match="scaled=True needs n = 2"):
+        action_shear_flow(3, 1, blocks=1, scaled=True)
+
+
 def test_kepler_chart_model_learns_winding_angles_and_saves(tmp_path) -> None:
     system = Kepler(2)
     initial = system.sample_orbits(48, generator=torch.Generator().manual_seed(0))
@@ -184,7 +227,7 @@ def test_kepler_chart_model_learns_winding_angles_and_saves(tmp_path) -> None:
     torch.manual_seed(0)
     model = ActionAngleFlow(2, chart={"name": "kepler"}, symmetry_planes=1, blocks=1, hidden=8, householder=0)
     before = evaluate(model, data.states, data.times)["action_conservation"][0]
-    model.fit(data.states, data.times, batch_size=24, steps=150, lr=1e-2, polish_steps=3, progress=False)
+    model.fit(data.states, data.times, batch_size=24, steps=150, lr=1e-2, polish_steps=6, progress=False)
     test_initial = system.sample_orbits(16, generator=torch.Generator().manual_seed(1))
     test = trajectories(system, 16, (8.0, 40), initial=test_initial)
     metrics = evaluate(model, test.states, test.times, system, system.frequencies(test_initial))

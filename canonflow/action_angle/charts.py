@@ -18,6 +18,7 @@ import math
 import torch
 from torch import nn
 
+from canonflow.nn.fields import IrrotationalMLP
 from canonflow.phase_space import join, split, symplectic_form
 from canonflow.systems import HamiltonianSystem
 from canonflow.transforms import SymplecticComposite
@@ -29,7 +30,10 @@ __all__ = [
     "AffineChart",
     "normal_mode_chart",
     "ActionShear",
+    "ActionTwist",
     "AnchoredField",
+    "ScaledAnchoredField",
+    "ScaledTwistField",
     "action_shear_flow",
     "winding_flow",
     "make_chart",
@@ -261,6 +265,36 @@ class ActionShear(SymplecticTransform):
         return self._flow(x, -1.0)
 
 
+class ActionTwist(SymplecticTransform):
+    """A twist: every plane ``k`` turns by an angle that depends on all the actions, ``(B, 2n) -> (B, 2n)``.
+
+    With a scalar ``A(J)`` of the actions ``J_k = (Q_k² + P_k²)/2`` (``field`` maps ``J ∈ ℝⁿ`` to ``∇A``, a
+    gradient field such as ``IrrotationalMLP``), the layer is the exact time-one flow of the Hamiltonian ``A``:
+    ``Q_k + iP_k ← e^{−i ∂A/∂J_k} (Q_k + iP_k)`` for every ``k``. The actions are constant along that flow, so the
+    update is exact and canonical, its inverse flips the sign of the angles, and every action is conserved to
+    rounding. Each plane is turned about its origin, so the layer fixes every origin and, along any closed
+    curve, adds to each plane's angle a function that returns to its value: winding numbers around the origins
+    are conserved. Interleaved with :class:`ActionShear` layers (which move points along straight lines of
+    one plane) it gives radius-dependent rotations that shears can build only from many compositions.
+    """
+
+    def __init__(self, n: int, field: nn.Module) -> None:
+        super().__init__(check_positive_int(n, "n", "ActionTwist"))
+        self.field = field
+
+    def _flow(self, x: torch.Tensor, sign: float) -> torch.Tensor:
+        q, p = split(x)
+        angle = sign * self.field(0.5 * (q * q + p * p))
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        return join(q * cos + p * sin, p * cos - q * sin)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._flow(x, 1.0)
+
+    def _inverse(self, x: torch.Tensor) -> torch.Tensor:
+        return self._flow(x, -1.0)
+
+
 class AnchoredField(nn.Module):
     """The gradient ``(∂F̃/∂w, ∂F̃/∂J)`` of ``F̃(w, J) = F(w, J) − w·∂_w F(0, J)``, ``(B, m + s) -> (B, m + s)``.
 
@@ -294,6 +328,78 @@ class AnchoredField(nn.Module):
         return torch.cat([gradient[:, :m] - at_anchor[:, :m], gradient[:, m:] - mixed], -1)
 
 
+def _log_cosh(x: torch.Tensor) -> torch.Tensor:
+    """``log cosh x``, stable for large ``|x|``."""
+    magnitude = x.abs()
+    return magnitude + torch.log1p(torch.exp(-2 * magnitude)) - math.log(2.0)
+
+
+class ScaledAnchoredField(nn.Module):
+    """The gradient ``(∂F/∂w, ∂F/∂J)`` of ``F(w, J) = J Φ̃(w/√J, J)``, ``(B, 2) -> (B, 2)`` (one free coordinate
+    ``w``, one action ``J > 0``), for :class:`ActionShear` after a chart whose free plane scales as ``√J``.
+
+    ``Φ(s, J) = Σ_h a_h log cosh(W_h · (s, J) + b_h)`` (closed-form value and gradient, no autograd) is anchored,
+    ``Φ̃(s, J) = Φ(s, J) − Φ(0, J) − s ∂_sΦ(0, J)``, so ``∂F/∂w = √J ∂_sΦ̃(w/√J, J)`` vanishes at ``w = 0`` for every
+    ``J`` and the shear fixes the origin of the free plane, as with :class:`AnchoredField`. ``∂F/∂J =
+    Φ̃ − (s/2) ∂_sΦ̃ + J ∂_JΦ̃`` is exact. Why the scaling: after :class:`KeplerChart` the radial loop of an orbit of
+    eccentricity ``e`` and angular momentum ``G`` is ``√G c_e`` with ``c_e`` independent of ``G`` (Kepler's
+    scaling symmetry), so the exact radial map is ``x ↦ √G T(x/√G)`` for one map ``T``; with this field a shear of
+    that form needs no ``J`` dependence (``W_{h,J} = 0``), which a network of ``(w, J)`` can only approximate.
+    The ``J`` input keeps the family general. Starts at ``F = 0`` (``a = 0``).
+    """
+
+    def __init__(self, hidden: int = 32) -> None:
+        super().__init__()
+        check_positive_int(hidden, "hidden", "ScaledAnchoredField")
+        self.w = nn.Parameter(torch.randn(hidden, 2) / 2**0.5)
+        self.b = nn.Parameter(0.5 * torch.randn(hidden))
+        self.a = nn.Parameter(torch.zeros(hidden))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        free, action = x[:, :1], x[:, 1:]
+        root = torch.sqrt(action)
+        s = free / root
+        w_s, w_j = self.w[:, 0], self.w[:, 1]
+        anchor = action * w_j + self.b  # pre-activations at s = 0, (B, hidden)
+        z = s * w_s + anchor
+        t, t0 = torch.tanh(z), torch.tanh(anchor)
+        slope0 = (self.a * w_s * t0).sum(-1, keepdim=True)  # ∂_sΦ(0, J)
+        value = (self.a * (_log_cosh(z) - _log_cosh(anchor))).sum(-1, keepdim=True) - s * slope0  # Φ̃
+        d_s = (self.a * w_s * t).sum(-1, keepdim=True) - slope0  # ∂_sΦ̃
+        mixed0 = (self.a * w_s * w_j * (1 - t0 * t0)).sum(-1, keepdim=True)  # ∂²_{sJ}Φ(0, J)
+        d_j = (self.a * w_j * (t - t0)).sum(-1, keepdim=True) - s * mixed0  # ∂_JΦ̃
+        return torch.cat([root * d_s, value - 0.5 * s * d_s + action * d_j], -1)
+
+
+class ScaledTwistField(nn.Module):
+    """The gradient ``(∂A/∂I, ∂A/∂J)`` of ``A(I, J) = J α(I/J, J) + c I``, ``(B, 2) -> (B, 2)``, for
+    :class:`ActionTwist` on two planes (actions ``I`` of the free plane and ``J > 0`` of the symmetry plane).
+
+    ``α(y, J) = Σ_h a_h log cosh(W_h · (y, J) + b_h)``. The free plane turns by ``∂A/∂I = ∂_yα(I/J, J) + c``, the
+    symmetry plane by ``∂A/∂J = α − y ∂_yα + J ∂_Jα``. With :class:`KeplerChart` the radial action of an orbit
+    is ``G`` times a function of the eccentricity, so a twist of that form needs no ``J`` dependence
+    (``W_{h,J} = 0``); the ``J`` input keeps the family general. Starts at ``A = 0``.
+    """
+
+    def __init__(self, hidden: int = 16) -> None:
+        super().__init__()
+        check_positive_int(hidden, "hidden", "ScaledTwistField")
+        self.w = nn.Parameter(torch.randn(hidden, 2) / 2**0.5)
+        self.b = nn.Parameter(0.5 * torch.randn(hidden))
+        self.a = nn.Parameter(torch.zeros(hidden))
+        self.c = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        free, action = x[:, :1], x[:, 1:]
+        y = free / action
+        z = y * self.w[:, 0] + action * self.w[:, 1] + self.b
+        t = torch.tanh(z)
+        value = (self.a * _log_cosh(z)).sum(-1, keepdim=True)
+        d_y = (self.a * self.w[:, 0] * t).sum(-1, keepdim=True)
+        d_j = (self.a * self.w[:, 1] * t).sum(-1, keepdim=True)
+        return torch.cat([d_y + self.c, value - y * d_y + action * d_j], -1)
+
+
 def winding_flow(n: int, blocks: int, hidden: int = 64) -> SymplecticComposite:
     """``blocks`` sweeps over the planes ``k = 1..n`` of :class:`ActionShear` pairs (momentum, then position) with
     plane ``k`` free (``m = 1``) and an :class:`AnchoredField`: a learned canonical map that keeps the winding
@@ -318,15 +424,37 @@ def winding_flow(n: int, blocks: int, hidden: int = 64) -> SymplecticComposite:
     return SymplecticComposite(layers)
 
 
-def action_shear_flow(n: int, m: int, blocks: int, hidden: int = 64) -> SymplecticComposite:
+def action_shear_flow(
+    n: int, m: int, blocks: int, hidden: int = 64, *, scaled: bool = False, twist: int = 0
+) -> SymplecticComposite:
     """``blocks`` pairs of :class:`ActionShear` (momentum, then position), each with an :class:`AnchoredField`.
 
     Every layer starts as the identity, conserves the actions of planes ``m+1..n`` and fixes the origin of
-    planes ``1..m`` at every value of those actions.
+    planes ``1..m`` at every value of those actions. ``scaled=True`` (``n = 2``, ``m = 1``) uses
+    :class:`ScaledAnchoredField` instead (``F(w, J) = J Φ̃(w/√J, J)``, for :class:`KeplerChart`). ``twist = h > 0``
+    puts an :class:`ActionTwist` before each pair, with a ``ScaledTwistField(h)`` if ``scaled`` and an
+    ``IrrotationalMLP(n, h)`` of all the actions otherwise: it turns every plane about its origin by an angle
+    that depends on the actions, so the flow still conserves the last planes' actions and keeps every winding
+    number.
     """
-    check_positive_int(blocks, "blocks", "action_shear_flow")
-    kinds = ("momentum", "position")
-    layers = [ActionShear(n, m, AnchoredField(m, n - m, hidden), kind) for _ in range(blocks) for kind in kinds]
+    who = "action_shear_flow"
+    check_positive_int(blocks, "blocks", who)
+    if isinstance(twist, bool) or not isinstance(twist, int) or twist < 0:
+        raise ValueError(f"{who}: twist must be an int >= 0 (hidden width of the twist fields), got {twist!r}")
+    if scaled and (n, m) != (2, 1):
+        raise ValueError(f"{who}: scaled=True needs n = 2 and m = 1, got n = {n}, m = {m}")
+
+    def shear_field() -> nn.Module:
+        return ScaledAnchoredField(hidden) if scaled else AnchoredField(m, n - m, hidden)
+
+    def twist_field() -> nn.Module:
+        return ScaledTwistField(twist) if scaled else IrrotationalMLP(n, twist)
+
+    layers: list[SymplecticTransform] = []
+    for _ in range(blocks):
+        if twist:
+            layers.append(ActionTwist(n, twist_field()))
+        layers.extend(ActionShear(n, m, shear_field(), kind) for kind in ("momentum", "position"))
     return SymplecticComposite(layers)
 
 

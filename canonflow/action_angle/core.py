@@ -150,7 +150,8 @@ class ActionAngleFlow(nn.Module):
             learned layers. It puts the map in the right topological class where the identity is not.
         **canonical_flow_kwargs: ``symmetry_planes`` (``s > 0``: the learned layers are
             :func:`~canonflow.action_angle.charts.action_shear_flow` blocks that conserve the actions of the last
-            ``s`` planes exactly, for charts that turn a symmetry into rotations of those planes), ``winding``
+            ``s`` planes exactly, for charts that turn a symmetry into rotations of those planes; with it,
+            ``scaled`` and ``twist`` are passed to ``action_shear_flow``), ``winding``
             (``True``: :func:`~canonflow.action_angle.charts.winding_flow` blocks that keep the winding number of
             every latent curve around the origin of every plane, after a chart in the right class),
             ``blocks``, ``hidden``, ``householder``, ``full_linear``, ``zero_center``,
@@ -441,6 +442,8 @@ def _default_flow(
     blocks: int = 4,
     householder: int | None = None,
     full_linear: bool = False,
+    scaled: bool = False,
+    twist: int = 0,
     **kwargs: Any,
 ) -> Transform:
     """``chart`` (if any), the learned body (if ``blocks > 0``), a ``LinearSymplectic`` read-out.
@@ -448,10 +451,10 @@ def _default_flow(
     The body is ``canonical_flow(n, blocks, ...)``; with ``winding=True`` it is ``winding_flow(n, blocks,
     hidden)`` and a read-out without Householder reflections (each plane scaled and sheared on its own), so
     every layer keeps the winding numbers of the chart; or with ``symmetry_planes = s > 0``
-    ``action_shear_flow(n, n − s, blocks, hidden)`` (tanh) and no read-out: then every layer conserves the
-    actions of the last ``s`` planes exactly (a read-out could squeeze their circles into ellipses; the shears
-    can represent the linear maps of the first planes that fix their origin). ``householder`` must be 0 or
-    ``None`` and ``full_linear`` false then.
+    ``action_shear_flow(n, n − s, blocks, hidden, scaled=scaled, twist=twist)`` (tanh) and no read-out: then
+    every layer conserves the actions of the last ``s`` planes exactly (a read-out could squeeze their circles
+    into ellipses; the shears can represent the linear maps of the first planes that fix their origin).
+    ``householder`` must be 0 or ``None`` and ``full_linear`` false then.
     """
     who = "ActionAngleFlow"
     layers: list[Transform] = []
@@ -461,9 +464,11 @@ def _default_flow(
             raise ValueError(f"{who}: chart {chart['name']!r} has n = {layer.n}, the model n = {n}")
         layers.append(layer)
     if winding:
-        if symmetry_planes or (householder not in (0, None)) or full_linear or kwargs.get("zero_center"):
+        mixed = symmetry_planes or scaled or twist or full_linear or kwargs.get("zero_center")
+        if mixed or householder not in (0, None):
             raise ValueError(
-                f"{who}: winding=True needs symmetry_planes=0, householder=0, full_linear=False, zero_center=False"
+                f"{who}: winding=True needs symmetry_planes=0, householder=0, full_linear=False, zero_center=False "
+                "(and no scaled or twist)"
             )
         if kwargs.get("activation", "tanh") != "tanh":
             raise ValueError(f"{who}: winding=True supports activation='tanh' only")
@@ -480,8 +485,12 @@ def _default_flow(
         if blocks > 0:
             if kwargs.get("activation", "tanh") != "tanh":
                 raise ValueError(f"{who}: symmetry_planes supports activation='tanh' only")
-            layers.append(action_shear_flow(n, n - symmetry_planes, blocks, kwargs.get("hidden", 64)))
+            layers.append(
+                action_shear_flow(n, n - symmetry_planes, blocks, kwargs.get("hidden", 64), scaled=scaled, twist=twist)
+            )
         return CompositeTransform(layers)
+    if scaled or twist:
+        raise ValueError(f"{who}: scaled and twist apply to symmetry_planes > 0 only")
     if blocks > 0:
         layers.append(canonical_flow(n, blocks=blocks, householder=householder, full_linear=full_linear, **kwargs))
     layers.append(LinearSymplectic(n, householder=householder, full=full_linear))
@@ -544,16 +553,22 @@ def _polish(
     optimizer = torch.optim.LBFGS(
         model.parameters(), lr=1.0, max_iter=20, history_size=50, line_search_fn="strong_wolfe"
     )
+    # L-BFGS stops a step when the loss changes by less than tolerance_change = 1e-9 or the gradient falls below
+    # tolerance_grad = 1e-7, both absolute: at circle losses of 1e-6 that ends every step after one evaluation.
+    # Dividing the objective by its starting value makes those tolerances relative.
+    with torch.no_grad():
+        start = float(objective())
+    scale = start if math.isfinite(start) and start > 0 else 1.0
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        value = objective()
+        value = objective() / scale
         value.backward()
         return value
 
     done = 0
     while done < steps and (time_limit is None or time.perf_counter() - began < time_limit):
-        value = float(optimizer.step(closure).detach())
+        value = float(optimizer.step(closure).detach()) * scale
         done += 1
         if not math.isfinite(value):
             break

@@ -95,8 +95,11 @@ _KEPLER2D_MODEL = {
     "blocks": 4,
     "hidden": 32,
     "householder": 0,
+    "scaled": True,
+    "twist": 16,
 }
-"""Kepler chart (log-polar, centred; plane 2 = angular momentum) + origin-fixing, ``G``-conserving learned shears."""
+"""Kepler chart (log-polar, centred; plane 2 = angular momentum) + origin-fixing, ``G``-conserving learned shears
+and twists, written in the chart's scaling (``F(w, G) = G Φ(w/√G, G)``, ``A(I, G) = G α(I/G, G)``)."""
 
 BENCHMARKS: dict[str, Benchmark] = {
     "oscillator": Benchmark(
@@ -127,10 +130,10 @@ BENCHMARKS: dict[str, Benchmark] = {
             "lr": 1e-2,
             "batch_size": 32,
             "times_per_batch": 32,
-            "polish_steps": 200,
-            "time_limit": 570.0,
+            "polish_steps": 45,
+            "time_limit": 600.0,
         },
-        quick={"steps": 1000, "num_train": 256, "polish_steps": 20, "time_limit": 150.0},
+        quick={"steps": 1000, "num_train": 256, "polish_steps": 5, "time_limit": 150.0},
         exact=_kepler_exact,
         anchor="multi-orbit model did not converge (single orbit: circle loss 2e-9 after 52k iterations)",
     ),
