@@ -87,6 +87,7 @@ TUNED: dict[str, dict[str, Any]] = {
         "warmup": 300,
     },
     "mixture": {"train_steps": 3000, "objective": "forward", "anneal": 0.5},
+    "ring2d": {"momentum": "learned", "objective": "both", "train_steps": 2000, "lr": 5e-3},
     "ill_gaussian": {
         "train_steps": 10000,
         "samples": 500,
