@@ -2,6 +2,7 @@
 
 from canonflow.action_angle.charts import (
     ActionShear,
+    ActionTwist,
     AffineChart,
     AnchoredField,
     KeplerChart,
@@ -40,6 +41,7 @@ __all__ = [
     "normal_mode_chart",
     "winding_flow",
     "ActionShear",
+    "ActionTwist",
     "AnchoredField",
     "action_shear_flow",
 ]
