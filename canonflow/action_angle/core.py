@@ -314,7 +314,10 @@ class ActionAngleFlow(nn.Module):
         squeeze each orbit onto an arc of a centred circle traversed back and forth (static angles); ``K`` is
         constant on such an arc but not on the rest of its circle, so the Hamiltonian term rules those out,
         while an exact action-angle map zeroes both terms. Validation and the polish use fixed angle draws, so
-        they see the same total loss as Adam (deterministic, as L-BFGS needs).
+        they see the same total loss as Adam (deterministic, as L-BFGS needs). Any strictly monotone function
+        of ``H`` serves as well (``K`` is angle-independent exactly when ``f(K)`` is); for an ``H > 0`` that is
+        singular somewhere (Calogero–Moser at collisions) ``log H`` keeps sampled torus points near the
+        singularity from dominating the term (see ``experiments/results/ACTION_ANGLE.md``).
 
         Each step draws ``batch_size`` trajectories (shuffled, from the generator of
         :func:`canonflow.training.train`, so runs are resumable) and, with ``times_per_batch``, a window of that
