@@ -9,7 +9,16 @@ import torch
 from layer_contract import ALL_CHECKS, randomize_, run_check
 
 import canonflow
-from canonflow.action_angle import ActionAngleFlow, evaluate, frequency_error, linear_fit, trajectory_loss, unwrap
+from canonflow.action_angle import (
+    ActionAngleFlow,
+    combined_loss,
+    evaluate,
+    frequency_error,
+    hamiltonian_loss,
+    linear_fit,
+    trajectory_loss,
+    unwrap,
+)
 from canonflow.action_angle.charts import (
     ActionTwist,
     AffineChart,
@@ -215,7 +224,7 @@ def test_scaled_fields_are_gradients_and_the_shear_field_is_anchored(field) -> N
     torch.testing.assert_close(jacobian, jacobian.transpose(1, 2), rtol=0, atol=1e-12)
     if isinstance(field, ScaledAnchoredField):
         x[:, 0] = 0.0
-        assert float(field(x)[:, 0].abs().max()) == 0.0
+        assert float(field(x).detach()[:, 0].abs().max()) == 0.0
     with pytest.raises(ValueError, match="scaled=True needs n = 2"):
         action_shear_flow(3, 1, blocks=1, scaled=True)
 
@@ -252,6 +261,70 @@ def test_polish_lowers_the_loss_below_adam() -> None:
     assert result.best_validation < 0.5 * adam.fit(data, TIMES, **{**options, "steps": 1}).best_validation
     with pytest.raises(ValueError, match="polish_steps"):
         polished.fit(data, TIMES, polish_steps=-1, **options)
+
+
+def _combined(model: ActionAngleFlow, data: torch.Tensor, weight: float = 1.0) -> float:
+    angles = 2 * math.pi * torch.rand(len(data), 16, 2, generator=torch.Generator().manual_seed(3), dtype=data.dtype)
+    with torch.no_grad():
+        return float(combined_loss(model, data, "spread", None, 1.0, OSCILLATOR, weight, angles))
+
+
+def test_combined_loss_vanishes_on_the_exact_action_angle_map() -> None:
+    """The oscillator's normal-mode chart is its exact action-angle map: the circle, angle and Hamiltonian terms
+    all vanish; the identity (ellipses, since ω ≠ 1) is penalized by each of them."""
+    data = _oscillator_data(0, 16)
+    exact = ActionAngleFlow(2, chart=normal_mode_chart(OSCILLATOR, [0.0] * 4), blocks=0, householder=0)
+    assert _combined(exact, data) < 1e-20
+    identity = ActionAngleFlow(2, blocks=0, householder=0)
+    angles = 2 * math.pi * torch.rand(16, 16, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    with torch.no_grad():
+        actions = 0.5 * identity.radii(data).mean(dim=1)
+        assert float(hamiltonian_loss(identity, OSCILLATOR, actions, angles)) > 1e-2
+    assert _combined(identity, data) > 1e-2
+    with pytest.raises(ValueError, match="combined_loss: hamiltonian_weight > 0 needs"):
+        combined_loss(exact, data, hamiltonian_weight=1.0)
+
+
+def test_fit_with_the_hamiltonian_term_lowers_the_combined_loss() -> None:
+    torch.manual_seed(0)
+    data = _oscillator_data(0, 64)
+    model = ActionAngleFlow(2, blocks=0)
+    before = _combined(model, data)
+    result = model.fit(
+        data,
+        TIMES,
+        batch_size=32,
+        hamiltonian=OSCILLATOR,
+        hamiltonian_weight=1.0,
+        num_angles=8,
+        polish_steps=2,
+        steps=200,
+        lr=3e-2,
+        progress=False,
+    )
+    assert math.isfinite(result.best_validation)
+    assert _combined(model, data) < before / 100
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"hamiltonian_weight": 1.0}, TypeError, "hamiltonian_weight > 0 needs a callable hamiltonian"),
+        ({"hamiltonian": OSCILLATOR}, ValueError, "only with hamiltonian_weight > 0"),
+        ({"hamiltonian": OSCILLATOR, "hamiltonian_weight": -1.0}, ValueError, "hamiltonian_weight must be"),
+        ({"hamiltonian": OSCILLATOR, "hamiltonian_weight": math.inf}, ValueError, "hamiltonian_weight must be"),
+        ({"hamiltonian": OSCILLATOR, "hamiltonian_weight": True}, ValueError, "hamiltonian_weight must be"),
+        ({"hamiltonian": "H", "hamiltonian_weight": 1.0}, TypeError, "callable hamiltonian"),
+        ({"hamiltonian": OSCILLATOR, "hamiltonian_weight": 1.0, "num_angles": 1}, ValueError, "num_angles"),
+        ({"hamiltonian": OSCILLATOR, "hamiltonian_weight": 1.0, "num_angles": 0}, ValueError, "num_angles"),
+        ({"angle_weight": math.nan}, ValueError, "angle_weight must be"),
+    ],
+)
+def test_fit_refuses_bad_hamiltonian_term_arguments(options, error, message) -> None:
+    model = ActionAngleFlow(2, blocks=1, hidden=4)
+    with pytest.raises(error, match=message) as info:
+        model.fit(_oscillator_data(0, 8), TIMES, steps=1, progress=False, **options)
+    assert "ActionAngleFlow.fit" in str(info.value)
 
 
 def _random_symplectic(n: int, seed: int) -> torch.Tensor:

@@ -65,6 +65,7 @@ __all__ = [
     "ActionAngleFlow",
     "trajectory_loss",
     "hamiltonian_loss",
+    "combined_loss",
     "angle_loss",
     "unwrap",
     "linear_fit",
@@ -294,6 +295,9 @@ class ActionAngleFlow(nn.Module):
         validation_fraction: float = 0.1,
         normalization: str = "spread",
         angle_weight: float = 0.0,
+        hamiltonian: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        hamiltonian_weight: float = 0.0,
+        num_angles: int = 32,
         polish_steps: int = 0,
         polish_batch: int = 128,
         config: TrainConfig | None = None,
@@ -301,7 +305,20 @@ class ActionAngleFlow(nn.Module):
         **train_options: Any,
     ) -> TrainResult:
         """Learn the map from trajectories ``(num_traj, T, 2n)`` with :func:`trajectory_loss` ``+ angle_weight ·``
-        :func:`angle_loss`: Adam on minibatches, then optionally ``polish_steps`` L-BFGS steps.
+        :func:`angle_loss` ``+ hamiltonian_weight ·`` :func:`hamiltonian_loss`: Adam on minibatches, then
+        optionally ``polish_steps`` L-BFGS steps.
+
+        With ``hamiltonian_weight > 0`` (needs ``hamiltonian``, a callable ``H: (B, 2n) -> (B,)``) every
+        trajectory of the batch also contributes its torus: its mean latent actions over the time window
+        (detached), on which ``num_angles`` uniform angle vectors are drawn and :func:`hamiltonian_loss`
+        penalizes the angle dependence of ``K = H ∘ T``. The circle loss alone is also minimized by maps that
+        squeeze each orbit onto an arc of a centred circle traversed back and forth (static angles); ``K`` is
+        constant on such an arc but not on the rest of its circle, so the Hamiltonian term rules those out,
+        while an exact action-angle map zeroes both terms. Validation and the polish use fixed angle draws, so
+        they see the same total loss as Adam (deterministic, as L-BFGS needs). Any strictly monotone function
+        of ``H`` serves as well (``K`` is angle-independent exactly when ``f(K)`` is); for an ``H > 0`` that is
+        singular somewhere (Calogero–Moser at collisions) ``log H`` keeps sampled torus points near the
+        singularity from dominating the term (see ``experiments/results/ACTION_ANGLE.md``).
 
         Each step draws ``batch_size`` trajectories (shuffled, from the generator of
         :func:`canonflow.training.train`, so runs are resumable) and, with ``times_per_batch``, a window of that
@@ -324,9 +341,10 @@ class ActionAngleFlow(nn.Module):
         ``min(batch_size, #training trajectories)`` trajectories and time window and keeps its contiguous shard
         of trajectories (the global batch must be divisible by the world size); the ``"spread"`` and ``"mean"``
         losses and :func:`angle_loss` are means over trajectories, so DDP's averaged gradients equal one
-        process's. ``"across"`` compares trajectories across the batch, so each rank evaluates the whole global
-        batch (same result, no speed-up). Validation is identical on all ranks. The L-BFGS polish runs the same
-        full-batch computation on every rank, so the ranks stay identical without communication.
+        process's. ``"across"`` and the Hamiltonian term compare trajectories across the batch, so with either
+        each rank evaluates the whole global batch (same result, no speed-up). Validation is identical on all
+        ranks. The L-BFGS polish runs the same full-batch computation on every rank, so the ranks stay identical
+        without communication.
         """
         who = "ActionAngleFlow.fit"
         _check_trajectories(trajectories, self.n, who)
@@ -339,8 +357,15 @@ class ActionAngleFlow(nn.Module):
             check_positive_int(times_per_batch, "times_per_batch", who)
             if times_per_batch < 2:
                 raise ValueError(f"{who}: times_per_batch must be at least 2, got {times_per_batch}")
-        if not (isinstance(angle_weight, (int, float)) and math.isfinite(angle_weight) and angle_weight >= 0):
-            raise ValueError(f"{who}: angle_weight must be a finite number >= 0, got {angle_weight!r}")
+        _check_weight(angle_weight, "angle_weight", who)
+        _check_weight(hamiltonian_weight, "hamiltonian_weight", who)
+        if hamiltonian_weight > 0 and not callable(hamiltonian):
+            raise TypeError(f"{who}: hamiltonian_weight > 0 needs a callable hamiltonian (B, 2n) -> (B,)")
+        if hamiltonian is not None and hamiltonian_weight == 0:
+            raise ValueError(f"{who}: a hamiltonian is used only with hamiltonian_weight > 0")
+        check_positive_int(num_angles, "num_angles", who)
+        if num_angles < 2:
+            raise ValueError(f"{who}: num_angles must be at least 2, got {num_angles}")
         if polish_steps:
             check_positive_int(polish_steps, "polish_steps", who)
         check_positive_int(polish_batch, "polish_batch", who)
@@ -352,34 +377,38 @@ class ActionAngleFlow(nn.Module):
             raise ValueError(f"{who}: need at least 2 training trajectories per batch, got {len(train_set)}")
         length = data.shape[1]
         window = length if times_per_batch is None else min(times_per_batch, length)
-        sharded = distributed is not None and normalization != "across"
+        sharded = distributed is not None and normalization != "across" and hamiltonian_weight == 0
         if sharded:
             check_global_batch(batch, distributed, who)
 
-        def loss(chosen: torch.Tensor, dt: torch.Tensor | None) -> torch.Tensor:
-            value = trajectory_loss(self, chosen, normalization)
-            if angle_weight > 0:
-                value = value + angle_weight * angle_loss(self, chosen, dt)
-            return value
+        def draw_angles(count: int, generator: torch.Generator) -> torch.Tensor:
+            return 2 * math.pi * torch.rand(count, num_angles, self.n, generator=generator, dtype=self.dtype)
+
+        def loss(chosen: torch.Tensor, dt: torch.Tensor | None, angles: torch.Tensor) -> torch.Tensor:
+            return combined_loss(self, chosen, normalization, dt, angle_weight, hamiltonian, hamiltonian_weight, angles)
 
         def loss_fn(generator: torch.Generator) -> torch.Tensor:
             chosen = train_set[torch.randperm(len(train_set), generator=generator)[:batch]]
             start = int(torch.randint(0, length - window + 1, (1,), generator=generator))
             dt = None if steps is None else steps[start : start + window - 1]
+            angles = draw_angles(batch, generator) if hamiltonian_weight > 0 else torch.empty(0)
             if sharded:
                 chosen = shard(chosen)
-            return loss(chosen[:, start : start + window], dt)
+            return loss(chosen[:, start : start + window], dt, angles)
+
+        valid_angles = draw_angles(len(valid_set), torch.Generator().manual_seed(12345))
 
         def validate() -> float:
-            return float(loss(valid_set, steps))
+            return float(loss(valid_set, steps, valid_angles))
 
         config = _config(config, train_options, "action-angle (trajectories)")
         result = _train_and_log(self, loss_fn, config, validate, distributed)
         if polish_steps:
             order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(config.seed))
             chosen = train_set[order[:polish_batch]]
+            angles = draw_angles(len(chosen), torch.Generator().manual_seed(config.seed + 1))
             budget = None if config.time_limit is None else config.time_limit - result.seconds
-            _polish(self, lambda: loss(chosen, steps), validate, polish_steps, budget, result)
+            _polish(self, lambda: loss(chosen, steps, angles), validate, polish_steps, budget, result)
         return result
 
     def fit_hamiltonian(
@@ -495,6 +524,12 @@ def _default_flow(
         layers.append(canonical_flow(n, blocks=blocks, householder=householder, full_linear=full_linear, **kwargs))
     layers.append(LinearSymplectic(n, householder=householder, full=full_linear))
     return CompositeTransform(layers)
+
+
+def _check_weight(weight: object, name: str, who: str) -> None:
+    """Refuse a loss weight that is not a finite number ``>= 0`` (a bool included)."""
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
+        raise ValueError(f"{who}: {name} must be a finite number >= 0, got {weight!r}")
 
 
 def _split(data: torch.Tensor, fraction: float, who: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -634,6 +669,35 @@ def angle_loss(model: ActionAngleFlow, trajectories: torch.Tensor, steps: torch.
         velocity = velocity / steps.reshape(1, -1, 1)
     mean = velocity.mean(dim=1)
     return (velocity.var(dim=1, unbiased=False) / (mean * mean).clamp_min(torch.finfo(mean.dtype).tiny)).mean()
+
+
+def combined_loss(
+    model: ActionAngleFlow,
+    trajectories: torch.Tensor,
+    normalization: str = "spread",
+    steps: torch.Tensor | None = None,
+    angle_weight: float = 0.0,
+    hamiltonian: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    hamiltonian_weight: float = 0.0,
+    angles: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The loss of :meth:`ActionAngleFlow.fit`: :func:`trajectory_loss` ``+ angle_weight ·`` :func:`angle_loss`
+    ``+ hamiltonian_weight ·`` :func:`hamiltonian_loss` on trajectories ``(B, T, 2n)``.
+
+    The Hamiltonian term (``hamiltonian_weight > 0``; needs ``hamiltonian`` and ``angles (B, M, n)``) uses one
+    torus per trajectory, at its mean latent actions over the ``T`` samples, detached (the term then shapes
+    the map on each torus, not the choice of tori). Every term vanishes on an exact action-angle map.
+    """
+    value = trajectory_loss(model, trajectories, normalization)
+    if angle_weight > 0:
+        value = value + angle_weight * angle_loss(model, trajectories, steps)
+    if hamiltonian_weight > 0:
+        if hamiltonian is None or angles is None:
+            raise ValueError("combined_loss: hamiltonian_weight > 0 needs a hamiltonian and angles (B, M, n)")
+        with torch.no_grad():
+            actions = 0.5 * model.radii(trajectories).mean(dim=1)
+        value = value + hamiltonian_weight * hamiltonian_loss(model, hamiltonian, actions, angles)
+    return value
 
 
 def hamiltonian_loss(
