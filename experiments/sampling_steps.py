@@ -5,8 +5,9 @@
 
 For each ``L`` in ``--hmc-steps`` (plain HMC) and ``--neutra-steps`` (NeuTra-HMC on the trained canonical flow
 ``--model``, a ``model.pt`` written by ``canonflow sample``) and each of ``--seeds`` seeds, runs the sampler as
-``canonflow sample`` does (16 chains, step size and diagonal mass adapted during warm-up) and records the
-ESS per evaluation of ``U`` (min over coordinates of the bulk ESS / gradient evaluations while sampling).
+``canonflow sample`` does (16 chains, step size and diagonal mass adapted during warm-up; float64 on the CPU;
+seeds ``--seed`` to ``--seed + --seeds − 1``) and records the ESS per evaluation of ``U`` (min over
+coordinates of the bulk ESS / gradient evaluations while sampling).
 metrics.json ``results``: per sampler and ``L`` the per-seed values, their mean and standard error, the best
 ``L`` of each sampler, and ``neutra_vs_hmc``, the ratio of the best means. One seed's ESS varies by tens of
 percent, which is why ``canonflow sample``'s single reference run is not used to choose ``L``.
@@ -15,6 +16,7 @@ percent, which is why ``canonflow sample``'s single reference run is not used to
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +54,12 @@ def ess_per_evaluation(result: SamplingResult) -> float:
     return float(np.min(result.summary()["ess_bulk"])) / result.evaluations
 
 
-def sweep(sample: Any, steps: list[int], seeds: int) -> dict[str, Any]:
-    """``sample(num_steps, generator) -> SamplingResult`` for every ``L`` and seed: per-``L`` values and means."""
+def sweep(sample: Callable[[int, torch.Generator], SamplingResult], steps: list[int], seeds: range) -> dict[str, Any]:
+    """``sample(num_steps, generator)`` for every ``L`` in ``steps`` and seed in ``seeds``: per-``L`` values and
+    their mean and standard error, and the best ``L``."""
     table = {}
     for num_steps in steps:
-        values = [ess_per_evaluation(sample(num_steps, torch.Generator().manual_seed(seed))) for seed in range(seeds)]
+        values = [ess_per_evaluation(sample(num_steps, torch.Generator().manual_seed(seed))) for seed in seeds]
         table[str(num_steps)] = {
             "ess_per_evaluation": values,
             "mean": float(np.mean(values)),
@@ -71,6 +74,7 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
     config = complete(OPTIONS, config)
     target = get_target(config["target"])
     chains, samples, warmup = config["chains"], config["samples"], config["warmup"]
+    seeds = range(config["seed"], config["seed"] + config["seeds"])
     if config["quick"]:
         samples, warmup = 100, 100
 
@@ -83,7 +87,7 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
 
     results: dict[str, Any] = {
         "target": config["target"],
-        "hmc": sweep(plain, parse(config["hmc_steps"]), config["seeds"]),
+        "hmc": sweep(plain, parse(config["hmc_steps"]), seeds),
     }
     if config["model"]:
         flow = canonflow.load(config["model"]).double()
@@ -93,7 +97,7 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
                 flow, target.potential, samples, chains, generator=generator, warmup=warmup, num_steps=num_steps
             )
 
-        results["neutra_hmc"] = sweep(latent, parse(config["neutra_steps"]), config["seeds"])
+        results["neutra_hmc"] = sweep(latent, parse(config["neutra_steps"]), seeds)
         results["neutra_vs_hmc"] = results["neutra_hmc"]["best_mean"] / results["hmc"]["best_mean"]
     if out is not None:
         plot(results, figures_dir(out) / "steps.png")

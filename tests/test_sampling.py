@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -534,3 +537,25 @@ def test_every_sampler_matches_exact_moments_with_the_reference_flows(name):
             assert_moments(draws, mean, variance)
         except AssertionError as error:
             raise AssertionError(f"{sampler} on {name}: {error}") from None
+
+
+def test_sampling_steps_script_sweeps_both_samplers(tmp_path):
+    # experiments/sampling_steps.py end to end at smoke size: one L each, two seeds, the banana reference flow.
+    root = REFERENCE_RUNS.parents[1]
+    command = [
+        sys.executable,
+        str(root / "experiments" / "sampling_steps.py"),
+        "--quick",
+        "--seeds=2",
+        "--hmc-steps=2,5",
+        "--neutra-steps=2",
+        f"--model={REFERENCE_RUNS / 'sampling_banana' / 'model.pt'}",
+        f"--out={tmp_path}",
+        "--threads=1",
+        "--quiet",
+    ]
+    subprocess.run(command, check=True, cwd=root, capture_output=True, text=True)
+    results = json.loads((tmp_path / "metrics.json").read_text())["results"]
+    assert set(results["hmc"]["steps"]) == {"2", "5"} and len(results["hmc"]["steps"]["2"]["ess_per_evaluation"]) == 2
+    assert results["neutra_hmc"]["best_steps"] == 2 and results["neutra_vs_hmc"] > 0
+    assert (tmp_path / "figures" / "steps.png").is_file()
