@@ -83,7 +83,7 @@ def _ess_raw(x: np.ndarray) -> float:
     With ``P_k = ρ_{2k} + ρ_{2k+1}``, pairs are read while the previous one is positive (and the lag stays below
     ``N − 1``); the last pair read ends the sequence. ``τ = −1 + 2 Σ_{k<K} P̃_k + ρ_{2K}``, where ``P̃`` is
     the running minimum of the positive pairs ``P_0..P_{K−1}`` and ``ρ_{2K}``, the even lag of the last pair
-    read, is added when it or its pair is non-negative (Vehtari et al. 2021's tail correction);
+    read, is added when it is positive or its pair non-negative (Vehtari et al. 2021's tail correction);
     ``τ ≥ 1/log₁₀(NM)``.
     """
     n, m = x.shape
