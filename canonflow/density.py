@@ -46,7 +46,7 @@ from canonflow.distributed import DistributedContext, check_global_batch, shard
 from canonflow.distributions import OscillatorBase, OscillatorMixture, PhaseSpaceNormal
 from canonflow.training import TrainConfig, TrainResult, train
 from canonflow.transforms import LinearSymplectic, MatrixExpSymplectic
-from canonflow.validation import check_positive_int
+from canonflow.validation import check_non_negative_int, check_positive_int
 
 __all__ = [
     "PhaseSpaceFlow",
@@ -106,8 +106,7 @@ class PhaseSpaceFlow(Flow):
     ) -> None:
         who = "PhaseSpaceFlow"
         check_positive_int(n, "n", who)
-        if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 0:
-            raise ValueError(f"{who}: expected blocks to be a non-negative int, got {blocks!r}")
+        check_non_negative_int(blocks, "blocks", who)
         if linear not in ("matrix_exp", "nak", "none"):
             raise ValueError(f"{who}: linear must be 'matrix_exp', 'nak' or 'none', got {linear!r}")
         if base not in ("oscillator", "normal", "mixture"):

@@ -57,7 +57,7 @@ from canonflow.phase_space import hamiltonian_vector_field, join, split
 from canonflow.systems import HamiltonianSystem
 from canonflow.training import TrainConfig, TrainResult, train
 from canonflow.transforms.hamiltonian_flows import implicit_midpoint_adjoint
-from canonflow.validation import check_phase_space, check_positive_int
+from canonflow.validation import check_non_negative_int, check_phase_space, check_positive_int
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +120,8 @@ class HamiltonianNet(nn.Module):
         self.separable = bool(separable)
         self.quadratic = bool(quadratic)
         self.dtype_name = dtype
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
-            raise ValueError(f"{who}: expected depth to be a non-negative int, got {depth!r}")
-        if isinstance(polynomial, bool) or not isinstance(polynomial, int) or polynomial < 0:
-            raise ValueError(f"{who}: expected polynomial to be a non-negative int (a degree), got {polynomial!r}")
+        check_non_negative_int(depth, "depth", who)
+        check_non_negative_int(polynomial, "polynomial (a degree)", who)
         if polynomial >= 2 and self.quadratic:
             raise ValueError(f"{who}: polynomial={polynomial} already contains the quadratic form; drop quadratic=True")
         self.polynomial = polynomial
@@ -434,8 +432,7 @@ def fit_hamiltonian(
     check_positive_int(window, "window", who)
     check_positive_int(substeps, "substeps", who)
     check_positive_int(max_iter, "max_iter", who)
-    if isinstance(base_steps, bool) or not isinstance(base_steps, int) or base_steps < 0:
-        raise ValueError(f"{who}: expected base_steps to be a non-negative int, got {base_steps!r}")
+    check_non_negative_int(base_steps, "base_steps", who)
     if base_steps and not (isinstance(model, HamiltonianNet) and model.closed_form_parameters):
         raise ValueError(
             f"{who}: base_steps needs a HamiltonianNet with a closed-form part (quadratic=True or polynomial >= 1)"

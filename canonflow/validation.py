@@ -12,7 +12,14 @@ from collections.abc import Iterator
 
 import torch
 
-__all__ = ["set_validation", "validation_enabled", "validation", "check_phase_space", "check_positive_int"]
+__all__ = [
+    "set_validation",
+    "validation_enabled",
+    "validation",
+    "check_phase_space",
+    "check_positive_int",
+    "check_non_negative_int",
+]
 
 _ENABLED = True
 
@@ -45,6 +52,14 @@ def check_positive_int(value: object, name: str, who: str) -> int:
         raise TypeError(f"{who}: expected {name} to be a positive int, got {value!r}")
     if value <= 0:
         raise ValueError(f"{who}: expected {name} to be a positive int, got {value}")
+    return value
+
+
+def check_non_negative_int(value: object, name: str, who: str) -> int:
+    """Return ``value`` if it is an ``int >= 0`` (not a ``bool``), else raise ``ValueError`` naming ``who`` and
+    ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{who}: expected {name} to be a non-negative int, got {value!r}")
     return value
 
 

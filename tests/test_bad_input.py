@@ -17,6 +17,7 @@ from canonflow.transforms import (
     SymplecticScaling,
     ZeroCenter,
 )
+from canonflow.validation import check_non_negative_int
 
 LAYERS = {
     "MomentumShear": lambda: MomentumShear(IrrotationalMLP(2, 4)),
@@ -68,12 +69,25 @@ def test_bad_input_is_refused_with_a_clear_message(layer_name: str, case: str, d
         (lambda: canonical_flow(2, hidden=0), "canonical_flow"),
         (lambda: canonical_flow(0), "canonical_flow"),
         (lambda: LinearSymplectic(2, householder=-1), "LinearSymplectic"),
+        (lambda: LinearSymplectic(2, householder=True), "LinearSymplectic"),
+        (lambda: LinearSymplectic(2, householder=1.0), "LinearSymplectic"),
         (lambda: IrrotationalMLP(2, 4, activation="relu6"), "IrrotationalMLP"),
     ],
 )
 def test_bad_constructor_arguments(build, name: str) -> None:
     with pytest.raises((ValueError, TypeError), match=name):
         build()
+
+
+@pytest.mark.parametrize("value", [-1, True, 2.0, "3", None])
+def test_check_non_negative_int_refuses_what_is_not_an_int_at_least_zero(value: object) -> None:
+    with pytest.raises(ValueError, match="Layer: expected width to be a non-negative int"):
+        check_non_negative_int(value, "width", "Layer")
+
+
+@pytest.mark.parametrize("value", [0, 1, 7])
+def test_check_non_negative_int_returns_an_int_at_least_zero(value: int) -> None:
+    assert check_non_negative_int(value, "width", "Layer") == value
 
 
 def test_shear_needs_to_know_n() -> None:

@@ -23,7 +23,7 @@ from canonflow.phase_space import join, split, symplectic_form
 from canonflow.systems import HamiltonianSystem
 from canonflow.transforms import SymplecticComposite
 from canonflow.transforms.base import SymplecticTransform
-from canonflow.validation import check_positive_int
+from canonflow.validation import check_non_negative_int, check_positive_int
 
 __all__ = [
     "KeplerChart",
@@ -439,8 +439,7 @@ def action_shear_flow(
     """
     who = "action_shear_flow"
     check_positive_int(blocks, "blocks", who)
-    if isinstance(twist, bool) or not isinstance(twist, int) or twist < 0:
-        raise ValueError(f"{who}: twist must be an int >= 0 (hidden width of the twist fields), got {twist!r}")
+    check_non_negative_int(twist, "twist (the hidden width of the twist fields)", who)
     if scaled and (n, m) != (2, 1):
         raise ValueError(f"{who}: scaled=True needs n = 2 and m = 1, got n = {n}, m = {m}")
 

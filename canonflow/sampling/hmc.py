@@ -32,7 +32,7 @@ import torch
 from canonflow.integrators import leapfrog
 from canonflow.sampling.potential import CountingPotential, Potential, check_initial
 from canonflow.sampling.result import SamplingResult
-from canonflow.validation import check_positive_int
+from canonflow.validation import check_non_negative_int, check_positive_int
 
 __all__ = ["hmc", "DualAveraging", "adaptation_windows"]
 
@@ -186,8 +186,7 @@ def hmc(
     who = "hmc"
     check_positive_int(num_samples, "num_samples", who)
     check_positive_int(num_steps, "num_steps", who)
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ValueError(f"{who}: expected warmup to be a non-negative int, got {warmup!r}")
+    check_non_negative_int(warmup, "warmup", who)
     if not 0 < target_accept < 1:
         raise ValueError(f"{who}: expected 0 < target_accept < 1, got {target_accept}")
     if step_size is not None and not (math.isfinite(step_size) and step_size > 0):

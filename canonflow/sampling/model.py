@@ -37,7 +37,7 @@ from canonflow.phase_space import split
 from canonflow.sampling.potential import Potential
 from canonflow.transforms import LinearSymplectic, PointTransform, SymplecticComposite
 from canonflow.transforms.hamiltonian_flows import LeapfrogFlow
-from canonflow.validation import check_positive_int
+from canonflow.validation import check_non_negative_int, check_positive_int
 
 __all__ = ["FlowSampler", "ExpAffineAutoregressive", "joint_potential", "MOMENTA"]
 
@@ -130,12 +130,6 @@ class _LinearSkipMLP(MLP):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(x) + self.linear(x[:, : self.k])
-
-
-def _check_non_negative(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"FlowSampler: expected {name} to be a non-negative int, got {value!r}")
-    return value
 
 
 def _point_layers(flow: dict[str, Any], dim: int, activation: str, linear_skip: int) -> list[PointTransform]:
@@ -232,7 +226,7 @@ class FlowSampler(nn.Module):
         linear path in the first ``k`` coordinates of ``q`` to those networks (``ExpAffineAutoregressive(...,
         linear_skip=k)``; ``s(q) = W q_{:k} + b + MLP(q)``); 0: none. Neal's funnel (``q = (v, x)``) uses 1.
         """
-        _check_non_negative(point, "point")
+        check_non_negative_int(point, "point", "FlowSampler")
         flow = {"kind": "canonical", "blocks": blocks, "hidden": hidden, "householder": householder, "point": point}
         return cls(dim, flow, momentum, activation=activation, linear_skip=linear_skip)
 
@@ -253,7 +247,7 @@ class FlowSampler(nn.Module):
     ) -> FlowSampler:
         """A ``LeapfrogFlow`` (after ``point`` point layers and, when ``linear``, a ``LinearSymplectic(dim,
         householder)``; see ``canonical``) with a learnable base."""
-        _check_non_negative(point, "point")
+        check_non_negative_int(point, "point", "FlowSampler")
         flow = {"kind": "leapfrog", "steps": steps, "step_size": step_size, "hidden": hidden, "depth": depth}
         flow |= {"linear": linear, "householder": householder, "point": point}
         return cls(dim, flow, momentum, activation=activation, linear_skip=linear_skip)

@@ -7,7 +7,7 @@ from torch import nn
 
 from canonflow.phase_space import join, split, symplectic_form
 from canonflow.transforms.base import SymplecticTransform
-from canonflow.validation import check_positive_int
+from canonflow.validation import check_non_negative_int, check_positive_int
 
 __all__ = ["LinearSymplectic", "MatrixExpSymplectic"]
 
@@ -38,9 +38,7 @@ class LinearSymplectic(SymplecticTransform):
     def __init__(self, n: int, householder: int | None = None, full: bool = False) -> None:
         super().__init__(n)
         k = min(n - 1, 4) if householder is None else householder
-        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-            raise ValueError(f"LinearSymplectic: expected householder to be a non-negative int, got {householder!r}")
-        self.householder = k
+        self.householder = check_non_negative_int(k, "householder", "LinearSymplectic")
         self.full = bool(full)
         self.reflector_real = nn.Parameter(torch.randn(k, n))
         self.reflector_imag = nn.Parameter(torch.randn(k, n))
