@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from layer_contract import randomize_
 from nflows.flows import Flow
 from nflows.transforms import CompositeTransform
 
@@ -124,10 +125,7 @@ def test_augmented_momentum_correction_matches_direct_computation() -> None:
     # the exact marginal.
     torch.manual_seed(7)
     n = 2
-    layer = LinearSymplectic(n, householder=2, full=True).double()
-    with torch.no_grad():
-        for parameter in layer.parameters():
-            parameter.add_(0.15 * torch.randn_like(parameter))
+    layer = randomize_(LinearSymplectic(n, householder=2, full=True).double(), 0.15, seed=7)
     flow = Flow(CompositeTransform([layer]), canonflow.distributions.PhaseSpaceNormal(n)).double()
     s_inv = torch.linalg.inv(layer.matrix().detach())
     cov = s_inv @ s_inv.T
@@ -233,11 +231,7 @@ def test_flow_round_trips_through_a_checkpoint(tmp_path, small_flow) -> None:
 # ---------------------------------------------------------------------------------------------- gradient estimators
 def _perturbed_flow(seed: int, scale: float) -> PhaseSpaceFlow:
     torch.manual_seed(seed)
-    flow = PhaseSpaceFlow(1, blocks=1, hidden=8, linear="nak", full_linear=True).double()
-    with torch.no_grad():
-        for parameter in flow.parameters():
-            parameter.add_(scale * torch.randn_like(parameter))
-    return flow
+    return randomize_(PhaseSpaceFlow(1, blocks=1, hidden=8, linear="nak", full_linear=True).double(), scale, seed)
 
 
 def _batch_gradients(flow: PhaseSpaceFlow, energy, gradient: str, batches: int, size: int) -> torch.Tensor:
@@ -288,10 +282,7 @@ def test_path_gradient_variance_vanishes_at_the_optimum() -> None:
     total = _batch_gradients(at_optimum, energy, "total", 10, 500)
     assert path.abs().max() < 1e-10
     assert total.std(0).max() > 1e-2
-    near = _perturbed_flow(14, 0.3)
-    with torch.no_grad():
-        for parameter in near.parameters():
-            parameter.add_(1e-3 * torch.randn_like(parameter))
+    near = randomize_(_perturbed_flow(14, 0.3), 1e-3, seed=15)
     path = _batch_gradients(near, energy, "path", 10, 500)
     total = _batch_gradients(near, energy, "total", 10, 500)
     assert path.var(0).sum() < 1e-3 * total.var(0).sum()
@@ -372,11 +363,7 @@ def _mixture_flow(seed: int = 5) -> PhaseSpaceFlow:
     """A linear canonical flow (n = 1) on the K = 3 mixture base, all parameters perturbed."""
     torch.manual_seed(seed)
     flow = PhaseSpaceFlow(1, blocks=0, linear="matrix_exp", base="mixture", components=3, centres=_CENTRES)
-    flow = flow.double()
-    with torch.no_grad():
-        for parameter in flow.parameters():
-            parameter.add_(0.3 * torch.randn_like(parameter))
-    return flow
+    return randomize_(flow.double(), 0.3, seed)
 
 
 def _anharmonic(x: torch.Tensor) -> torch.Tensor:
