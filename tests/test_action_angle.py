@@ -16,6 +16,7 @@ from canonflow.action_angle import (
     frequency_error,
     hamiltonian_loss,
     linear_fit,
+    normal_form_loss,
     trajectory_loss,
     unwrap,
 )
@@ -165,7 +166,10 @@ def test_kepler_chart_is_canonical_invertible_and_winds_both_planes() -> None:
     data = trajectories(system, 16, (14.0, 100), initial=x)
     model = ActionAngleFlow(2, chart={"name": "kepler"}, symmetry_planes=1, blocks=1, hidden=4)
     metrics = evaluate(model, data.states, data.times, exact_frequencies=system.frequencies(x))
-    assert metrics["frequency_matched"] == [1, 1] and max(metrics["frequency_error"]) < 0.05
+    assert metrics["frequency_matched"] == [
+        0,
+        1,
+    ]  # latent plane k is oscillator k, as K says and max(metrics["frequency_error"]) < 0.05
     assert metrics["action_conservation"][1] < 1e-12
     clockwise = x.clone()
     clockwise[:, 2:] *= -1
@@ -242,7 +246,10 @@ def test_kepler_chart_model_learns_winding_angles_and_saves(tmp_path) -> None:
     metrics = evaluate(model, test.states, test.times, system, system.frequencies(test_initial))
     assert metrics["action_conservation"][0] < 0.75 * before
     assert metrics["action_conservation"][1] < 1e-6
-    assert metrics["frequency_matched"] == [1, 1] and min(metrics["angle_r2"]) > 0.99
+    assert metrics["frequency_matched"] == [
+        0,
+        1,
+    ]  # latent plane k is oscillator k, as K says and min(metrics["angle_r2"]) > 0.99
     path = tmp_path / "kepler.pt"
     model.save(path)
     loaded = canonflow.load(path)
@@ -318,6 +325,10 @@ def test_fit_with_the_hamiltonian_term_lowers_the_combined_loss() -> None:
         ({"hamiltonian": OSCILLATOR, "hamiltonian_weight": 1.0, "num_angles": 1}, ValueError, "num_angles"),
         ({"hamiltonian": OSCILLATOR, "hamiltonian_weight": 1.0, "num_angles": 0}, ValueError, "num_angles"),
         ({"angle_weight": math.nan}, ValueError, "angle_weight must be"),
+        ({"normal_form_weight": 1.0, "hamiltonian": OSCILLATOR}, TypeError, "needs callables hamiltonian"),
+        ({"normal_form_weight": 1.0, "action_hamiltonian": sum}, TypeError, "needs callables hamiltonian"),
+        ({"action_hamiltonian": sum}, ValueError, "only with normal_form_weight > 0"),
+        ({"normal_form_weight": -1.0}, ValueError, "normal_form_weight must be"),
     ],
 )
 def test_fit_refuses_bad_hamiltonian_term_arguments(options, error, message) -> None:
@@ -325,6 +336,64 @@ def test_fit_refuses_bad_hamiltonian_term_arguments(options, error, message) -> 
     with pytest.raises(error, match=message) as info:
         model.fit(_oscillator_data(0, 8), TIMES, steps=1, progress=False, **options)
     assert "ActionAngleFlow.fit" in str(info.value)
+
+
+def test_normal_form_loss_vanishes_exactly_on_the_action_angle_map() -> None:
+    """On the oscillator's exact chart ``H = Σ ω_k I_k`` at every point; the identity (ellipses), the chart with
+    its planes swapped (wrong frequencies) and a sheared chart are all penalized."""
+    points = _oscillator_data(0, 16).reshape(-1, 4)
+    exact = ActionAngleFlow(2, chart=normal_mode_chart(OSCILLATOR, [0.0] * 4), blocks=0, householder=0)
+    with torch.no_grad():
+        assert float(normal_form_loss(exact, points, OSCILLATOR, OSCILLATOR.action_hamiltonian)) < 1e-28
+        swapped = HarmonicOscillator(2, omega=[1.7, 1.0]).action_hamiltonian
+        for wrong in (swapped, lambda actions: 1.1 * OSCILLATOR.action_hamiltonian(actions)):
+            assert float(normal_form_loss(exact, points, OSCILLATOR, wrong)) > 1e-3
+        identity = ActionAngleFlow(2, blocks=0, householder=0)
+        assert float(normal_form_loss(identity, points, OSCILLATOR, OSCILLATOR.action_hamiltonian)) > 1e-2
+    sheared = ActionAngleFlow(2, chart=normal_mode_chart(OSCILLATOR, [0.0] * 4), blocks=1, hidden=4, householder=0)
+    randomize_(sheared, 0.2)
+    with torch.no_grad():
+        assert float(normal_form_loss(sheared, points, OSCILLATOR, OSCILLATOR.action_hamiltonian)) > 1e-4
+
+
+@pytest.mark.parametrize(("omega", "matched"), [([1.0, 1.7], [0, 1]), ([1.7, 1.0], [1, 0])])
+def test_fit_with_the_normal_form_term_learns_the_oscillator(omega: list[float], matched: list[int]) -> None:
+    """``K`` fixes which latent plane carries which oscillator: the order follows ``omega``."""
+    torch.manual_seed(0)
+    data = _oscillator_data(0, 64)
+    model = ActionAngleFlow(2, blocks=0)
+    result = model.fit(
+        data,
+        TIMES,
+        batch_size=32,
+        hamiltonian=OSCILLATOR,
+        action_hamiltonian=HarmonicOscillator(2, omega=omega).action_hamiltonian,
+        normal_form_weight=1.0,
+        polish_steps=3,
+        steps=300,
+        lr=3e-2,
+        progress=False,
+    )
+    assert math.isfinite(result.best_validation)
+    test = _oscillator_data(1, 16)
+    metrics = evaluate(model, test, TIMES, OSCILLATOR, OSCILLATOR.frequencies(test[:, 0]))
+    assert max(metrics["action_conservation"]) < 1e-4
+    assert max(metrics["frequency_error"]) < 1e-3
+    assert metrics["frequency_matched"] == matched
+
+
+def test_calogero_moser_action_hamiltonian_is_linear_with_the_ground_energy() -> None:
+    system = CalogeroMoser(3, omega=1.5, g=0.7)
+    ground = float(system.hamiltonian(system.equilibrium()[None]))
+    assert system.ground_energy() == pytest.approx(ground, rel=1e-14)
+    actions = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.5, 0.25]], dtype=torch.float64)
+    torch.testing.assert_close(
+        system.action_hamiltonian(actions), torch.tensor([ground, ground + 1.5 * (1.0 + 1.0 + 0.75)]).double()
+    )
+    with pytest.raises(ValueError, match=r"CalogeroMoser.action_hamiltonian: expected actions of shape \(B, 3\)"):
+        system.action_hamiltonian(torch.zeros(2, 2))
+    with pytest.raises(ValueError, match=r"HarmonicOscillator.action_hamiltonian: expected actions of shape"):
+        OSCILLATOR.action_hamiltonian(torch.zeros(3))
 
 
 def _random_symplectic(n: int, seed: int) -> torch.Tensor:

@@ -25,6 +25,11 @@ Two losses (both invariant under a rescaling of phase space, so shrinking the la
   ``H`` is known in closed form and integrating is expensive or trajectories would not cover each torus;
   it needs ``H`` to be finite wherever ``T`` sends the sampled tori (a singular ``H``, e.g. Kepler's at
   ``q = 0``, makes it fragile early in training).
+* :func:`normal_form_loss` (needs ``H`` and the action Hamiltonian ``K(I)``, no trajectories, no inverse): the
+  squared misfit of ``H(x) = K(I(x))`` at phase-space points. Use it when ``K`` is known in closed form
+  (oscillators; isochronous systems such as Calogero–Moser in a trap, ``K = E₀ + ω Σ_k k I_k``; Kepler): since
+  the map is canonical, ``H ∘ T = K(I)`` makes every ``I_k`` exactly conserved and every angle turn at
+  ``−∂K/∂I_k``, and unlike the other losses it has no static-angle minima.
 
 Some systems need more than a flow that starts at the identity: if the identity's latent curves wind around
 the origins of their planes differently from any action-angle chart (the planar Kepler family, see
@@ -66,6 +71,7 @@ __all__ = [
     "trajectory_loss",
     "hamiltonian_loss",
     "combined_loss",
+    "normal_form_loss",
     "angle_loss",
     "unwrap",
     "linear_fit",
@@ -298,6 +304,8 @@ class ActionAngleFlow(nn.Module):
         hamiltonian: Callable[[torch.Tensor], torch.Tensor] | None = None,
         hamiltonian_weight: float = 0.0,
         num_angles: int = 32,
+        action_hamiltonian: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        normal_form_weight: float = 0.0,
         polish_steps: int = 0,
         polish_batch: int = 128,
         config: TrainConfig | None = None,
@@ -305,8 +313,8 @@ class ActionAngleFlow(nn.Module):
         **train_options: Any,
     ) -> TrainResult:
         """Learn the map from trajectories ``(num_traj, T, 2n)`` with :func:`trajectory_loss` ``+ angle_weight ·``
-        :func:`angle_loss` ``+ hamiltonian_weight ·`` :func:`hamiltonian_loss`: Adam on minibatches, then
-        optionally ``polish_steps`` L-BFGS steps.
+        :func:`angle_loss` ``+ hamiltonian_weight ·`` :func:`hamiltonian_loss` ``+ normal_form_weight ·``
+        :func:`normal_form_loss`: Adam on minibatches, then optionally ``polish_steps`` L-BFGS steps.
 
         With ``hamiltonian_weight > 0`` (needs ``hamiltonian``, a callable ``H: (B, 2n) -> (B,)``) every
         trajectory of the batch also contributes its torus: its mean latent actions over the time window
@@ -319,6 +327,11 @@ class ActionAngleFlow(nn.Module):
         of ``H`` serves as well (``K`` is angle-independent exactly when ``f(K)`` is); for an ``H > 0`` that is
         singular somewhere (Calogero–Moser at collisions) ``log H`` keeps sampled torus points near the
         singularity from dominating the term (see ``experiments/results/ACTION_ANGLE.md``).
+
+        With ``normal_form_weight > 0`` (needs ``hamiltonian`` and ``action_hamiltonian``, a callable
+        ``K: (B, n) -> (B,)`` of the actions, known in closed form) every sampled point of the batch's
+        trajectories also contributes the misfit of ``H(x) = K(I(x))`` (:func:`normal_form_loss`). It pins the
+        frequencies to ``−∂K/∂I``, so, like the Hamiltonian term, it rules out static angles.
 
         Each step draws ``batch_size`` trajectories (shuffled, from the generator of
         :func:`canonflow.training.train`, so runs are resumable) and, with ``times_per_batch``, a window of that
@@ -361,8 +374,16 @@ class ActionAngleFlow(nn.Module):
         _check_weight(hamiltonian_weight, "hamiltonian_weight", who)
         if hamiltonian_weight > 0 and not callable(hamiltonian):
             raise TypeError(f"{who}: hamiltonian_weight > 0 needs a callable hamiltonian (B, 2n) -> (B,)")
-        if hamiltonian is not None and hamiltonian_weight == 0:
-            raise ValueError(f"{who}: a hamiltonian is used only with hamiltonian_weight > 0")
+        _check_weight(normal_form_weight, "normal_form_weight", who)
+        if normal_form_weight > 0 and not (callable(hamiltonian) and callable(action_hamiltonian)):
+            raise TypeError(
+                f"{who}: normal_form_weight > 0 needs callables hamiltonian (B, 2n) -> (B,) and "
+                "action_hamiltonian (B, n) -> (B,)"
+            )
+        if hamiltonian is not None and hamiltonian_weight == 0 and normal_form_weight == 0:
+            raise ValueError(f"{who}: a hamiltonian is used only with hamiltonian_weight > 0 or normal_form_weight > 0")
+        if action_hamiltonian is not None and normal_form_weight == 0:
+            raise ValueError(f"{who}: an action_hamiltonian is used only with normal_form_weight > 0")
         check_positive_int(num_angles, "num_angles", who)
         if num_angles < 2:
             raise ValueError(f"{who}: num_angles must be at least 2, got {num_angles}")
@@ -378,6 +399,7 @@ class ActionAngleFlow(nn.Module):
         length = data.shape[1]
         window = length if times_per_batch is None else min(times_per_batch, length)
         sharded = distributed is not None and normalization != "across" and hamiltonian_weight == 0
+        sharded = sharded and normal_form_weight == 0
         if sharded:
             check_global_batch(batch, distributed, who)
 
@@ -385,7 +407,18 @@ class ActionAngleFlow(nn.Module):
             return 2 * math.pi * torch.rand(count, num_angles, self.n, generator=generator, dtype=self.dtype)
 
         def loss(chosen: torch.Tensor, dt: torch.Tensor | None, angles: torch.Tensor) -> torch.Tensor:
-            return combined_loss(self, chosen, normalization, dt, angle_weight, hamiltonian, hamiltonian_weight, angles)
+            return combined_loss(
+                self,
+                chosen,
+                normalization,
+                dt,
+                angle_weight,
+                hamiltonian,
+                hamiltonian_weight,
+                angles,
+                action_hamiltonian,
+                normal_form_weight,
+            )
 
         def loss_fn(generator: torch.Generator) -> torch.Tensor:
             chosen = train_set[torch.randperm(len(train_set), generator=generator)[:batch]]
@@ -680,9 +713,12 @@ def combined_loss(
     hamiltonian: Callable[[torch.Tensor], torch.Tensor] | None = None,
     hamiltonian_weight: float = 0.0,
     angles: torch.Tensor | None = None,
+    action_hamiltonian: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    normal_form_weight: float = 0.0,
 ) -> torch.Tensor:
     """The loss of :meth:`ActionAngleFlow.fit`: :func:`trajectory_loss` ``+ angle_weight ·`` :func:`angle_loss`
-    ``+ hamiltonian_weight ·`` :func:`hamiltonian_loss` on trajectories ``(B, T, 2n)``.
+    ``+ hamiltonian_weight ·`` :func:`hamiltonian_loss` ``+ normal_form_weight ·`` :func:`normal_form_loss` on
+    trajectories ``(B, T, 2n)`` (the last term on all their ``B·T`` points).
 
     The Hamiltonian term (``hamiltonian_weight > 0``; needs ``hamiltonian`` and ``angles (B, M, n)``) uses one
     torus per trajectory, at its mean latent actions over the ``T`` samples, detached (the term then shapes
@@ -697,7 +733,34 @@ def combined_loss(
         with torch.no_grad():
             actions = 0.5 * model.radii(trajectories).mean(dim=1)
         value = value + hamiltonian_weight * hamiltonian_loss(model, hamiltonian, actions, angles)
+    if normal_form_weight > 0:
+        if hamiltonian is None or action_hamiltonian is None:
+            raise ValueError("combined_loss: normal_form_weight > 0 needs a hamiltonian and an action_hamiltonian")
+        points = trajectories.reshape(-1, trajectories.shape[-1])
+        value = value + normal_form_weight * normal_form_loss(model, points, hamiltonian, action_hamiltonian)
     return value
+
+
+def normal_form_loss(
+    model: ActionAngleFlow,
+    states: torch.Tensor,
+    hamiltonian: Callable[[torch.Tensor], torch.Tensor],
+    action_hamiltonian: Callable[[torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    """How far ``H`` is from the known action Hamiltonian ``K`` of the learned actions at ``states (B, 2n)``.
+
+    With ``I(x) = r(x)/2`` the learned actions, the loss is ``mean_b (H(x_b) − K(I(x_b)))² / Var_b H(x_b)``:
+    invariant under rescaling ``H`` and ``K`` together, and zero exactly when ``H = K ∘ I`` at every point. On a
+    region, ``H = K ∘ I`` means ``H ∘ T = K(I)`` with ``T`` canonical, so every ``I_k`` is conserved and every
+    angle turns at ``φ̇_k = −∂K/∂I_k``: the map is an action-angle chart with the prescribed frequencies, and no
+    static-angle map fits. It needs no trajectories and no inverse, only ``K`` in closed form, e.g.
+    ``K(I) = Σ_k ω_k I_k`` (oscillators), ``E₀ + ω Σ_k k I_k`` (:class:`~canonflow.systems.CalogeroMoser`, see
+    its ``action_hamiltonian``), ``−k²/(2 (I₁ + I₂)²)`` (planar Kepler in the ``(J_r, G)`` basis).
+    """
+    energy = hamiltonian(states)
+    target = action_hamiltonian(0.5 * model.radii(states))
+    spread = energy.var(unbiased=False).clamp_min(torch.finfo(energy.dtype).tiny)
+    return ((energy - target) ** 2).mean() / spread
 
 
 def hamiltonian_loss(

@@ -70,6 +70,24 @@ class CalogeroMoser(HamiltonianSystem):
             traces.append(torch.diagonal(power, dim1=-2, dim2=-1).sum(-1).real)
         return torch.stack(traces, dim=-1)
 
+    def action_hamiltonian(self, actions: torch.Tensor) -> torch.Tensor:
+        """``K(I) = E₀ + ω Σ_k k I_k`` for actions ``(B, N)`` (``E₀ = H`` at :meth:`equilibrium`), shape ``(B,)``.
+
+        The Hamiltonian in the action-angle coordinates that continue the normal modes of the equilibrium: the
+        system is isochronous with normal-mode frequencies ``kω`` (``k = 1..N``), so ``∂K/∂I_k = kω`` on every
+        torus of the region connected to the equilibrium, where ``K = E₀`` at ``I = 0``; ``E₀ = ω g N(N−1)/2``.
+        For :func:`canonflow.action_angle.normal_form_loss`.
+        """
+        if not isinstance(actions, torch.Tensor) or actions.ndim != 2 or actions.shape[-1] != self.N:
+            shape = tuple(actions.shape) if isinstance(actions, torch.Tensor) else type(actions).__name__
+            raise ValueError(f"CalogeroMoser.action_hamiltonian: expected actions of shape (B, {self.N}), got {shape}")
+        weights = torch.arange(1, self.N + 1, dtype=actions.dtype, device=actions.device)
+        return self.ground_energy() + self.omega * actions @ weights
+
+    def ground_energy(self) -> float:
+        """``E₀ = ω g N(N−1)/2``, the minimum of ``H`` (at :meth:`equilibrium`)."""
+        return self.omega * self.g * self.N * (self.N - 1) / 2
+
     def period(self) -> float:
         """The common period ``2π/ω`` of every orbit."""
         return 2 * math.pi / self.omega

@@ -51,6 +51,18 @@ class HarmonicOscillator(HamiltonianSystem):
     def _potential(self, q: torch.Tensor) -> torch.Tensor:
         return 0.5 * (self._omega(q) ** 2 * q * q).sum(-1)
 
+    def action_hamiltonian(self, actions: torch.Tensor) -> torch.Tensor:
+        """``K(I) = Σ_k ω_k I_k``, the Hamiltonian in action-angle coordinates, for actions ``(B, n)``; shape ``(B,)``.
+
+        For :func:`canonflow.action_angle.normal_form_loss`.
+        """
+        if not isinstance(actions, torch.Tensor) or actions.ndim != 2 or actions.shape[-1] != self.n:
+            shape = tuple(actions.shape) if isinstance(actions, torch.Tensor) else type(actions).__name__
+            raise ValueError(
+                f"HarmonicOscillator.action_hamiltonian: expected actions of shape (B, {self.n}), got {shape}"
+            )
+        return actions @ self._omega(actions)
+
     def mode_energies(self, x: torch.Tensor) -> torch.Tensor:
         """Per-oscillator energies ``E_k = (p_k² + ω_k² q_k²)/2``, shape ``(B, n)``."""
         self._check_x(x, "mode_energies")
