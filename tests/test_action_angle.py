@@ -564,9 +564,26 @@ def test_birkhoff_chart_is_exact_canonical_and_normalizes_toda_to_degree_4(toda_
     torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
 
 
+def test_birkhoff_chart_normalizes_the_resonant_calogero_moser_equilibrium() -> None:
+    """Frequencies 1, 2, 3 (integer multiples): the degree-3 chart leaves no cubic term at all, the resonant
+    ones (``z₁² z̄₂``, ``z₁ z₂ z̄₃``) included, as an isochronous system with ``K = E₀ + Σ k I_k`` must."""
+    system = CalogeroMoser(3)
+    spec = birkhoff_chart(system, system.equilibrium(), order=3)
+    chart = BirkhoffChart(**{key: value for key, value in spec.items() if key != "name"})
+    x = system.sample_initial(16, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(chart.inverse(chart(x)[0])[0], x, rtol=0, atol=1e-12)
+    assert_symplectic(chart, x, atol=1e-10)
+    energy = lambda y: system.hamiltonian(chart.inverse(y)[0])  # noqa: E731
+    y = torch.randn(16, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    quadratic = _taylor_part(energy, y, 2)
+    frequencies = torch.tensor([1.0, 2.0, 3.0, 1.0, 2.0, 3.0], dtype=torch.float64)
+    torch.testing.assert_close(quadratic, 0.5 * (frequencies * y * y).sum(-1), rtol=1e-9, atol=1e-12)
+    assert float(_taylor_part(energy, y, 3).abs().max()) < 1e-9 * float(quadratic.abs().max())
+
+
 def test_birkhoff_chart_refuses_unequal_frequencies_and_bad_generators() -> None:
-    with pytest.raises(ValueError, match="frequencies differ"):
-        birkhoff_chart(HarmonicOscillator(2, omega=[1.0, 2.0]), [0.0] * 4)
+    with pytest.raises(ValueError, match="not integer multiples of the lowest"):
+        birkhoff_chart(HarmonicOscillator(2, omega=[1.0, 1.5]), [0.0] * 4)
     with pytest.raises(ValueError, match="order >= 2"):
         birkhoff_chart(HarmonicOscillator(2, omega=1.0), [0.0] * 4, order=1)
     eye = torch.eye(4, dtype=torch.float64)

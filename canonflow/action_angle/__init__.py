@@ -5,8 +5,10 @@ from canonflow.action_angle.charts import (
     ActionTwist,
     AffineChart,
     AnchoredField,
+    BirkhoffChart,
     KeplerChart,
     action_shear_flow,
+    birkhoff_chart,
     normal_mode_chart,
     winding_flow,
 )
@@ -25,6 +27,7 @@ from canonflow.action_angle.core import (
     trajectory_loss,
     unwrap,
 )
+from canonflow.action_angle.families import toda_loop_orbits
 
 __all__ = [
     "ActionAngleFlow",
@@ -43,6 +46,9 @@ __all__ = [
     "KeplerChart",
     "AffineChart",
     "normal_mode_chart",
+    "BirkhoffChart",
+    "birkhoff_chart",
+    "toda_loop_orbits",
     "winding_flow",
     "ActionShear",
     "ActionTwist",

@@ -20,8 +20,9 @@ from typing import Any
 
 import torch
 
-from canonflow.action_angle.charts import normal_mode_chart
+from canonflow.action_angle.charts import birkhoff_chart, normal_mode_chart
 from canonflow.action_angle.core import ActionAngleFlow, evaluate, parameter_count
+from canonflow.action_angle.families import toda_loop_orbits
 from canonflow.cli.run import (
     COMMON_OPTIONS,
     TRAINING_OPTIONS,
@@ -190,6 +191,21 @@ BENCHMARKS: dict[str, Benchmark] = {
         },
         quick={"steps": 1500, "num_train": 256, "time_limit": 150.0},
         anchor="~0.015 (Bondesan & Lamacraft)",
+    ),
+    "toda3_loops": Benchmark(
+        description="periodic Toda lattice, N = 3, centre-of-mass frame (2 dof): the loop orbits with L = I₊ − I₋ > 0 "
+        "of q, p ~ N(0, 0.5²); Birkhoff chart normalized to degree 5",
+        make_system=lambda: CentreOfMassFrame(Toda(3, periodic=True)),
+        sample=lambda system, num, generator: toda_loop_orbits(system, num, generator),
+        t_end=15.0,
+        num_times=100,
+        num_train=256,
+        num_test=128,
+        model={"blocks": 0, "householder": 0},
+        train={"steps": 300, "lr": 1e-3, "batch_size": 32, "times_per_batch": 32, "time_limit": 570.0},
+        quick={"steps": 50, "num_train": 64, "time_limit": 150.0},
+        anchor="~0.015 (Bondesan & Lamacraft, ∂K/∂φ loss)",
+        chart=lambda system: birkhoff_chart(system, [0.0] * 4, circular=[(0, 1)], order=5),
     ),
     "calogero_moser": Benchmark(
         description="Calogero–Moser, N = 3 in a harmonic trap (ω = g = 1); isochronous, fundamental ω = 1; "
