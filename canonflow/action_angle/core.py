@@ -13,7 +13,7 @@ Since ``dq̂_k ∧ dp̂_k = dI_k ∧ dφ_k``, Hamilton's equations in these vari
 of an oscillator does in its ``(q, p)`` plane), and :meth:`ActionAngleFlow.frequencies` reports the measured
 ``dφ_k/dt``, i.e. ``−∂K/∂I_k``.
 
-Two losses (both invariant under a rescaling of phase space, so shrinking the latent cannot lower them):
+Three losses (all invariant under a rescaling of phase space, so shrinking the latent cannot lower them):
 
 * :func:`trajectory_loss` (needs sampled trajectories, not ``H``): the variance of each ``r_k`` along each
   trajectory divided by the squared spread of the latent curve (``"spread"``, default), by the squared mean
@@ -354,10 +354,10 @@ class ActionAngleFlow(nn.Module):
         ``min(batch_size, #training trajectories)`` trajectories and time window and keeps its contiguous shard
         of trajectories (the global batch must be divisible by the world size); the ``"spread"`` and ``"mean"``
         losses and :func:`angle_loss` are means over trajectories, so DDP's averaged gradients equal one
-        process's. ``"across"`` and the Hamiltonian term compare trajectories across the batch, so with either
-        each rank evaluates the whole global batch (same result, no speed-up). Validation is identical on all
-        ranks. The L-BFGS polish runs the same full-batch computation on every rank, so the ranks stay identical
-        without communication.
+        process's. ``"across"``, the Hamiltonian term and the normal-form term compare trajectories across the
+        batch, so with any of them each rank evaluates the whole global batch (same result, no speed-up).
+        Validation is identical on all ranks. The L-BFGS polish runs the same full-batch computation on every
+        rank, so the ranks stay identical without communication.
         """
         who = "ActionAngleFlow.fit"
         _check_trajectories(trajectories, self.n, who)
