@@ -207,6 +207,12 @@ def normal_mode_chart(
     return {"name": "affine", "centre": x[0].tolist(), "matrix": matrix.tolist()}
 
 
+def _turn(q: torch.Tensor, p: torch.Tensor, angle: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Turn every plane ``(q_k, p_k)`` clockwise by ``angle_k``: ``q + ip ↦ e^{−i angle} (q + ip)``."""
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    return q * cos + p * sin, p * cos - q * sin
+
+
 class BirkhoffChart(SymplecticTransform):
     """An affine chart followed by Lie transforms of polynomial generators, ``(B, 2n) -> (B, 2n)``.
 
@@ -320,7 +326,7 @@ def birkhoff_chart(
     seconds for ``order = 4`` and grows quickly with ``order`` (nested derivatives).
     """
     who = "birkhoff_chart"
-    if isinstance(order, bool) or not isinstance(order, int) or order < 2:
+    if check_non_negative_int(order, "order", who) < 2:
         raise ValueError(f"{who}: expected an int order >= 2, got {order!r}")
     affine = normal_mode_chart(system, centre, circular)
     chart = BirkhoffChart(affine["centre"], affine["matrix"], [])
@@ -351,12 +357,9 @@ def birkhoff_chart(
         directions = directions / directions.norm(dim=1, keepdim=True)
         points = torch.randn(4 * count, size, generator=generator, dtype=torch.float64)
         turns = 2 * degree * int(multiples.max()) + 2  # exact average of harmonics up to degree · max ω_k/ω
-        rotated = []
-        for m in range(turns):
-            angle = multiples * (2 * math.pi * m / turns)  # the H₂ flow: plane k turns k_k times per period
-            cos, sin = torch.cos(angle), torch.sin(angle)
-            q, p = split(points)
-            rotated.append(join(q * cos + p * sin, p * cos - q * sin))
+        q, p = split(points)
+        # the H₂ flow over one period: plane k turns m_k times
+        rotated = [join(*_turn(q, p, multiples * (2 * math.pi * m / turns))) for m in range(turns)]
         parts = _taylor_part(energy, torch.cat(rotated), degree).reshape(turns, -1)
         target = parts.mean(0) - parts[0]  # ⟨V_k⟩ − V_k
         along = points @ directions.T
@@ -414,9 +417,7 @@ class ActionShear(SymplecticTransform):
         big_q, big_p = q[:, m:], p[:, m:]
         free = q[:, :m] if self.kind == "momentum" else p[:, :m]
         gradient = self.field(torch.cat([free, 0.5 * (big_q * big_q + big_p * big_p)], -1))
-        angle = sign * gradient[:, m:]
-        cos, sin = torch.cos(angle), torch.sin(angle)
-        turned_q, turned_p = big_q * cos + big_p * sin, big_p * cos - big_q * sin
+        turned_q, turned_p = _turn(big_q, big_p, sign * gradient[:, m:])
         u, v = q[:, :m], p[:, :m]
         if self.kind == "momentum":
             v = v - sign * gradient[:, :m]
@@ -450,9 +451,7 @@ class ActionTwist(SymplecticTransform):
 
     def _flow(self, x: torch.Tensor, sign: float) -> torch.Tensor:
         q, p = split(x)
-        angle = sign * self.field(0.5 * (q * q + p * p))
-        cos, sin = torch.cos(angle), torch.sin(angle)
-        return join(q * cos + p * sin, p * cos - q * sin)
+        return join(*_turn(q, p, sign * self.field(0.5 * (q * q + p * p))))
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._flow(x, 1.0)
