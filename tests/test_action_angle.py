@@ -27,6 +27,7 @@ from canonflow.action_angle.charts import (
     KeplerChart,
     ScaledAnchoredField,
     ScaledTwistField,
+    _taylor_part,
     action_shear_flow,
     birkhoff_chart,
     normal_mode_chart,
@@ -519,14 +520,6 @@ def test_winding_model_keeps_the_chart_s_windings_through_training() -> None:
     assert sum(after[1:]) < 0.8 * sum(before[1:])  # the centre-of-mass plane 0 is exact from the start
     with pytest.raises(ValueError, match="winding=True needs"):
         ActionAngleFlow(3, winding=True, householder=2)
-
-
-def _taylor_part(energy, points: torch.Tensor, degree: int) -> torch.Tensor:
-    """Degree-k part of ``energy`` at the origin, ``(1/k!) dᵏ/dtᵏ energy(t y)`` at ``t = 0``, by nested jvps."""
-    along = lambda t: energy(t.unsqueeze(-1) * points)  # noqa: E731
-    for _ in range(degree):
-        along = (lambda inner: lambda t: torch.func.jvp(inner, (t,), (torch.ones_like(t),))[1])(along)
-    return along(points.new_zeros(len(points))) / math.factorial(degree)
 
 
 @pytest.fixture(scope="module")

@@ -398,8 +398,8 @@ class ActionAngleFlow(nn.Module):
             raise ValueError(f"{who}: need at least 2 training trajectories per batch, got {len(train_set)}")
         length = data.shape[1]
         window = length if times_per_batch is None else min(times_per_batch, length)
-        sharded = distributed is not None and normalization != "across" and hamiltonian_weight == 0
-        sharded = sharded and normal_form_weight == 0
+        across_batch = normalization == "across" or hamiltonian_weight > 0 or normal_form_weight > 0
+        sharded = distributed is not None and not across_batch
         if sharded:
             check_global_batch(batch, distributed, who)
 

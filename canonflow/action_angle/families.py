@@ -54,7 +54,7 @@ def toda_loop_orbits(
     while count < num:
         candidates = system.sample_initial(4 * num, generator=generator)
         states = trajectories(system, len(candidates), (float(horizon), samples), initial=candidates).states
-        q, p = split(chart._forward(states.reshape(-1, 4)).reshape(states.shape))
+        q, p = split(chart(states.reshape(-1, 4))[0].reshape(states.shape))
         actions = 0.5 * (q * q + p * p)
         momentum = sense * (actions[..., 0] - actions[..., 1])
         loops = candidates[momentum.min(dim=1).values > 0]

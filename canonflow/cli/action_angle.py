@@ -196,7 +196,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         description="periodic Toda lattice, N = 3, centre-of-mass frame (2 dof): the loop orbits with L = I₊ − I₋ > 0 "
         "of q, p ~ N(0, 0.5²); Birkhoff chart normalized to degree 5",
         make_system=lambda: CentreOfMassFrame(Toda(3, periodic=True)),
-        sample=lambda system, num, generator: toda_loop_orbits(system, num, generator),
+        sample=toda_loop_orbits,
         t_end=15.0,
         num_times=100,
         num_train=256,
