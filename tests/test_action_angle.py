@@ -11,6 +11,7 @@ from layer_contract import ALL_CHECKS, randomize_, run_check
 import canonflow
 from canonflow.action_angle import (
     ActionAngleFlow,
+    action_loss,
     combined_loss,
     evaluate,
     frequency_error,
@@ -327,6 +328,10 @@ def test_fit_with_the_hamiltonian_term_lowers_the_combined_loss() -> None:
         ({"normal_form_weight": 1.0, "action_hamiltonian": sum}, TypeError, "needs callables hamiltonian"),
         ({"action_hamiltonian": sum}, ValueError, "only with normal_form_weight > 0"),
         ({"normal_form_weight": -1.0}, ValueError, "normal_form_weight must be"),
+        ({"action_weight": 1.0}, TypeError, "action_weight > 0 needs a callable actions"),
+        ({"action_weight": 1.0, "actions": "I"}, TypeError, "action_weight > 0 needs a callable actions"),
+        ({"actions": OSCILLATOR.actions}, ValueError, "actions are used only with action_weight > 0"),
+        ({"actions": OSCILLATOR.actions, "action_weight": -1.0}, ValueError, "action_weight must be"),
     ],
 )
 def test_fit_refuses_bad_hamiltonian_term_arguments(options, error, message) -> None:
@@ -378,6 +383,46 @@ def test_fit_with_the_normal_form_term_learns_the_oscillator(omega: list[float],
     assert max(metrics["action_conservation"]) < 1e-4
     assert max(metrics["frequency_error"]) < 1e-3
     assert metrics["frequency_matched"] == matched
+
+
+def test_action_loss_vanishes_exactly_on_the_action_angle_map() -> None:
+    """On the oscillator's exact chart the learned actions are ``E_k/ω_k`` at every point; the identity, the
+    chart with its planes swapped and a sheared chart are all penalized."""
+    points = _oscillator_data(0, 16).reshape(-1, 4)
+    exact = ActionAngleFlow(2, chart=normal_mode_chart(OSCILLATOR, [0.0] * 4), blocks=0, householder=0)
+    with torch.no_grad():
+        assert float(action_loss(exact, points, OSCILLATOR.actions)) < 1e-28
+        assert float(action_loss(exact, points, lambda x: OSCILLATOR.actions(x).flip(-1))) > 1e-2
+        identity = ActionAngleFlow(2, blocks=0, householder=0)
+        assert float(action_loss(identity, points, OSCILLATOR.actions)) > 1e-2
+    sheared = ActionAngleFlow(2, chart=normal_mode_chart(OSCILLATOR, [0.0] * 4), blocks=1, hidden=4, householder=0)
+    randomize_(sheared, 0.2)
+    with torch.no_grad():
+        assert float(action_loss(sheared, points, OSCILLATOR.actions)) > 1e-4
+
+
+def test_fit_with_known_actions_learns_the_oscillator_chart() -> None:
+    """With the exact actions as targets the learned actions match them, not only their conservation."""
+    torch.manual_seed(0)
+    model = ActionAngleFlow(2, blocks=0)
+    result = model.fit(
+        _oscillator_data(0, 64),
+        TIMES,
+        batch_size=32,
+        actions=OSCILLATOR.actions,
+        action_weight=1.0,
+        polish_steps=3,
+        steps=300,
+        lr=3e-2,
+        progress=False,
+    )
+    assert math.isfinite(result.best_validation)
+    test = _oscillator_data(1, 16)
+    metrics = evaluate(model, test, TIMES, OSCILLATOR, OSCILLATOR.frequencies(test[:, 0]))
+    assert max(metrics["action_conservation"]) < 1e-4
+    with torch.no_grad():
+        learned = 0.5 * model.radii(test[:, 0])
+    torch.testing.assert_close(learned, OSCILLATOR.actions(test[:, 0]), rtol=1e-4, atol=0.0)
 
 
 def test_calogero_moser_action_hamiltonian_is_linear_with_the_ground_energy() -> None:

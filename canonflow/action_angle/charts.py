@@ -21,13 +21,14 @@ from torch import nn
 
 from canonflow.nn.fields import IrrotationalMLP
 from canonflow.phase_space import join, split, symplectic_form
-from canonflow.systems import HamiltonianSystem
+from canonflow.systems import CalogeroMoser, HamiltonianSystem
 from canonflow.transforms import SymplecticComposite
 from canonflow.transforms.base import SymplecticTransform
 from canonflow.validation import check_non_negative_int, check_positive_int, validation
 
 __all__ = [
     "KeplerChart",
+    "CalogeroMoserChart",
     "AffineChart",
     "normal_mode_chart",
     "BirkhoffChart",
@@ -111,6 +112,72 @@ class KeplerChart(SymplecticTransform):
         p_r, p_t = radial / radius, momentum / radius
         q = torch.stack([radius * cos_a, radius * sin_a], -1)
         p = torch.stack([p_r * cos_a - p_t * sin_a, p_r * sin_a + p_t * cos_a], -1)
+        return join(q, p)
+
+
+class CalogeroMoserChart(SymplecticTransform):
+    """The exact action-angle chart of :class:`~canonflow.systems.CalogeroMoser`, ``(B, 2N) -> (B, 2N)``.
+
+    ``forward`` (physical → action-angle): with ``Z = L⁺`` the Lax matrix of the system, ``𝓝 = ZZ^† = Σ_j ν_j
+    u_j u_j^†`` (``ν`` ascending, conserved) and ``e = (1, …, 1)``, the numbers ``w_j = (e^† u_j)(u_j^† Z e)`` (free
+    of the phases of the ``u_j``) turn as ``e^{iθ}`` under the flow of ``ν_j/(2ω)`` and stay fixed under the
+    others, and ``ψ_j = arg w_j`` are conjugate to them: ``{ψ_i, ν_j/(2ω)} = δ_ij``, ``{ψ_i, ψ_j} = 0`` (tested).
+    In the actions ``I`` of :meth:`~canonflow.systems.CalogeroMoser.actions` (``I_k`` turns at ``kω``) the
+    conjugate angles are ``φ_k = −Σ_{j > N−k} ψ_j``, and the output is the Cartesian form
+
+        ``q̂_k + i p̂_k = √(2 I_k) e^{iφ_k} = √(2 I_k) Π_{j > N−k} w̄_j/|w_j|``,
+
+    so ``H = E₀ + ω Σ_k k I_k`` exactly and every orbit turns clockwise ``k`` times per period in plane ``k``.
+
+    ``inverse`` rebuilds ``Z`` in the gauge where ``ZZ^† = diag(ν)``: the constraint ``[Z, Z^†] = 2ωg (1 − ff^†)``
+    (``f = e`` in the particles' gauge) makes ``Z^†Z = diag(ν − 2ωg) + 2ωg ff^†``, whose eigenvalues must again
+    be ``ν``; that fixes ``|f_m|²`` (secular equation), ``f`` is made real by the remaining diagonal gauge, and
+    ``Z = diag(√ν) V^†`` with ``V`` the eigenvectors of ``Z^†Z``, their phases set by ``ψ``. Then ``q`` are the
+    eigenvalues of ``X = (Z − Z^†)/(2iω)`` and ``p`` the diagonal of ``P = (Z + Z^†)/2`` in its eigenbasis.
+
+    Defined for ordered particles ``q_1 < … < q_N`` (``forward`` raises otherwise; the inverse returns them
+    ordered); the angles are undefined where an action vanishes (e.g. at the equilibrium), as in any
+    Cartesian action-angle plane.
+    """
+
+    def __init__(self, N: int = 3, omega: float = 1.0, g: float = 1.0) -> None:
+        self.system = CalogeroMoser(N, omega=omega, g=g)
+        super().__init__(N)
+
+    def extra_repr(self) -> str:
+        return f"N={self.n}, omega={self.system.omega}, g={self.system.g}"
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        if bool((torch.diff(split(x)[0], dim=-1) <= 0).any()):
+            raise ValueError("CalogeroMoserChart.forward: expected ordered particles q_1 < … < q_N")
+        plus, minus = self.system.lax_matrices(x)
+        spectrum, vectors = torch.linalg.eigh(plus @ minus)
+        ones = torch.ones(x.shape[0], self.n, 1, dtype=plus.dtype, device=plus.device)
+        adjoint = vectors.conj().transpose(-1, -2)
+        w = (adjoint @ ones).squeeze(-1).conj() * (adjoint @ plus @ ones).squeeze(-1)
+        phases = torch.cumprod((w.conj() / w.abs()).flip(-1), dim=-1)  # Π_{j > N−k} w̄_j/|w_j|, k = 1..N
+        latent = torch.sqrt(2 * self.system.actions_of_spectrum(spectrum)) * phases
+        return join(latent.real, latent.imag)
+
+    def _inverse(self, z: torch.Tensor) -> torch.Tensor:
+        q_hat, p_hat = split(z)
+        spectrum = self.system.spectrum_of_actions(0.5 * (q_hat * q_hat + p_hat * p_hat))
+        angles = torch.atan2(p_hat, q_hat)
+        psi = -torch.diff(angles, dim=-1, prepend=torch.zeros_like(angles[:, :1])).flip(-1)  # ψ_j, j = 1..N
+        coupling = 2 * self.system.omega * self.system.g
+        shifted = spectrum - coupling
+        gaps = shifted.unsqueeze(-1) - spectrum.unsqueeze(-2)  # d_m − ν_k
+        others = shifted.unsqueeze(-1) - shifted.unsqueeze(-2) + torch.eye(self.n, dtype=z.dtype, device=z.device)
+        weights = (-gaps.prod(-1) / (coupling * others.prod(-1))).clamp_min(0.0)
+        f = torch.sqrt(weights)
+        _, basis = torch.linalg.eigh(torch.diag_embed(shifted) + coupling * f.unsqueeze(-1) * f.unsqueeze(-2))
+        overlap = (basis.transpose(-1, -2) @ f.unsqueeze(-1)).squeeze(-1)  # real: (V₀ᵀ f)_j
+        turn = torch.polar(torch.ones_like(psi), torch.atan2(torch.zeros_like(overlap), overlap) - psi)
+        big_z = torch.sqrt(spectrum).unsqueeze(-1) * (basis * turn.unsqueeze(-2)).conj().transpose(-1, -2)
+        position = (big_z - big_z.conj().transpose(-1, -2)) / (2j * self.system.omega)
+        momentum = 0.5 * (big_z + big_z.conj().transpose(-1, -2))
+        q, frame = torch.linalg.eigh(position)
+        p = torch.diagonal(frame.conj().transpose(-1, -2) @ momentum @ frame, dim1=-2, dim2=-1).real
         return join(q, p)
 
 
@@ -622,7 +689,12 @@ def action_shear_flow(
     return SymplecticComposite(layers)
 
 
-CHARTS = {"kepler": KeplerChart, "affine": AffineChart, "birkhoff": BirkhoffChart}
+CHARTS = {
+    "kepler": KeplerChart,
+    "affine": AffineChart,
+    "birkhoff": BirkhoffChart,
+    "calogero_moser": CalogeroMoserChart,
+}
 """Chart constructors by name (``ActionAngleFlow(chart={"name": ..., **options})``)."""
 
 

@@ -72,10 +72,12 @@ __all__ = [
     "hamiltonian_loss",
     "combined_loss",
     "normal_form_loss",
+    "action_loss",
     "angle_loss",
     "unwrap",
     "linear_fit",
     "action_conservation",
+    "action_error",
     "frequency_error",
     "angle_independence",
     "evaluate",
@@ -306,6 +308,8 @@ class ActionAngleFlow(nn.Module):
         num_angles: int = 32,
         action_hamiltonian: Callable[[torch.Tensor], torch.Tensor] | None = None,
         normal_form_weight: float = 0.0,
+        actions: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        action_weight: float = 0.0,
         polish_steps: int = 0,
         polish_batch: int = 128,
         config: TrainConfig | None = None,
@@ -375,6 +379,11 @@ class ActionAngleFlow(nn.Module):
         if hamiltonian_weight > 0 and not callable(hamiltonian):
             raise TypeError(f"{who}: hamiltonian_weight > 0 needs a callable hamiltonian (B, 2n) -> (B,)")
         _check_weight(normal_form_weight, "normal_form_weight", who)
+        _check_weight(action_weight, "action_weight", who)
+        if action_weight > 0 and not callable(actions):
+            raise TypeError(f"{who}: action_weight > 0 needs a callable actions (B, 2n) -> (B, n)")
+        if actions is not None and action_weight == 0:
+            raise ValueError(f"{who}: actions are used only with action_weight > 0")
         if normal_form_weight > 0 and not (callable(hamiltonian) and callable(action_hamiltonian)):
             raise TypeError(
                 f"{who}: normal_form_weight > 0 needs callables hamiltonian (B, 2n) -> (B,) and "
@@ -398,7 +407,9 @@ class ActionAngleFlow(nn.Module):
             raise ValueError(f"{who}: need at least 2 training trajectories per batch, got {len(train_set)}")
         length = data.shape[1]
         window = length if times_per_batch is None else min(times_per_batch, length)
-        across_batch = normalization == "across" or hamiltonian_weight > 0 or normal_form_weight > 0
+        across_batch = (
+            normalization == "across" or hamiltonian_weight > 0 or normal_form_weight > 0 or action_weight > 0
+        )
         sharded = distributed is not None and not across_batch
         if sharded:
             check_global_batch(batch, distributed, who)
@@ -418,6 +429,8 @@ class ActionAngleFlow(nn.Module):
                 angles,
                 action_hamiltonian,
                 normal_form_weight,
+                actions,
+                action_weight,
             )
 
         def loss_fn(generator: torch.Generator) -> torch.Tensor:
@@ -715,6 +728,8 @@ def combined_loss(
     angles: torch.Tensor | None = None,
     action_hamiltonian: Callable[[torch.Tensor], torch.Tensor] | None = None,
     normal_form_weight: float = 0.0,
+    actions: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    action_weight: float = 0.0,
 ) -> torch.Tensor:
     """The loss of :meth:`ActionAngleFlow.fit`: :func:`trajectory_loss` ``+ angle_weight ·`` :func:`angle_loss`
     ``+ hamiltonian_weight ·`` :func:`hamiltonian_loss` ``+ normal_form_weight ·`` :func:`normal_form_loss` on
@@ -738,7 +753,30 @@ def combined_loss(
             raise ValueError("combined_loss: normal_form_weight > 0 needs a hamiltonian and an action_hamiltonian")
         points = trajectories.reshape(-1, trajectories.shape[-1])
         value = value + normal_form_weight * normal_form_loss(model, points, hamiltonian, action_hamiltonian)
+    if action_weight > 0:
+        if actions is None:
+            raise ValueError("combined_loss: action_weight > 0 needs actions")
+        value = value + action_weight * action_loss(model, trajectories.reshape(-1, trajectories.shape[-1]), actions)
     return value
+
+
+def action_loss(
+    model: ActionAngleFlow, states: torch.Tensor, actions: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
+    """How far the learned actions are from known exact actions at ``states (B, 2n)``.
+
+    With ``I(x) = r(x)/2`` the learned and ``A(x)`` the exact actions (``actions: (B, 2n) -> (B, n)``, e.g.
+    :meth:`~canonflow.systems.CalogeroMoser.actions` from a Lax spectrum), the loss is
+    ``mean_{b,k} (I_k(x_b) − A_k(x_b))² / (A_k(x_b) + ε_k)²`` with ``ε_k = 0.01 · mean_b A_k(x_b)``: the squared
+    relative error of each action, as the action-conservation metric weighs it, kept finite at ``A_k → 0``.
+    Zero exactly when the chart's actions are the exact ones; a canonical map with exact actions has angles
+    conjugate to them, so it is an action-angle chart (the angles are free up to ``φ → φ + ∇S(I)``). Use it
+    when the actions are known in closed form and the chart (the angles, and the map back) is wanted.
+    """
+    with torch.no_grad():
+        target = actions(states)
+    floor = 0.01 * target.mean(0)
+    return (((0.5 * model.radii(states) - target) / (target + floor)) ** 2).mean()
 
 
 def normal_form_loss(
@@ -813,6 +851,11 @@ def action_conservation(actions: torch.Tensor) -> torch.Tensor:
     return (actions.std(dim=1, unbiased=False) / actions.mean(dim=1)).median(dim=0).values
 
 
+def action_error(learned: torch.Tensor, exact: torch.Tensor) -> torch.Tensor:
+    """Median over all samples of ``|I_k − A_k| / A_k`` for learned and exact actions ``(..., n)``, shape ``(n,)``."""
+    return ((learned - exact).abs() / exact).reshape(-1, exact.shape[-1]).median(dim=0).values
+
+
 def frequency_error(learned: torch.Tensor, exact: torch.Tensor) -> dict[str, Any]:
     """Compare learned angular velocities ``(B, n)`` with exact frequencies; signs are ignored.
 
@@ -871,6 +914,7 @@ def evaluate(
     exact_frequencies: torch.Tensor | None = None,
     num_angles: int = 64,
     seed: int = 0,
+    exact_actions: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, Any]:
     """Held-out metrics of a learned action-angle map on trajectories ``(B, T, 2n)`` sampled at ``times (T,)``.
 
@@ -881,7 +925,9 @@ def evaluate(
     * with ``exact_frequencies`` (``(B, n)`` or ``(B,)``, see :func:`frequency_error`):
       ``frequency_error`` and ``frequency_matched``;
     * with ``hamiltonian``: ``angle_independence`` (:func:`angle_independence` at each trajectory's mean
-      actions).
+      actions);
+    * with ``exact_actions`` (``(B, 2n) -> (B, n)``, in the latent planes' order): ``action_error``, per dof the
+      median over all samples of ``|I_k − A_k|/A_k`` (:func:`action_error`).
     """
     who = "evaluate"
     _check_trajectories(trajectories, model.n, who)
@@ -905,6 +951,10 @@ def evaluate(
         metrics["angle_independence"] = angle_independence(
             model, hamiltonian, actions.mean(dim=1), num_angles, generator
         )
+    if exact_actions is not None:
+        with torch.no_grad():
+            exact = exact_actions(trajectories.reshape(-1, trajectories.shape[-1])).reshape(actions.shape)
+        metrics["action_error"] = action_error(actions, exact).tolist()
     return metrics
 
 

@@ -70,6 +70,33 @@ class CalogeroMoser(HamiltonianSystem):
             traces.append(torch.diagonal(power, dim1=-2, dim2=-1).sum(-1).real)
         return torch.stack(traces, dim=-1)
 
+    def actions(self, x: torch.Tensor) -> torch.Tensor:
+        """The exact actions ``I (B, N)`` of the chart of :meth:`action_hamiltonian`, from the spectrum of ``𝓝``.
+
+        With ``ν_1 < … < ν_N`` the eigenvalues of ``𝓝 = L⁺L⁻`` (conserved) and ``J_j = ν_j/(2ω) − g (j − 1)``:
+
+            ``I_N = J_1``,    ``I_k = J_{N−k+1} − J_{N−k}``  (``k < N``),
+
+        so ``Σ_k k I_k = Σ_j J_j = (H − E₀)/ω`` (``tr 𝓝 = 2H``). Each ``ν_j/(2ω)`` generates a ``2π``-periodic
+        flow (the matrix-model flow ``Z → e^{iθ P_j} Z`` with ``P_j`` the ``j``-th spectral projector of ``ZZ^†``),
+        so the ``I_k`` are the actions of the torus action continuing the normal modes of the equilibrium, where
+        ``ν = 2ωg (0, 1, …, N − 1)`` and ``I = 0``; ``I_k ≥ 0``, and ``I_k`` belongs to the frequency ``kω``.
+        """
+        plus, minus = self.lax_matrices(x)
+        return self.actions_of_spectrum(torch.linalg.eigvalsh(plus @ minus))
+
+    def actions_of_spectrum(self, spectrum: torch.Tensor) -> torch.Tensor:
+        """The actions ``I (B, N)`` of :meth:`actions` from the ascending eigenvalues ``ν (B, N)`` of ``𝓝``."""
+        offsets = self.g * torch.arange(self.N, dtype=spectrum.dtype, device=spectrum.device)
+        ladder = spectrum / (2 * self.omega) - offsets
+        return torch.cat([torch.diff(ladder, dim=-1).flip(-1), ladder[:, :1]], dim=-1)
+
+    def spectrum_of_actions(self, actions: torch.Tensor) -> torch.Tensor:
+        """The ascending eigenvalues ``ν (B, N)`` of ``𝓝`` on the torus with actions ``I (B, N)`` (inverse of
+        :meth:`actions_of_spectrum`)."""
+        offsets = self.g * torch.arange(self.N, dtype=actions.dtype, device=actions.device)
+        return 2 * self.omega * (torch.cumsum(actions.flip(-1), dim=-1) + offsets)
+
     def action_hamiltonian(self, actions: torch.Tensor) -> torch.Tensor:
         """``K(I) = E₀ + ω Σ_k k I_k`` for actions ``(B, N)`` (``E₀ = H`` at :meth:`equilibrium`), shape ``(B,)``.
 
