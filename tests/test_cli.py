@@ -124,6 +124,19 @@ def test_quick_run_writes_config_metrics_model_and_figures(name: str, tmp_path: 
     assert evaluated["trained_by"] == ("action-angle" if name == "demo" else name) and evaluated["metrics"]
 
 
+def test_calogero_moser_preset_is_the_exact_chart_and_trains_nothing(tmp_path: Path) -> None:
+    argv = ["action-angle", "--system", "calogero_moser", "--quick", "--quiet", "--threads", "1"]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 0
+    results = json.loads((tmp_path / "run" / "metrics.json").read_text())["results"]
+    assert results["training_steps"] == 0 and results["num_train"] == 0
+    assert max(results["action_conservation"]) < 1e-9 and max(results["action_error"]) < 1e-9
+    assert results["frequency_matched"] == [1, 2, 3] and min(results["angle_r2"]) > 1 - 1e-12
+    model = str(tmp_path / "run" / "model.pt")
+    assert main(["evaluate", model, "--quick", "--quiet", "--out", str(tmp_path / "e")]) == 0
+    evaluated = json.loads((tmp_path / "e" / "metrics.json").read_text())["results"]["metrics"]
+    assert max(evaluated["action_error"]) < 1e-9
+
+
 def test_evaluate_recomputes_the_demo_metrics(tmp_path: Path) -> None:
     assert main([*BANANA, "--quick", "--quiet", "--steps", "20", "--out", str(tmp_path)]) == 0
     trained = json.loads((tmp_path / "metrics.json").read_text())["results"]

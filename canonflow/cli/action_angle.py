@@ -6,7 +6,8 @@ phase space) and writes ``model.pt``, ``training.pt`` and ``figures/`` to ``OUT`
 metrics of :func:`canonflow.action_angle.evaluate` (``action_conservation``, ``angle_r2``, ``angle_r2_min``,
 ``frequencies``, ``frequency_error``, ``frequency_matched``, ``angle_independence``) and ``system``,
 ``description``, ``n``, ``model``, ``parameters``, ``training``, ``training_seconds``, ``training_steps``,
-``best_validation_loss``, ``data_seconds``, ``num_train``, ``num_test``, ``anchor``.
+``best_validation_loss`` (presets that train), ``data_seconds``, ``num_train``, ``num_test``, ``anchor``, and
+``action_error`` for presets that compare with the system's exact actions.
 """
 
 from __future__ import annotations
@@ -60,7 +61,10 @@ class Benchmark:
     :func:`canonflow.action_angle.frequency_error`) or ``None``. ``model`` holds ``ActionAngleFlow`` keyword
     arguments, ``train``/``quick`` training settings for :meth:`ActionAngleFlow.fit` (``quick`` overrides
     ``train`` with ``--quick``). ``chart(system)``, if given, builds the model's ``chart`` spec from the system
-    (e.g. :func:`~canonflow.action_angle.normal_mode_chart` at its equilibrium).
+    (e.g. :func:`~canonflow.action_angle.normal_mode_chart` at its equilibrium). ``train=None`` marks an exact
+    chart: nothing is trained and the model is evaluated as built. ``terms(system)``, if given, adds loss terms
+    that need the system to :meth:`ActionAngleFlow.fit` (e.g. the normal-form term). With ``compare_actions``
+    the metrics also report ``action_error`` against the system's exact ``actions``.
     """
 
     description: str
@@ -71,11 +75,13 @@ class Benchmark:
     num_train: int
     num_test: int
     model: dict[str, Any]
-    train: dict[str, Any]
+    train: dict[str, Any] | None
     quick: dict[str, Any] = field(default_factory=dict)
     exact: Callable[[HamiltonianSystem, torch.Tensor], torch.Tensor | None] = lambda system, x0: None
     anchor: str = "-"
     chart: Callable[[HamiltonianSystem], dict[str, Any]] | None = None
+    terms: Callable[[HamiltonianSystem], dict[str, Any]] | None = None
+    compare_actions: bool = False
 
 
 def _default_sample(system: HamiltonianSystem, num: int, generator: torch.Generator) -> torch.Tensor:
@@ -209,26 +215,48 @@ BENCHMARKS: dict[str, Benchmark] = {
     ),
     "calogero_moser": Benchmark(
         description="Calogero–Moser, N = 3 in a harmonic trap (ω = g = 1); isochronous, fundamental ω = 1; "
-        "normal-mode chart at the equilibrium, winding-preserving layers",
+        "exact action-angle chart from the Lax matrix (nothing trained)",
+        make_system=lambda: CalogeroMoser(3),
+        sample=_default_sample,
+        t_end=4 * math.pi,
+        num_times=100,
+        num_train=0,
+        num_test=128,
+        model={"blocks": 0, "householder": 0},
+        train=None,
+        exact=lambda system, x0: torch.ones(len(x0), dtype=x0.dtype),
+        anchor="5e-3 (Bondesan & Lamacraft)",
+        chart=lambda system: {"name": "calogero_moser", "N": system.N, "omega": system.omega, "g": system.g},
+        compare_actions=True,
+    ),
+    "calogero_moser_learned": Benchmark(
+        description="Calogero–Moser, N = 3 in a harmonic trap (ω = g = 1); isochronous, fundamental ω = 1; "
+        "normal-mode chart at the equilibrium, generic flow, circle loss + normal-form term",
         make_system=lambda: CalogeroMoser(3),
         sample=_default_sample,
         t_end=4 * math.pi,
         num_times=100,
         num_train=512,
         num_test=128,
-        model={"blocks": 2, "hidden": 32, "winding": True, "householder": 0},
+        model={"blocks": 4, "hidden": 64, "householder": 0},
         train={
             "steps": 1000,
             "lr": 3e-3,
             "batch_size": 32,
             "times_per_batch": 32,
-            "polish_steps": 40,
+            "polish_steps": 200,
             "time_limit": 570.0,
         },
         quick={"steps": 300, "num_train": 128, "polish_steps": 2, "time_limit": 150.0},
         exact=lambda system, x0: torch.ones(len(x0), dtype=x0.dtype),
         anchor="5e-3 (Bondesan & Lamacraft)",
         chart=lambda system: normal_mode_chart(system, system.equilibrium()),
+        terms=lambda system: {
+            "hamiltonian": system.hamiltonian,
+            "action_hamiltonian": system.action_hamiltonian,
+            "normal_form_weight": 1.0,
+        },
+        compare_actions=True,
     ),
     "fput": Benchmark(
         description="FPUT-β chain, N = 4, β = 0.1, centre-of-mass frame (3 dof); near-integrable, not integrable",
@@ -276,23 +304,39 @@ def run(
     config = complete(OPTIONS, config)
     name, seed = config["system"], config["seed"]
     bench = BENCHMARKS[name]
-    preset = {**bench.train, **(bench.quick if config["quick"] else {})}
-    num_train = preset.pop("num_train", bench.num_train)
-    settings = training_options(config, out, preset, description=name, progress=progress, resume=resume)
     system = bench.make_system()
-    began = time.perf_counter()
-    initial = bench.sample(system, num_train, torch.Generator().manual_seed(seed))
-    train_data = trajectories(system, num_train, (bench.t_end, bench.num_times), initial=initial)
-    test_data = _test_data(bench, system, seed, bench.num_test)
-    data_seconds = time.perf_counter() - began
-    device = run_device(config, distributed)
     torch.manual_seed(seed)
     chart = {} if bench.chart is None else {"chart": bench.chart(system)}
-    model = ActionAngleFlow(system.n, dtype=config["dtype"], **bench.model, **chart).to(device)
-    result = model.fit(train_data.states.to(device), train_data.times.to(device), distributed=distributed, **settings)
-    model = model.cpu()
+    model = ActionAngleFlow(system.n, dtype=config["dtype"], **bench.model, **chart)
+    began = time.perf_counter()
+    test_data = _test_data(bench, system, seed, bench.num_test)
+    data_seconds = time.perf_counter() - began
+    if bench.train is None:
+        num_train, training = 0, {"training": "none: exact chart", "training_seconds": 0.0, "training_steps": 0}
+    else:
+        preset = {**bench.train, **(bench.quick if config["quick"] else {})}
+        num_train = preset.pop("num_train", bench.num_train)
+        settings = training_options(config, out, preset, description=name, progress=progress, resume=resume)
+        began = time.perf_counter()
+        initial = bench.sample(system, num_train, torch.Generator().manual_seed(seed))
+        train_data = trajectories(system, num_train, (bench.t_end, bench.num_times), initial=initial)
+        data_seconds += time.perf_counter() - began
+        device = run_device(config, distributed)
+        terms = {} if bench.terms is None else bench.terms(system)
+        result = model.to(device).fit(
+            train_data.states.to(device), train_data.times.to(device), distributed=distributed, **terms, **settings
+        )
+        model = model.cpu()
+        recorded = {**settings, **{key: value for key, value in terms.items() if not callable(value)}}
+        training = {
+            "training": {k: v for k, v in recorded.items() if k not in ("checkpoint", "progress", "resume")},
+            "training_seconds": result.seconds,
+            "training_steps": result.steps,
+            "best_validation_loss": result.best_validation,
+        }
     exact = bench.exact(system, test_data.states[:, 0])
-    metrics = evaluate(model, test_data.states, test_data.times, system, exact, seed=seed)
+    actions = system.actions if bench.compare_actions else None
+    metrics = evaluate(model, test_data.states, test_data.times, system, exact, seed=seed, exact_actions=actions)
     metrics.update(
         {
             "system": name,
@@ -300,10 +344,7 @@ def run(
             "n": system.n,
             "model": model.config(),
             "parameters": parameter_count(model),
-            "training": {k: v for k, v in settings.items() if k not in ("checkpoint", "progress", "resume")},
-            "training_seconds": result.seconds,
-            "training_steps": result.steps,
-            "best_validation_loss": result.best_validation,
+            **training,
             "data_seconds": data_seconds,
             "num_train": num_train,
             "num_test": bench.num_test,
@@ -327,7 +368,9 @@ def evaluate_checkpoint(model: torch.nn.Module, extra: dict[str, Any], config: d
     system = bench.make_system()
     test_data = _test_data(bench, system, trained["seed"], 16 if config["quick"] else bench.num_test)
     exact = bench.exact(system, test_data.states[:, 0])
-    return evaluate(model, test_data.states, test_data.times, system, exact, seed=trained["seed"])
+    actions = system.actions if bench.compare_actions else None
+    seed = trained["seed"]
+    return evaluate(model, test_data.states, test_data.times, system, exact, seed=seed, exact_actions=actions)
 
 
 def plot_benchmark(
@@ -422,6 +465,8 @@ def held_out_lines(metrics: dict[str, Any]) -> list[str]:
         lines.append("  frequency error      |dφ/dt| vs m·ω:            " + _numbers(metrics["frequency_error"]))
         lines.append(f"  winding numbers m:   {metrics['frequency_matched']}")
     lines.append(f"  angle independence   median std_φ(H)/|H|:      {metrics['angle_independence']:.2e}")
+    if "action_error" in metrics:
+        lines.append("  action error         median |I − I_exact|/I_exact: " + _numbers(metrics["action_error"]))
     return lines
 
 
