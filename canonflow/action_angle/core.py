@@ -13,7 +13,7 @@ Since ``dq̂_k ∧ dp̂_k = dI_k ∧ dφ_k``, Hamilton's equations in these vari
 of an oscillator does in its ``(q, p)`` plane), and :meth:`ActionAngleFlow.frequencies` reports the measured
 ``dφ_k/dt``, i.e. ``−∂K/∂I_k``.
 
-Three losses (all invariant under a rescaling of phase space, so shrinking the latent cannot lower them):
+Four losses (all invariant under a rescaling of phase space, so shrinking the latent cannot lower them):
 
 * :func:`trajectory_loss` (needs sampled trajectories, not ``H``): the variance of each ``r_k`` along each
   trajectory divided by the squared spread of the latent curve (``"spread"``, default), by the squared mean
@@ -30,6 +30,11 @@ Three losses (all invariant under a rescaling of phase space, so shrinking the l
   (oscillators; isochronous systems such as Calogero–Moser in a trap, ``K = E₀ + ω Σ_k k I_k``; Kepler): since
   the map is canonical, ``H ∘ T = K(I)`` makes every ``I_k`` exactly conserved and every angle turn at
   ``−∂K/∂I_k``, and unlike the other losses it has no static-angle minima.
+* :func:`action_loss` (needs the exact actions ``A(x)`` in closed form, e.g. from a Lax spectrum): the squared
+  relative misfit of the learned actions. It fixes which action-angle chart is learned, which matters for
+  resonant systems, where many charts conserve every action (any canonical map commuting with the flow of
+  ``H`` turns one into another); for :class:`~canonflow.systems.CalogeroMoser` the exact chart is known
+  outright (:class:`~canonflow.action_angle.charts.CalogeroMoserChart`).
 
 Some systems need more than a flow that starts at the identity: if the identity's latent curves wind around
 the origins of their planes differently from any action-angle chart (the planar Kepler family, see
@@ -336,6 +341,10 @@ class ActionAngleFlow(nn.Module):
         ``K: (B, n) -> (B,)`` of the actions, known in closed form) every sampled point of the batch's
         trajectories also contributes the misfit of ``H(x) = K(I(x))`` (:func:`normal_form_loss`). It pins the
         frequencies to ``−∂K/∂I``, so, like the Hamiltonian term, it rules out static angles.
+
+        With ``action_weight > 0`` (needs ``actions``, a callable ``(B, 2n) -> (B, n)`` giving the exact actions
+        in the latent planes' order, e.g. :meth:`~canonflow.systems.CalogeroMoser.actions`) every sampled point
+        also contributes :func:`action_loss`, which fits the learned actions to the exact ones.
 
         Each step draws ``batch_size`` trajectories (shuffled, from the generator of
         :func:`canonflow.training.train`, so runs are resumable) and, with ``times_per_batch``, a window of that

@@ -82,6 +82,7 @@ class CalogeroMoser(HamiltonianSystem):
         so the ``I_k`` are the actions of the torus action continuing the normal modes of the equilibrium, where
         ``ν = 2ωg (0, 1, …, N − 1)`` and ``I = 0``; ``I_k ≥ 0``, and ``I_k`` belongs to the frequency ``kω``.
         """
+        self._check_x(x, "actions")
         plus, minus = self.lax_matrices(x)
         return self.actions_of_spectrum(torch.linalg.eigvalsh(plus @ minus))
 
