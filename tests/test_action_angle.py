@@ -452,6 +452,22 @@ def test_action_loss_vanishes_exactly_on_the_action_angle_map() -> None:
         assert float(action_loss(sheared, points, OSCILLATOR.actions)) > 1e-4
 
 
+def test_combined_loss_takes_the_hamiltonian_and_action_terms_together() -> None:
+    """Each term adds its own loss: on the exact chart every term vanishes, on the identity each is positive."""
+    data = _oscillator_data(0, 8)
+    angles = 2 * math.pi * torch.rand(8, 4, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    terms = {"hamiltonian": OSCILLATOR, "hamiltonian_weight": 1.0, "angles": angles, "actions": OSCILLATOR.actions}
+    exact = ActionAngleFlow(2, chart=normal_mode_chart(OSCILLATOR, [0.0] * 4), blocks=0, householder=0)
+    identity = ActionAngleFlow(2, blocks=0, householder=0)
+    with torch.no_grad():
+        assert float(combined_loss(exact, data, action_weight=1.0, **terms)) < 1e-20
+        without = float(combined_loss(identity, data, action_weight=0.0, **terms))
+        alone = float(action_loss(identity, data.reshape(-1, 4), OSCILLATOR.actions))
+        together = float(combined_loss(identity, data, action_weight=1.0, **terms))
+    assert alone > 1e-2
+    assert together == pytest.approx(without + alone, rel=1e-12)
+
+
 def test_fit_with_known_actions_learns_the_oscillator_chart() -> None:
     """With the exact actions as targets the learned actions match them, not only their conservation."""
     torch.manual_seed(0)

@@ -323,7 +323,8 @@ class ActionAngleFlow(nn.Module):
     ) -> TrainResult:
         """Learn the map from trajectories ``(num_traj, T, 2n)`` with :func:`trajectory_loss` ``+ angle_weight ·``
         :func:`angle_loss` ``+ hamiltonian_weight ·`` :func:`hamiltonian_loss` ``+ normal_form_weight ·``
-        :func:`normal_form_loss`: Adam on minibatches, then optionally ``polish_steps`` L-BFGS steps.
+        :func:`normal_form_loss` ``+ action_weight ·`` :func:`action_loss`: Adam on minibatches, then optionally
+        ``polish_steps`` L-BFGS steps.
 
         With ``hamiltonian_weight > 0`` (needs ``hamiltonian``, a callable ``H: (B, 2n) -> (B,)``) every
         trajectory of the batch also contributes its torus: its mean latent actions over the time window
@@ -367,7 +368,7 @@ class ActionAngleFlow(nn.Module):
         ``min(batch_size, #training trajectories)`` trajectories and time window and keeps its contiguous shard
         of trajectories (the global batch must be divisible by the world size); the ``"spread"`` and ``"mean"``
         losses and :func:`angle_loss` are means over trajectories, so DDP's averaged gradients equal one
-        process's. ``"across"``, the Hamiltonian term and the normal-form term compare trajectories across the
+        process's. ``"across"``, the Hamiltonian, normal-form and action terms compare trajectories across the
         batch, so with any of them each rank evaluates the whole global batch (same result, no speed-up).
         Validation is identical on all ranks. The L-BFGS polish runs the same full-batch computation on every
         rank, so the ranks stay identical without communication.
@@ -388,11 +389,6 @@ class ActionAngleFlow(nn.Module):
         if hamiltonian_weight > 0 and not callable(hamiltonian):
             raise TypeError(f"{who}: hamiltonian_weight > 0 needs a callable hamiltonian (B, 2n) -> (B,)")
         _check_weight(normal_form_weight, "normal_form_weight", who)
-        _check_weight(action_weight, "action_weight", who)
-        if action_weight > 0 and not callable(actions):
-            raise TypeError(f"{who}: action_weight > 0 needs a callable actions (B, 2n) -> (B, n)")
-        if actions is not None and action_weight == 0:
-            raise ValueError(f"{who}: actions are used only with action_weight > 0")
         if normal_form_weight > 0 and not (callable(hamiltonian) and callable(action_hamiltonian)):
             raise TypeError(
                 f"{who}: normal_form_weight > 0 needs callables hamiltonian (B, 2n) -> (B,) and "
@@ -402,6 +398,11 @@ class ActionAngleFlow(nn.Module):
             raise ValueError(f"{who}: a hamiltonian is used only with hamiltonian_weight > 0 or normal_form_weight > 0")
         if action_hamiltonian is not None and normal_form_weight == 0:
             raise ValueError(f"{who}: an action_hamiltonian is used only with normal_form_weight > 0")
+        _check_weight(action_weight, "action_weight", who)
+        if action_weight > 0 and not callable(actions):
+            raise TypeError(f"{who}: action_weight > 0 needs a callable actions (B, 2n) -> (B, n)")
+        if actions is not None and action_weight == 0:
+            raise ValueError(f"{who}: actions are used only with action_weight > 0")
         check_positive_int(num_angles, "num_angles", who)
         if num_angles < 2:
             raise ValueError(f"{who}: num_angles must be at least 2, got {num_angles}")
@@ -741,8 +742,9 @@ def combined_loss(
     action_weight: float = 0.0,
 ) -> torch.Tensor:
     """The loss of :meth:`ActionAngleFlow.fit`: :func:`trajectory_loss` ``+ angle_weight ·`` :func:`angle_loss`
-    ``+ hamiltonian_weight ·`` :func:`hamiltonian_loss` ``+ normal_form_weight ·`` :func:`normal_form_loss` on
-    trajectories ``(B, T, 2n)`` (the last term on all their ``B·T`` points).
+    ``+ hamiltonian_weight ·`` :func:`hamiltonian_loss` ``+ normal_form_weight ·`` :func:`normal_form_loss`
+    ``+ action_weight ·`` :func:`action_loss` on trajectories ``(B, T, 2n)`` (the last two terms on all their
+    ``B·T`` points).
 
     The Hamiltonian term (``hamiltonian_weight > 0``; needs ``hamiltonian`` and ``angles (B, M, n)``) uses one
     torus per trajectory, at its mean latent actions over the ``T`` samples, detached (the term then shapes
@@ -755,17 +757,17 @@ def combined_loss(
         if hamiltonian is None or angles is None:
             raise ValueError("combined_loss: hamiltonian_weight > 0 needs a hamiltonian and angles (B, M, n)")
         with torch.no_grad():
-            actions = 0.5 * model.radii(trajectories).mean(dim=1)
-        value = value + hamiltonian_weight * hamiltonian_loss(model, hamiltonian, actions, angles)
+            tori = 0.5 * model.radii(trajectories).mean(dim=1)
+        value = value + hamiltonian_weight * hamiltonian_loss(model, hamiltonian, tori, angles)
+    points = trajectories.reshape(-1, trajectories.shape[-1])
     if normal_form_weight > 0:
         if hamiltonian is None or action_hamiltonian is None:
             raise ValueError("combined_loss: normal_form_weight > 0 needs a hamiltonian and an action_hamiltonian")
-        points = trajectories.reshape(-1, trajectories.shape[-1])
         value = value + normal_form_weight * normal_form_loss(model, points, hamiltonian, action_hamiltonian)
     if action_weight > 0:
         if actions is None:
             raise ValueError("combined_loss: action_weight > 0 needs actions")
-        value = value + action_weight * action_loss(model, trajectories.reshape(-1, trajectories.shape[-1]), actions)
+        value = value + action_weight * action_loss(model, points, actions)
     return value
 
 
