@@ -60,6 +60,26 @@ def _oscillator_data(seed: int, num: int) -> torch.Tensor:
     return torch.stack([OSCILLATOR.exact_flow(initial, t) for t in TIMES], dim=1)
 
 
+def _oscillator_charts() -> tuple[ActionAngleFlow, ActionAngleFlow, ActionAngleFlow]:
+    """The oscillator's exact chart, the identity and a randomly sheared chart (float64, 2 dof)."""
+    exact = ActionAngleFlow(2, chart=normal_mode_chart(OSCILLATOR, [0.0] * 4), blocks=0, householder=0)
+    identity = ActionAngleFlow(2, blocks=0, householder=0)
+    sheared = ActionAngleFlow(2, chart=normal_mode_chart(OSCILLATOR, [0.0] * 4), blocks=1, hidden=4, householder=0)
+    return exact, identity, randomize_(sheared, 0.2)
+
+
+def _fit_oscillator(**terms: object) -> ActionAngleFlow:
+    """A linear read-out fitted to 64 oscillator trajectories with the given extra loss terms (300 Adam steps and
+    3 L-BFGS steps); the run must end with a finite validation loss."""
+    torch.manual_seed(0)
+    model = ActionAngleFlow(2, blocks=0)
+    result = model.fit(
+        _oscillator_data(0, 64), TIMES, batch_size=32, polish_steps=3, steps=300, lr=3e-2, progress=False, **terms
+    )
+    assert math.isfinite(result.best_validation)
+    return model
+
+
 def test_quick_oscillator_conserves_actions_to_1e_3() -> None:
     torch.manual_seed(0)
     model = ActionAngleFlow(2, blocks=0)
@@ -396,39 +416,24 @@ def test_normal_form_loss_vanishes_exactly_on_the_action_angle_map() -> None:
     """On the oscillator's exact chart ``H = Σ ω_k I_k`` at every point; the identity (ellipses), the chart with
     its planes swapped (wrong frequencies) and a sheared chart are all penalized."""
     points = _oscillator_data(0, 16).reshape(-1, 4)
-    exact = ActionAngleFlow(2, chart=normal_mode_chart(OSCILLATOR, [0.0] * 4), blocks=0, householder=0)
+    exact, identity, sheared = _oscillator_charts()
     with torch.no_grad():
         assert float(normal_form_loss(exact, points, OSCILLATOR, OSCILLATOR.action_hamiltonian)) < 1e-28
         swapped = HarmonicOscillator(2, omega=[1.7, 1.0]).action_hamiltonian
         for wrong in (swapped, lambda actions: 1.1 * OSCILLATOR.action_hamiltonian(actions)):
             assert float(normal_form_loss(exact, points, OSCILLATOR, wrong)) > 1e-3
-        identity = ActionAngleFlow(2, blocks=0, householder=0)
         assert float(normal_form_loss(identity, points, OSCILLATOR, OSCILLATOR.action_hamiltonian)) > 1e-2
-    sheared = ActionAngleFlow(2, chart=normal_mode_chart(OSCILLATOR, [0.0] * 4), blocks=1, hidden=4, householder=0)
-    randomize_(sheared, 0.2)
-    with torch.no_grad():
         assert float(normal_form_loss(sheared, points, OSCILLATOR, OSCILLATOR.action_hamiltonian)) > 1e-4
 
 
 @pytest.mark.parametrize(("omega", "matched"), [([1.0, 1.7], [0, 1]), ([1.7, 1.0], [1, 0])])
 def test_fit_with_the_normal_form_term_learns_the_oscillator(omega: list[float], matched: list[int]) -> None:
     """``K`` fixes which latent plane carries which oscillator: the order follows ``omega``."""
-    torch.manual_seed(0)
-    data = _oscillator_data(0, 64)
-    model = ActionAngleFlow(2, blocks=0)
-    result = model.fit(
-        data,
-        TIMES,
-        batch_size=32,
+    model = _fit_oscillator(
         hamiltonian=OSCILLATOR,
         action_hamiltonian=HarmonicOscillator(2, omega=omega).action_hamiltonian,
         normal_form_weight=1.0,
-        polish_steps=3,
-        steps=300,
-        lr=3e-2,
-        progress=False,
     )
-    assert math.isfinite(result.best_validation)
     test = _oscillator_data(1, 16)
     metrics = evaluate(model, test, TIMES, OSCILLATOR, OSCILLATOR.frequencies(test[:, 0]))
     assert max(metrics["action_conservation"]) < 1e-4
@@ -440,15 +445,11 @@ def test_action_loss_vanishes_exactly_on_the_action_angle_map() -> None:
     """On the oscillator's exact chart the learned actions are ``E_k/ω_k`` at every point; the identity, the
     chart with its planes swapped and a sheared chart are all penalized."""
     points = _oscillator_data(0, 16).reshape(-1, 4)
-    exact = ActionAngleFlow(2, chart=normal_mode_chart(OSCILLATOR, [0.0] * 4), blocks=0, householder=0)
+    exact, identity, sheared = _oscillator_charts()
     with torch.no_grad():
         assert float(action_loss(exact, points, OSCILLATOR.actions)) < 1e-28
         assert float(action_loss(exact, points, lambda x: OSCILLATOR.actions(x).flip(-1))) > 1e-2
-        identity = ActionAngleFlow(2, blocks=0, householder=0)
         assert float(action_loss(identity, points, OSCILLATOR.actions)) > 1e-2
-    sheared = ActionAngleFlow(2, chart=normal_mode_chart(OSCILLATOR, [0.0] * 4), blocks=1, hidden=4, householder=0)
-    randomize_(sheared, 0.2)
-    with torch.no_grad():
         assert float(action_loss(sheared, points, OSCILLATOR.actions)) > 1e-4
 
 
@@ -457,8 +458,7 @@ def test_combined_loss_takes_the_hamiltonian_and_action_terms_together() -> None
     data = _oscillator_data(0, 8)
     angles = 2 * math.pi * torch.rand(8, 4, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     terms = {"hamiltonian": OSCILLATOR, "hamiltonian_weight": 1.0, "angles": angles, "actions": OSCILLATOR.actions}
-    exact = ActionAngleFlow(2, chart=normal_mode_chart(OSCILLATOR, [0.0] * 4), blocks=0, householder=0)
-    identity = ActionAngleFlow(2, blocks=0, householder=0)
+    exact, identity, _ = _oscillator_charts()
     with torch.no_grad():
         assert float(combined_loss(exact, data, action_weight=1.0, **terms)) < 1e-20
         without = float(combined_loss(identity, data, action_weight=0.0, **terms))
@@ -470,20 +470,7 @@ def test_combined_loss_takes_the_hamiltonian_and_action_terms_together() -> None
 
 def test_fit_with_known_actions_learns_the_oscillator_chart() -> None:
     """With the exact actions as targets the learned actions match them, not only their conservation."""
-    torch.manual_seed(0)
-    model = ActionAngleFlow(2, blocks=0)
-    result = model.fit(
-        _oscillator_data(0, 64),
-        TIMES,
-        batch_size=32,
-        actions=OSCILLATOR.actions,
-        action_weight=1.0,
-        polish_steps=3,
-        steps=300,
-        lr=3e-2,
-        progress=False,
-    )
-    assert math.isfinite(result.best_validation)
+    model = _fit_oscillator(actions=OSCILLATOR.actions, action_weight=1.0)
     test = _oscillator_data(1, 16)
     metrics = evaluate(model, test, TIMES, OSCILLATOR, OSCILLATOR.frequencies(test[:, 0]))
     assert max(metrics["action_conservation"]) < 1e-4
@@ -500,9 +487,11 @@ def test_calogero_moser_action_hamiltonian_is_linear_with_the_ground_energy() ->
     torch.testing.assert_close(
         system.action_hamiltonian(actions), torch.tensor([ground, ground + 1.5 * (1.0 + 1.0 + 0.75)]).double()
     )
-    with pytest.raises(ValueError, match=r"CalogeroMoser.action_hamiltonian: expected actions of shape \(B, 3\)"):
+    message = r"CalogeroMoser \('calogero_moser'\)\.action_hamiltonian: expected actions of shape \(B, n\) = \(B, 3\)"
+    with pytest.raises(ValueError, match=message):
         system.action_hamiltonian(torch.zeros(2, 2))
-    with pytest.raises(ValueError, match=r"HarmonicOscillator.action_hamiltonian: expected actions of shape"):
+    message = r"HarmonicOscillator \('oscillator'\)\.action_hamiltonian: expected actions of shape \(B, n\) = \(B, 2\)"
+    with pytest.raises(ValueError, match=message):
         OSCILLATOR.action_hamiltonian(torch.zeros(3))
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from canonflow.action_angle.charts import AffineChart, normal_mode_chart
+from canonflow.action_angle.charts import make_chart, normal_mode_chart
 from canonflow.data import trajectories
 from canonflow.phase_space import split
 from canonflow.systems import CentreOfMassFrame, Toda
@@ -47,8 +47,7 @@ def toda_loop_orbits(
         raise ValueError(f"{who}: sense must be +1 or -1, got {sense!r}")
     if not horizon > 0:
         raise ValueError(f"{who}: horizon must be positive, got {horizon!r}")
-    spec = normal_mode_chart(system, [0.0] * 4, circular=[(0, 1)])
-    chart = AffineChart(spec["centre"], spec["matrix"])
+    chart = make_chart(normal_mode_chart(system, [0.0] * 4, circular=[(0, 1)]))
     kept: list[torch.Tensor] = []
     count = 0
     while count < num:

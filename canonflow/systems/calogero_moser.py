@@ -106,9 +106,7 @@ class CalogeroMoser(HamiltonianSystem):
         torus of the region connected to the equilibrium, where ``K = E₀`` at ``I = 0``; ``E₀ = ω g N(N−1)/2``.
         For :func:`canonflow.action_angle.normal_form_loss`.
         """
-        if not isinstance(actions, torch.Tensor) or actions.ndim != 2 or actions.shape[-1] != self.N:
-            shape = tuple(actions.shape) if isinstance(actions, torch.Tensor) else type(actions).__name__
-            raise ValueError(f"CalogeroMoser.action_hamiltonian: expected actions of shape (B, {self.N}), got {shape}")
+        self._check_half(actions, "action_hamiltonian", "actions")
         weights = torch.arange(1, self.N + 1, dtype=actions.dtype, device=actions.device)
         return self.ground_energy() + self.omega * actions @ weights
 

@@ -56,11 +56,7 @@ class HarmonicOscillator(HamiltonianSystem):
 
         For :func:`canonflow.action_angle.normal_form_loss`.
         """
-        if not isinstance(actions, torch.Tensor) or actions.ndim != 2 or actions.shape[-1] != self.n:
-            shape = tuple(actions.shape) if isinstance(actions, torch.Tensor) else type(actions).__name__
-            raise ValueError(
-                f"HarmonicOscillator.action_hamiltonian: expected actions of shape (B, {self.n}), got {shape}"
-            )
+        self._check_half(actions, "action_hamiltonian", "actions")
         return actions @ self._omega(actions)
 
     def mode_energies(self, x: torch.Tensor) -> torch.Tensor:
