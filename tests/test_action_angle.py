@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 from layer_contract import ALL_CHECKS, randomize_, run_check
+from randomness import gen, manual_seed
 
 import canonflow
 from canonflow.action_angle import (
@@ -41,22 +42,13 @@ from canonflow.phase_space import symplectic_form
 from canonflow.systems import CalogeroMoser, CentreOfMassFrame, HarmonicChain, HarmonicOscillator, Kepler, Toda
 from canonflow.testing import assert_symplectic
 
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 OSCILLATOR = HarmonicOscillator(2, omega=[1.0, 1.7])
 TIMES = torch.linspace(0.0, 6.0, 40, dtype=torch.float64)
 
 
 def _oscillator_data(seed: int, num: int) -> torch.Tensor:
     """Exact oscillator trajectories ``(num, 40, 4)`` (closed form, so the test spends no time integrating)."""
-    initial = OSCILLATOR.sample_initial(num, generator=torch.Generator().manual_seed(seed))
+    initial = OSCILLATOR.sample_initial(num, generator=gen(seed))
     return torch.stack([OSCILLATOR.exact_flow(initial, t) for t in TIMES], dim=1)
 
 
@@ -71,7 +63,7 @@ def _oscillator_charts() -> tuple[ActionAngleFlow, ActionAngleFlow, ActionAngleF
 def _fit_oscillator(**terms: object) -> ActionAngleFlow:
     """A linear read-out fitted to 64 oscillator trajectories with the given extra loss terms (300 Adam steps and
     3 L-BFGS steps); the run must end with a finite validation loss."""
-    torch.manual_seed(0)
+    manual_seed(0)
     model = ActionAngleFlow(2, blocks=0)
     result = model.fit(
         _oscillator_data(0, 64), TIMES, batch_size=32, polish_steps=3, steps=300, lr=3e-2, progress=False, **terms
@@ -80,8 +72,9 @@ def _fit_oscillator(**terms: object) -> ActionAngleFlow:
     return model
 
 
+@pytest.mark.statistical
 def test_quick_oscillator_conserves_actions_to_1e_3() -> None:
-    torch.manual_seed(0)
+    manual_seed(0)
     model = ActionAngleFlow(2, blocks=0)
     model.fit(_oscillator_data(0, 64), TIMES, batch_size=32, steps=600, lr=3e-2, progress=False)
     test = _oscillator_data(1, 32)
@@ -92,11 +85,12 @@ def test_quick_oscillator_conserves_actions_to_1e_3() -> None:
     assert metrics["angle_independence"] < 1e-2
 
 
+@pytest.mark.statistical
 def test_kepler_loss_improves_tenfold_from_initialization() -> None:
     system = Kepler(2)
-    initial = system.sample_orbits(48, generator=torch.Generator().manual_seed(0))
+    initial = system.sample_orbits(48, generator=gen(0))
     data = trajectories(system, 48, (8.0, 24), initial=initial)
-    torch.manual_seed(0)
+    manual_seed(0)
     model = ActionAngleFlow(2, blocks=2, hidden=16, householder=0)
     with torch.no_grad():
         before = float(trajectory_loss(model, data.states, "mean"))
@@ -107,7 +101,7 @@ def test_kepler_loss_improves_tenfold_from_initialization() -> None:
 
 
 def test_save_load_round_trip(tmp_path) -> None:
-    torch.manual_seed(0)
+    manual_seed(0)
     model = randomize_(ActionAngleFlow(3, blocks=2, hidden=8, activation="softplus"), scale=0.05)  # off the identity
     path = tmp_path / "model.pt"
     model.save(path)
@@ -119,7 +113,7 @@ def test_save_load_round_trip(tmp_path) -> None:
 
 
 def test_round_trip_through_action_angle_coordinates() -> None:
-    torch.manual_seed(0)
+    manual_seed(0)
     model = ActionAngleFlow(2, blocks=2, hidden=8)
     x = torch.randn(32, 4, dtype=torch.float64)
     actions, angles = model.to_action_angle(x)
@@ -182,7 +176,7 @@ def test_other_bad_input() -> None:
 def test_kepler_chart_is_canonical_invertible_and_winds_both_planes() -> None:
     system = Kepler(2)
     chart = KeplerChart()
-    x = system.sample_orbits(16, generator=torch.Generator().manual_seed(0))
+    x = system.sample_orbits(16, generator=gen(0))
     z, _ = chart(x)
     assert torch.allclose(chart.inverse(z)[0], x, atol=1e-12)
     assert_symplectic(chart, x[:4], atol=1e-12)
@@ -206,11 +200,11 @@ def test_calogero_moser_chart_is_exact_canonical_and_invertible(N: int, omega: f
     system = CalogeroMoser(N, omega=omega, g=g)
     chart = CalogeroMoserChart(N, omega=omega, g=g)
     assert not list(chart.parameters())
-    x = system.sample_initial(6, generator=torch.Generator().manual_seed(N))
+    x = system.sample_initial(6, generator=gen(N))
     z, logabsdet = chart(x)
     assert torch.equal(logabsdet, torch.zeros(6, dtype=torch.float64))
     torch.testing.assert_close(chart.inverse(z)[0], x, rtol=0, atol=1e-12)
-    latent = torch.randn(5, 2 * N, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    latent = torch.randn(5, 2 * N, generator=gen(7), dtype=torch.float64)
     torch.testing.assert_close(chart(chart.inverse(latent)[0])[0], latent, rtol=0, atol=1e-12)
     assert_symplectic(chart, x[:4], atol=1e-10)
     assert_symplectic(chart, latent[:3], atol=1e-10, inverse=True)
@@ -235,7 +229,7 @@ def test_calogero_moser_chart_is_an_exact_action_angle_map(tmp_path) -> None:
         system,
         12,
         (2 * system.period(), 60),
-        initial=system.sample_initial(12, generator=torch.Generator().manual_seed(3)),
+        initial=system.sample_initial(12, generator=gen(3)),
     )
     model = ActionAngleFlow(3, chart={"name": "calogero_moser", "N": 3, "omega": 1.3}, blocks=0, householder=0)
     omega = torch.full((12,), 1.3, dtype=torch.float64)
@@ -251,7 +245,7 @@ def test_calogero_moser_chart_is_an_exact_action_angle_map(tmp_path) -> None:
 
 
 def test_action_shear_is_canonical_conserves_actions_and_fixes_the_origin() -> None:
-    torch.manual_seed(0)
+    manual_seed(0)
     flow = randomize_(action_shear_flow(3, 1, blocks=2, hidden=8).double(), scale=0.3)  # away from the identity
     x = torch.randn(32, 6, dtype=torch.float64)
     z, _ = flow(x)
@@ -268,10 +262,10 @@ def test_action_shear_is_canonical_conserves_actions_and_fixes_the_origin() -> N
 
 @pytest.mark.parametrize("scaled", [False, True])
 def test_twisted_action_shear_flow_is_canonical_conserves_g_and_keeps_windings(scaled: bool) -> None:
-    torch.manual_seed(0)
+    manual_seed(0)
     flow = randomize_(action_shear_flow(2, 1, blocks=2, hidden=8, scaled=scaled, twist=6).double(), scale=0.5)
     assert any(isinstance(layer, ActionTwist) for layer in flow._transforms)
-    generator = torch.Generator().manual_seed(1)
+    generator = gen(1)
     x = torch.randn(32, 4, generator=generator, dtype=torch.float64)
     z, _ = flow(x)
     assert not torch.allclose(z, x, atol=1e-2)
@@ -296,7 +290,7 @@ def test_twisted_action_shear_flow_is_canonical_conserves_g_and_keeps_windings(s
 @pytest.mark.parametrize("field", [ScaledAnchoredField(6), ScaledTwistField(6)])
 def test_scaled_fields_are_gradients_and_the_shear_field_is_anchored(field) -> None:
     field = randomize_(field.double(), scale=0.5)
-    x = torch.rand(8, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64) + 0.3
+    x = torch.rand(8, 2, generator=gen(2), dtype=torch.float64) + 0.3
     jacobian = torch.func.vmap(torch.func.jacrev(lambda y: field(y.unsqueeze(0))[0]))(x)
     torch.testing.assert_close(jacobian, jacobian.transpose(1, 2), rtol=0, atol=1e-12)
     if isinstance(field, ScaledAnchoredField):
@@ -306,15 +300,16 @@ def test_scaled_fields_are_gradients_and_the_shear_field_is_anchored(field) -> N
         action_shear_flow(3, 1, blocks=1, scaled=True)
 
 
+@pytest.mark.statistical
 def test_kepler_chart_model_learns_winding_angles_and_saves(tmp_path) -> None:
     system = Kepler(2)
-    initial = system.sample_orbits(48, generator=torch.Generator().manual_seed(0))
+    initial = system.sample_orbits(48, generator=gen(0))
     data = trajectories(system, 48, (8.0, 40), initial=initial)
-    torch.manual_seed(0)
+    manual_seed(0)
     model = ActionAngleFlow(2, chart={"name": "kepler"}, symmetry_planes=1, blocks=1, hidden=8, householder=0)
     before = evaluate(model, data.states, data.times)["action_conservation"][0]
     model.fit(data.states, data.times, batch_size=24, steps=150, lr=1e-2, polish_steps=6, progress=False)
-    test_initial = system.sample_orbits(16, generator=torch.Generator().manual_seed(1))
+    test_initial = system.sample_orbits(16, generator=gen(1))
     test = trajectories(system, 16, (8.0, 40), initial=test_initial)
     metrics = evaluate(model, test.states, test.times, system, system.frequencies(test_initial))
     assert metrics["action_conservation"][0] < 0.75 * before
@@ -327,8 +322,9 @@ def test_kepler_chart_model_learns_winding_angles_and_saves(tmp_path) -> None:
     assert torch.equal(loaded(test.states), model(test.states))
 
 
+@pytest.mark.statistical
 def test_polish_lowers_the_loss_below_adam() -> None:
-    torch.manual_seed(0)
+    manual_seed(0)
     data = _oscillator_data(0, 32)
     adam, polished = ActionAngleFlow(2, blocks=1, hidden=4), ActionAngleFlow(2, blocks=1, hidden=4)
     polished.load_state_dict(adam.state_dict())
@@ -341,7 +337,7 @@ def test_polish_lowers_the_loss_below_adam() -> None:
 
 
 def _combined(model: ActionAngleFlow, data: torch.Tensor, weight: float = 1.0) -> float:
-    angles = 2 * math.pi * torch.rand(len(data), 16, 2, generator=torch.Generator().manual_seed(3), dtype=data.dtype)
+    angles = 2 * math.pi * torch.rand(len(data), 16, 2, generator=gen(3), dtype=data.dtype)
     with torch.no_grad():
         return float(combined_loss(model, data, "spread", None, 1.0, OSCILLATOR, weight, angles))
 
@@ -353,7 +349,7 @@ def test_combined_loss_vanishes_on_the_exact_action_angle_map() -> None:
     exact = ActionAngleFlow(2, chart=normal_mode_chart(OSCILLATOR, [0.0] * 4), blocks=0, householder=0)
     assert _combined(exact, data) < 1e-20
     identity = ActionAngleFlow(2, blocks=0, householder=0)
-    angles = 2 * math.pi * torch.rand(16, 16, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    angles = 2 * math.pi * torch.rand(16, 16, 2, generator=gen(3), dtype=torch.float64)
     with torch.no_grad():
         actions = 0.5 * identity.radii(data).mean(dim=1)
         assert float(hamiltonian_loss(identity, OSCILLATOR, actions, angles)) > 1e-2
@@ -362,8 +358,9 @@ def test_combined_loss_vanishes_on_the_exact_action_angle_map() -> None:
         combined_loss(exact, data, hamiltonian_weight=1.0)
 
 
+@pytest.mark.statistical
 def test_fit_with_the_hamiltonian_term_lowers_the_combined_loss() -> None:
-    torch.manual_seed(0)
+    manual_seed(0)
     data = _oscillator_data(0, 64)
     model = ActionAngleFlow(2, blocks=0)
     before = _combined(model, data)
@@ -426,6 +423,7 @@ def test_normal_form_loss_vanishes_exactly_on_the_action_angle_map() -> None:
         assert float(normal_form_loss(sheared, points, OSCILLATOR, OSCILLATOR.action_hamiltonian)) > 1e-4
 
 
+@pytest.mark.statistical
 @pytest.mark.parametrize(("omega", "matched"), [([1.0, 1.7], [0, 1]), ([1.7, 1.0], [1, 0])])
 def test_fit_with_the_normal_form_term_learns_the_oscillator(omega: list[float], matched: list[int]) -> None:
     """``K`` fixes which latent plane carries which oscillator: the order follows ``omega``."""
@@ -456,7 +454,7 @@ def test_action_loss_vanishes_exactly_on_the_action_angle_map() -> None:
 def test_combined_loss_takes_the_hamiltonian_and_action_terms_together() -> None:
     """Each term adds its own loss: on the exact chart every term vanishes, on the identity each is positive."""
     data = _oscillator_data(0, 8)
-    angles = 2 * math.pi * torch.rand(8, 4, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    angles = 2 * math.pi * torch.rand(8, 4, 2, generator=gen(0), dtype=torch.float64)
     terms = {"hamiltonian": OSCILLATOR, "hamiltonian_weight": 1.0, "angles": angles, "actions": OSCILLATOR.actions}
     exact, identity, _ = _oscillator_charts()
     with torch.no_grad():
@@ -468,6 +466,7 @@ def test_combined_loss_takes_the_hamiltonian_and_action_terms_together() -> None
     assert together == pytest.approx(without + alone, rel=1e-12)
 
 
+@pytest.mark.statistical
 def test_fit_with_known_actions_learns_the_oscillator_chart() -> None:
     """With the exact actions as targets the learned actions match them, not only their conservation."""
     model = _fit_oscillator(actions=OSCILLATOR.actions, action_weight=1.0)
@@ -496,7 +495,7 @@ def test_calogero_moser_action_hamiltonian_is_linear_with_the_ground_energy() ->
 
 
 def _random_symplectic(n: int, seed: int) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
+    generator = gen(seed)
     a = torch.randn(2 * n, 2 * n, generator=generator, dtype=torch.float64)
     return torch.linalg.matrix_exp(0.3 * symplectic_form(n, dtype=torch.float64) @ (a + a.T))
 
@@ -504,7 +503,7 @@ def _random_symplectic(n: int, seed: int) -> torch.Tensor:
 @pytest.mark.parametrize("n", [1, 2, 3, 8])
 @pytest.mark.parametrize("check", [check for check in ALL_CHECKS if check != "gradients"])
 def test_affine_chart_meets_the_layer_contract(n: int, check: str) -> None:
-    centre = torch.randn(2 * n, generator=torch.Generator().manual_seed(n), dtype=torch.float64)
+    centre = torch.randn(2 * n, generator=gen(n), dtype=torch.float64)
     make = lambda: AffineChart(centre.tolist(), _random_symplectic(n, seed=n)).eval()  # noqa: E731
     assert not list(make().parameters())
     run_check(check, make, n)
@@ -524,7 +523,7 @@ def test_affine_chart_rejects_bad_matrices() -> None:
 def test_normal_mode_chart_diagonalizes_a_quadratic_hamiltonian_exactly() -> None:
     chain = HarmonicChain(5, kappa=2.0)
     chart = AffineChart(**{k: v for k, v in normal_mode_chart(chain, [0.0] * 10).items() if k != "name"})
-    z = torch.randn(64, 10, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    z = torch.randn(64, 10, generator=gen(0), dtype=torch.float64)
     omega = chain.normal_mode_frequencies().sort().values
     expected = 0.5 * (omega * (z[:, :5] ** 2 + z[:, 5:] ** 2)).sum(-1)
     torch.testing.assert_close(chain.hamiltonian(chart.inverse(z)[0]), expected, rtol=1e-12, atol=1e-12)
@@ -540,7 +539,7 @@ def test_circular_modes_carry_the_angular_momentum_of_an_isotropic_oscillator() 
     oscillator = HarmonicOscillator(2, omega=[1.3, 1.3])
     spec = normal_mode_chart(oscillator, [0.0] * 4, circular=[(0, 1)])
     chart = AffineChart(spec["centre"], spec["matrix"])
-    x = torch.randn(32, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    x = torch.randn(32, 4, generator=gen(1), dtype=torch.float64)
     z, _ = chart(x)
     actions = 0.5 * (z[:, :2] ** 2 + z[:, 2:] ** 2)
     momentum = x[:, 0] * x[:, 3] - x[:, 1] * x[:, 2]
@@ -553,7 +552,7 @@ def test_calogero_moser_normal_mode_chart_winds_each_plane_with_its_frequency() 
     the outer particles (q₁ ≈ −1.2, q₃ ≈ 1.2) the orbits do not surround the origin and never turn."""
     system = CalogeroMoser(3)
     spec = normal_mode_chart(system, system.equilibrium())
-    initial = system.sample_initial(16, generator=torch.Generator().manual_seed(0))
+    initial = system.sample_initial(16, generator=gen(0))
     data = trajectories(system, 16, (system.period(), 240), initial=initial)
     model = ActionAngleFlow(3, chart=spec, blocks=0, householder=0)
 
@@ -574,7 +573,7 @@ def test_toda_normal_mode_chart_has_degenerate_frequencies() -> None:
     system = CentreOfMassFrame(Toda(3, periodic=True))
     spec = normal_mode_chart(system, [0.0] * 4)
     matrix = torch.tensor(spec["matrix"], dtype=torch.float64)
-    z = torch.randn(8, 4, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    z = torch.randn(8, 4, generator=gen(2), dtype=torch.float64)
     x = z @ torch.linalg.inv(matrix).T
     energy = lambda y: system.hamiltonian(y.unsqueeze(0)).sum()  # noqa: E731
     hessian = torch.func.hessian(energy)(torch.zeros(4, dtype=torch.float64))
@@ -583,7 +582,7 @@ def test_toda_normal_mode_chart_has_degenerate_frequencies() -> None:
 
 
 def test_winding_flow_is_canonical_and_keeps_every_plane_s_winding_numbers() -> None:
-    torch.manual_seed(0)
+    manual_seed(0)
     flow = randomize_(winding_flow(3, blocks=2, hidden=8).double(), scale=0.5)  # away from the identity
     x = torch.randn(32, 6, dtype=torch.float64)
     z, _ = flow(x)
@@ -602,11 +601,12 @@ def test_winding_flow_is_canonical_and_keeps_every_plane_s_winding_numbers() -> 
         winding_flow(1, blocks=1)
 
 
+@pytest.mark.statistical
 def test_winding_model_keeps_the_chart_s_windings_through_training() -> None:
     system = CalogeroMoser(3)
-    initial = system.sample_initial(24, generator=torch.Generator().manual_seed(0))
+    initial = system.sample_initial(24, generator=gen(0))
     data = trajectories(system, 24, (system.period(), 100), initial=initial)
-    torch.manual_seed(0)
+    manual_seed(0)
     spec = normal_mode_chart(system, system.equilibrium())
     model = ActionAngleFlow(3, chart=spec, winding=True, blocks=1, hidden=8)
     before = evaluate(model, data.states, data.times)["action_conservation"]
@@ -631,14 +631,14 @@ def toda_birkhoff_spec() -> dict:
 def test_birkhoff_chart_is_exact_canonical_and_normalizes_toda_to_degree_4(toda_birkhoff_spec) -> None:
     system = CentreOfMassFrame(Toda(3, periodic=True))
     chart = BirkhoffChart(**{key: value for key, value in toda_birkhoff_spec.items() if key != "name"})
-    x = 0.5 * torch.randn(32, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x = 0.5 * torch.randn(32, 4, generator=gen(0), dtype=torch.float64)
     z, _ = chart(x)
     torch.testing.assert_close(chart.inverse(z)[0], x, rtol=0, atol=1e-12)
     torch.testing.assert_close(chart(chart.inverse(x)[0])[0], x, rtol=0, atol=1e-12)
     assert_symplectic(chart, x, atol=1e-10)
     assert_symplectic(chart, x, atol=1e-10, inverse=True)
     energy = lambda y: system.hamiltonian(chart.inverse(y)[0])  # noqa: E731
-    y = torch.randn(16, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    y = torch.randn(16, 4, generator=gen(1), dtype=torch.float64)
     quadratic = _taylor_part(energy, y, 2)
     torch.testing.assert_close(quadratic, 0.5 * 3**0.5 * y.pow(2).sum(-1), rtol=1e-10, atol=1e-12)
     assert float(_taylor_part(energy, y, 3).abs().max()) < 1e-10 * float(quadratic.abs().max())
@@ -658,11 +658,11 @@ def test_birkhoff_chart_normalizes_the_resonant_calogero_moser_equilibrium() -> 
     system = CalogeroMoser(3)
     spec = birkhoff_chart(system, system.equilibrium(), order=3)
     chart = BirkhoffChart(**{key: value for key, value in spec.items() if key != "name"})
-    x = system.sample_initial(16, generator=torch.Generator().manual_seed(0))
+    x = system.sample_initial(16, generator=gen(0))
     torch.testing.assert_close(chart.inverse(chart(x)[0])[0], x, rtol=0, atol=1e-12)
     assert_symplectic(chart, x, atol=1e-10)
     energy = lambda y: system.hamiltonian(chart.inverse(y)[0])  # noqa: E731
-    y = torch.randn(16, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    y = torch.randn(16, 6, generator=gen(1), dtype=torch.float64)
     quadratic = _taylor_part(energy, y, 2)
     frequencies = torch.tensor([1.0, 2.0, 3.0, 1.0, 2.0, 3.0], dtype=torch.float64)
     torch.testing.assert_close(quadratic, 0.5 * (frequencies * y * y).sum(-1), rtol=1e-9, atol=1e-12)
@@ -688,7 +688,7 @@ def test_toda_loop_orbits_keep_their_sense_and_the_birkhoff_chart_conserves_thei
     actions vary by 10–30 %; the degree-4 normalized chart winds every plane once per loop with actions
     conserved to ~1e-2 (to ~3e-3 at degree 5), before any training."""
     system = CentreOfMassFrame(Toda(3, periodic=True))
-    initial = toda_loop_orbits(system, 24, torch.Generator().manual_seed(0))
+    initial = toda_loop_orbits(system, 24, gen(0))
     assert initial.shape == (24, 4)
     data = trajectories(system, 24, (15.0, 200), initial=initial)
     plain = ActionAngleFlow(2, chart=normal_mode_chart(system, [0.0] * 4, circular=[(0, 1)]), blocks=0, householder=0)
@@ -704,7 +704,7 @@ def test_toda_loop_orbits_keep_their_sense_and_the_birkhoff_chart_conserves_thei
     turns = angles[:, -1] - angles[:, 0]
     torch.testing.assert_close(turns[:, 1] / turns[:, 0], torch.ones(24, dtype=torch.float64), rtol=0, atol=0.15)
     assert min(after["angle_r2"]) > 0.9999
-    negative = toda_loop_orbits(system, 4, torch.Generator().manual_seed(0), sense=-1)
+    negative = toda_loop_orbits(system, 4, gen(0), sense=-1)
     data = trajectories(system, 4, (15.0, 200), initial=negative)
     with torch.no_grad():
         actions = plain.to_action_angle(data.states)[0]

@@ -71,9 +71,9 @@ def _state(path: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
+def _restore_threads():
+    """In-process runs set torch's thread count from ``--threads``, as the command does; put it back."""
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
 

@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 from layer_contract import ALL_CHECKS, randomize_, run_check
+from randomness import gen, manual_seed
 
 from canonflow.integrators import ConvergenceError, implicit_midpoint, leapfrog
 from canonflow.transforms.hamiltonian_flows import ImplicitMidpointFlow, LeapfrogFlow
 
-torch.set_num_threads(1)
 DT = torch.float64
 DEFAULTS = {"steps": 3, "step_size": 0.15, "hidden": 16}
 FACTORIES = {
@@ -24,12 +24,12 @@ KINDS = list(FACTORIES)
 
 def make_layer(kind: str, n: int, seed: int = 0, **kwargs: object) -> LeapfrogFlow | ImplicitMidpointFlow:
     """A float64 layer with randomized, non-identity parameters (the defaults start as the identity)."""
-    torch.manual_seed(seed)
+    manual_seed(seed)
     return randomize_(FACTORIES[kind](n, **kwargs).double(), seed=seed).eval()
 
 
 def data(n: int, batch: int = 8, seed: int = 1, dtype: torch.dtype = DT) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
+    generator = gen(seed)
     return torch.randn(batch, 2 * n, generator=generator, dtype=dtype)
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
+from randomness import gen, manual_seed
 
 import canonflow
 from canonflow.checkpoint import save_model
@@ -25,20 +25,11 @@ from canonflow.training import TrainConfig
 from canonflow.transforms.hamiltonian_flows import implicit_midpoint_adjoint
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny networks: one thread is fastest and does not fight other processes for cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def box_data(
     system: object, noise_std: float = 0.0, num: int = 16, points: int = 9, dt: float = 0.05
 ) -> TrajectoryData:
     """Trajectories from initial states uniform on [-2, 2]², sampled every ``dt``."""
-    generator = torch.Generator().manual_seed(1)
+    generator = gen(1)
     initial = 4.0 * torch.rand(num, 2, generator=generator, dtype=torch.float64) - 2.0
     return trajectories(system, num, (dt * (points - 1), points), initial=initial, noise_std=noise_std, seed=2)
 
@@ -46,11 +37,12 @@ def box_data(
 MODES = [("derivative", False), ("leapfrog", False), ("implicit_midpoint", False), ("implicit_midpoint", True)]
 
 
+@pytest.mark.statistical
 @pytest.mark.parametrize(("mode", "adjoint"), MODES, ids=["derivative", "leapfrog", "midpoint", "midpoint-adjoint"])
 def test_learns_an_exactly_representable_quadratic_hamiltonian(mode: str, adjoint: bool) -> None:
     system = HarmonicOscillator(1, omega=1.5)
     data = box_data(system)
-    torch.manual_seed(0)
+    manual_seed(0)
     model = HamiltonianNet(1, depth=0, separable=mode == "leapfrog", quadratic=True, dtype="float64")
     options = {"derivatives": "exact"} if mode == "derivative" else {"window": 4, "substeps": 2}
     config = TrainConfig(steps=300, lr=0.1, progress=False)
@@ -63,6 +55,7 @@ def test_learns_an_exactly_representable_quadratic_hamiltonian(mode: str, adjoin
     assert errors["grid"] < tolerance and errors["uniform"] < tolerance, errors
 
 
+@pytest.mark.statistical
 @pytest.mark.parametrize("separable", [False, True], ids=["joint", "separable"])
 def test_polynomial_part_represents_a_quartic_hamiltonian_exactly(separable: bool) -> None:
     system = DoubleWell()  # H = p²/2 + q⁴/4 − q²/2: a polynomial of degree 4
@@ -86,6 +79,7 @@ def test_polynomial_monomials_have_finite_derivatives_at_zero() -> None:
     torch.testing.assert_close(gradient, model.polynomial_coefficients[:, :2])
 
 
+@pytest.mark.statistical
 def test_base_steps_fit_the_closed_form_part_first() -> None:
     # a quadratic H learned by a quadratic form plus an MLP: fitted jointly from the start the MLP takes a
     # share of H (and cannot extrapolate it); fitted first, the quadratic form carries H and the MLP stays small
@@ -93,7 +87,7 @@ def test_base_steps_fit_the_closed_form_part_first() -> None:
     data = box_data(system)
     shares = {}
     for base_steps in (0, 200):
-        torch.manual_seed(0)
+        manual_seed(0)
         model = HamiltonianNet(1, hidden=16, depth=1, polynomial=2, dtype="float64")
         config = TrainConfig(steps=100, lr=0.02, progress=False)
         fit_hamiltonian(model, data, "derivative", derivatives="exact", base_steps=base_steps, config=config)
@@ -105,7 +99,7 @@ def test_base_steps_fit_the_closed_form_part_first() -> None:
 
 
 def test_adjoint_and_backprop_gradients_agree() -> None:
-    torch.manual_seed(0)
+    manual_seed(0)
     model = HamiltonianNet(1, hidden=16, depth=2, dtype="float64")
     x0 = torch.randn(6, 2, dtype=torch.float64, requires_grad=True)
     targets = torch.randn(9, 6, 2, dtype=torch.float64)
@@ -138,7 +132,7 @@ def test_adjoint_and_backprop_training_runs_coincide() -> None:
     data = box_data(CoupledOscillator(0.5), noise_std=0.01)
     losses = []
     for adjoint in (False, True):
-        torch.manual_seed(0)
+        manual_seed(0)
         model = HamiltonianNet(1, hidden=8, depth=1, dtype="float64")
         config = TrainConfig(steps=5, lr=1e-2, progress=False)
         result = fit_hamiltonian(model, data, "implicit_midpoint", adjoint=adjoint, window=3, config=config)
@@ -146,11 +140,12 @@ def test_adjoint_and_backprop_training_runs_coincide() -> None:
     assert losses[0] == pytest.approx(losses[1], rel=1e-9)
 
 
+@pytest.mark.statistical
 def test_noise_free_data_gives_lower_error_than_noisy_data() -> None:
     system = CoupledOscillator(0.5)
     errors = {}
     for noise in (0.0, 0.1):
-        torch.manual_seed(0)
+        manual_seed(0)
         model = HamiltonianNet(1, depth=0, quadratic=True, dtype="float64")
         config = TrainConfig(steps=300, lr=0.1, progress=False)
         fit_hamiltonian(model, box_data(system, noise), "derivative", batch_size=None, config=config)
@@ -228,7 +223,7 @@ def test_non_uniform_times_and_conflicting_dt_are_refused() -> None:
     ids=["plain", "separable-quadratic", "polynomial"],
 )
 def test_save_load_round_trip(tmp_path: object, options: dict) -> None:
-    torch.manual_seed(0)
+    manual_seed(0)
     model = HamiltonianNet(2, hidden=8, depth=2, dtype="float64", **options)
     for parameter in model.closed_form_parameters:
         torch.nn.init.normal_(parameter)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import torch
+from randomness import manual_seed
 from scipy.integrate import solve_ivp
 
 from canonflow.integrators import (
@@ -25,7 +26,6 @@ from canonflow.integrators import (
 from canonflow.phase_space import symplectic_form
 from canonflow.systems import CoupledOscillator, HarmonicOscillator, Kepler, Pendulum
 
-torch.set_num_threads(1)
 DT = torch.float64
 
 
@@ -182,7 +182,7 @@ SYMPLECTIC_CASES = [
 )
 def test_one_step_and_multistep_maps_are_symplectic(name: str, system: object) -> None:
     n = 2 if isinstance(system, Kepler) else 1
-    torch.manual_seed(0)
+    manual_seed(0)
     x0 = torch.randn(6, 2 * n, dtype=DT)
     if n == 2:
         x0[:, :2] = x0[:, :2] / x0[:, :2].norm(dim=-1, keepdim=True) * 1.5  # keep away from the Kepler singularity

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from layer_contract import randomize_
 from nflows.transforms import CompositeTransform, LULinear
+from randomness import manual_seed
 
 from canonflow import canonical_flow
 from canonflow.distributions import PhaseSpaceNormal
@@ -114,7 +115,7 @@ def test_exchange_and_scaling_are_the_stated_maps() -> None:
 
 
 def test_point_transform_of_a_linear_map_transforms_momenta_contragrediently() -> None:
-    torch.manual_seed(0)
+    manual_seed(0)
     lu = LULinear(3, identity_init=False).double()
     layer = PointTransform(lu, 3)
     x = torch.randn(5, 6, dtype=F64)
@@ -178,7 +179,7 @@ def test_canonical_flow_structure() -> None:
 @settings(max_examples=20, deadline=None)
 @given(n=st.integers(1, 6), batch=st.integers(1, 9), seed=st.integers(0, 2**16))
 def test_property_canonical_flow_is_exact(n: int, batch: int, seed: int) -> None:
-    torch.manual_seed(seed)
+    manual_seed(seed)
     flow = randomize_(canonical_flow(n, blocks=2, hidden=8, full_linear=seed % 2 == 0).double(), seed=seed).eval()
     x = torch.randn(batch, 2 * n, dtype=F64)
     assert_invertible(flow, x, atol=1e-10)
@@ -188,7 +189,7 @@ def test_property_canonical_flow_is_exact(n: int, batch: int, seed: int) -> None
 @settings(max_examples=20, deadline=None)
 @given(n=st.integers(1, 5), batch=st.integers(1, 9), k=st.integers(0, 6), seed=st.integers(0, 2**16))
 def test_property_point_and_linear_layers_are_exact(n: int, batch: int, k: int, seed: int) -> None:
-    torch.manual_seed(seed)
+    manual_seed(seed)
     x = torch.randn(batch, 2 * n, dtype=F64)
     for layer in (
         randomize_(LinearSymplectic(n, householder=k).double(), seed=seed),

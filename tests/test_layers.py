@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from layer_contract import ALL_CHECKS, randomize_, run_check
 from nflows.transforms import CompositeTransform, LULinear, PiecewiseRationalQuadraticCDF
+from randomness import gen, manual_seed
 
 from canonflow import canonical_flow
 from canonflow.nn import MLP, GradientField, IrrotationalMLP
@@ -23,7 +23,7 @@ from canonflow.transforms import (
 
 def _zero_center(n: int) -> ZeroCenter:
     layer = ZeroCenter(n)
-    layer.running_mean.normal_(generator=torch.Generator().manual_seed(5))
+    layer.running_mean.normal_(generator=gen(5))
     return layer
 
 
@@ -56,7 +56,7 @@ NO_PARAMETERS = {"exchange"}
 
 
 def make_layer(kind: str, n: int, seed: int = 0):
-    torch.manual_seed(seed)
+    manual_seed(seed)
     return randomize_(FACTORIES[kind](n).double(), seed=seed).eval()
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from layer_contract import ALL_CHECKS, randomize_, run_check
+from randomness import Z_SCORE, gen, manual_seed, rng
 
 from canonflow import load
 from canonflow.checkpoint import save_model
@@ -39,31 +40,32 @@ from canonflow.training import TrainConfig
 from canonflow.transforms import PointTransform
 
 
-def gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
 def normal_potential(q: torch.Tensor) -> torch.Tensor:
     return 0.5 * q.pow(2).sum(-1)
 
 
-def assert_moments(samples: torch.Tensor, mean: torch.Tensor, variance: torch.Tensor, k: float = 4.0) -> None:
-    """Means and variances of ``(N, chains, d)`` draws within ``k`` Monte Carlo standard errors of exact."""
+def assert_moments(samples: torch.Tensor, mean: torch.Tensor, variance: torch.Tensor) -> None:
+    """Means and variances of ``(N, chains, d)`` draws within ``Z_SCORE`` Monte Carlo standard errors of exact.
+
+    The standard errors come from the ESS of each coordinate (and of its squared deviation), so a chain that mixes
+    slowly is judged by the draws it is worth; 2d comparisons of the suite's budget (``randomness.py``). Catches a
+    sampler whose stationary law is not the target (wrong acceptance ratio, a non-reversible or non-volume-preserving
+    proposal, a mis-normalized flow) by more than a few standard errors."""
     draws = samples.detach().double().numpy()
     se_mean = np.asarray(mcse_mean(draws))
     centred = (draws - mean.numpy()) ** 2
     se_var = np.asarray(mcse_mean(centred))
     err_mean = np.abs(draws.reshape(-1, draws.shape[-1]).mean(0) - mean.numpy())
     err_var = np.abs(centred.reshape(-1, draws.shape[-1]).mean(0) - variance.numpy())
-    assert (err_mean < k * se_mean).all(), (err_mean, se_mean)
-    assert (err_var < k * se_var).all(), (err_var, se_var)
+    assert (err_mean < Z_SCORE * se_mean).all(), (err_mean, se_mean)
+    assert (err_var < Z_SCORE * se_var).all(), (err_var, se_var)
 
 
 def ar1(phi: float, draws: int, chains: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    noise = rng.standard_normal((draws, chains)) * math.sqrt(1 - phi**2)
+    random = rng(seed)
+    noise = random.standard_normal((draws, chains)) * math.sqrt(1 - phi**2)
     x = np.empty((draws, chains))
-    x[0] = rng.standard_normal(chains)
+    x[0] = random.standard_normal(chains)
     for t in range(1, draws):
         x[t] = phi * x[t - 1] + noise[t]
     return x
@@ -73,27 +75,34 @@ def ar1(phi: float, draws: int, chains: int, seed: int) -> np.ndarray:
 # Diagnostics
 
 
+# The ESS estimators' own scatter, measured once over 300 seeds (numpy default_rng 10000 ..): relative
+# sd 0.030 for 1000 × 8 iid draws (tail ESS: 0.030, mean 0.97), 0.031 and 0.066 for 4000 × 8 draws of AR(1) with
+# φ = 0.5 and 0.9; it falls as 1/√draws. The draws below make ±15 % (±25 % tail) at least Z_SCORE of those sds, so
+# these tests catch a wrong autocorrelation sum or truncation (off by tens of per cent), not the estimator's noise.
+@pytest.mark.statistical
 def test_ess_of_iid_draws_is_about_n():
-    x = np.random.default_rng(0).standard_normal((1000, 8))
+    x = rng(0).standard_normal((2000, 8))  # relative sd of the ESS 0.021: ±15 % is 7 sd
     for value in (ess_bulk(x), ess_mean(x)):
-        assert 0.85 * 8000 < value < 1.15 * 8000
-    assert 0.75 * 8000 < ess_tail(x) < 1.25 * 8000
-    assert abs(rhat(x) - 1) < 0.01
+        assert 0.85 * x.size < value < 1.15 * x.size
+    assert 0.75 * x.size < ess_tail(x) < 1.25 * x.size
+    assert abs(rhat(x) - 1) < 0.01  # sd of R̂ − 1 about 4e-4 here
 
 
-@pytest.mark.parametrize("phi", [0.5, 0.9])
-def test_ess_of_ar1_chains_matches_analytic_value(phi):
-    x = ar1(phi, 4000, 8, seed=1)
+@pytest.mark.statistical
+@pytest.mark.parametrize(("phi", "draws"), [(0.5, 8000), (0.9, 32000)])
+def test_ess_of_ar1_chains_matches_analytic_value(phi, draws):
+    x = ar1(phi, draws, 8, seed=1)  # relative sd of the ESS 0.022 and 0.023: ±15 % is 6.5 sd
     expected = x.size * (1 - phi) / (1 + phi)
     assert abs(ess_mean(x) / expected - 1) < 0.15
     assert abs(ess_bulk(x) / expected - 1) < 0.15
 
 
+@pytest.mark.statistical
 def test_rhat_flags_chains_that_disagree():
-    x = np.random.default_rng(2).standard_normal((500, 4))
+    x = rng(2).standard_normal((500, 4))
     x[:, 0] += 2.0
     assert rhat(x) > 1.1
-    drifting = np.random.default_rng(3).standard_normal((500, 4)) + np.linspace(0, 3, 500)[:, None]
+    drifting = rng(3).standard_normal((500, 4)) + np.linspace(0, 3, 500)[:, None]
     assert rhat(drifting) > 1.1  # split chains expose a trend within each chain
 
 
@@ -102,8 +111,8 @@ def test_diagnostics_equal_arviz(draws, chains):
     # ArviZ (optional extra canonflow[arviz]) implements the same estimators; they must agree to rounding, on
     # random walks (short truncation), AR(1) chains (long) and chains with a shifted mean (large R̂).
     az = pytest.importorskip("arviz")
-    rng = np.random.default_rng(draws + chains)
-    x = rng.standard_normal((draws, chains, 3)).cumsum(0) * 0.05 + rng.standard_normal((draws, chains, 3))
+    random = rng(draws + chains)
+    x = random.standard_normal((draws, chains, 3)).cumsum(0) * 0.05 + random.standard_normal((draws, chains, 3))
     x[:, 0, 0] += 0.3
     x[:, :, 2] = ar1(0.9, draws, chains, seed=draws)
     for k in range(3):
@@ -127,7 +136,7 @@ def test_sampling_result_converts_to_arviz():
 
 
 def test_diagnostics_handle_several_coordinates():
-    x = np.random.default_rng(4).standard_normal((200, 4, 3))
+    x = rng(4).standard_normal((200, 4, 3))
     assert np.asarray(ess_bulk(x)).shape == (3,)
     assert np.asarray(rhat(torch.from_numpy(x))).shape == (3,)
 
@@ -136,6 +145,7 @@ def test_diagnostics_handle_several_coordinates():
 # HMC
 
 
+@pytest.mark.statistical
 def test_hmc_leaves_standard_normal_invariant():
     x0 = torch.randn(32, 3, generator=gen(0), dtype=torch.float64)
     result = hmc(normal_potential, x0, 150, warmup=100, num_steps=4, generator=gen(1))
@@ -149,6 +159,7 @@ def gumbel_potential(q: torch.Tensor) -> torch.Tensor:
     return (q + torch.exp(-q)).sum(-1)
 
 
+@pytest.mark.statistical
 def test_hmc_detailed_balance_on_a_skewed_1d_target():
     # Started at exact draws of the Gumbel density e^{-q - e^{-q}}, one reversible transition leaves the pair
     # (X0, X1) exchangeable: E[X0 X1²] = E[X0² X1], and X1 has the target's law.
@@ -158,12 +169,13 @@ def test_hmc_detailed_balance_on_a_skewed_1d_target():
     x1 = result.samples[0]
     a, b = (x0 * x1**2).flatten(), (x0**2 * x1).flatten()
     diff = a - b
-    assert abs(diff.mean()) < 4 * diff.std() / math.sqrt(chains)
+    assert abs(diff.mean()) < Z_SCORE * diff.std() / math.sqrt(chains)
     assert 0.3 < result.acceptance_rate < 0.99
     euler = 0.5772156649015329
-    assert abs(x1.mean() - euler) < 4 * (math.pi / math.sqrt(6)) / math.sqrt(chains)
+    assert abs(x1.mean() - euler) < Z_SCORE * (math.pi / math.sqrt(6)) / math.sqrt(chains)
 
 
+@pytest.mark.statistical
 def test_step_size_adaptation_reaches_target_acceptance():
     def quartic(q: torch.Tensor) -> torch.Tensor:
         return (0.5 * q**2 + 0.25 * q**4).sum(-1)
@@ -173,6 +185,7 @@ def test_step_size_adaptation_reaches_target_acceptance():
     assert abs(result.acceptance_rate - 0.8) < 0.05
 
 
+@pytest.mark.statistical
 def test_nan_potential_is_reported_as_divergent():
     def walled(q: torch.Tensor) -> torch.Tensor:
         u = 0.5 * q.pow(2).sum(-1)
@@ -205,12 +218,13 @@ def test_hmc_bad_input():
 # Targets
 
 
+@pytest.mark.statistical
 @pytest.mark.parametrize("name", sorted(TARGETS))
 def test_exact_samplers_match_exact_moments(name):
     target = get_target(name)
     draws = target.sample(20000, gen(10))
     assert draws.shape == (20000, target.dim)
-    assert_moments(draws[:, None, :], target.mean, target.variance)
+    assert_moments(*checked_coordinates(name, draws[:, None, :], target))
     assert target.potential(draws[:5]).shape == (5,)
 
 
@@ -223,11 +237,12 @@ def test_unknown_target_lists_names():
 # Flows as samplers
 
 
+@pytest.mark.statistical
 def test_flow_samplers_are_exact_with_any_flow():
     # An untrained flow (identity) with an over-dispersed N(0, 2.5² I) base is a poor but valid proposal
     # (bounded weights): the samplers stay exact.
     target = get_target("banana")
-    torch.manual_seed(0)
+    manual_seed(0)
     model = FlowSampler.canonical(2, blocks=1, hidden=8).double()
     with torch.no_grad():
         model.base.log_scale.fill_(math.log(2.5))
@@ -238,9 +253,12 @@ def test_flow_samplers_are_exact_with_any_flow():
     assert latent.samples.shape == (150, 16, 2)
     assert_moments(latent.samples, target.mean, target.variance)
     resampled = importance_resample(model, target.potential, 20000, 500, generator=gen(13))
-    assert abs(resampled.log_normalizer - math.log(2 * math.pi * target.scale)) < 0.1
+    # log of a mean of weights: by the delta method its variance is 1/ESS − 1/N
+    log_z_se = math.sqrt(1 / resampled.ess - 1 / 20000)
+    assert abs(resampled.log_normalizer - math.log(2 * math.pi * target.scale)) < Z_SCORE * log_z_se
 
 
+@pytest.mark.statistical
 def test_reverse_kl_training_checkpoints_and_reloads(tmp_path):
     target = get_target("ill_gaussian", dim=2, condition=10.0)
     model = FlowSampler.leapfrog(2, steps=2, hidden=8).double()
@@ -263,11 +281,12 @@ def two_well_potential(q: torch.Tensor) -> torch.Tensor:
     return -torch.logsumexp(log_w - 0.5 * (q - centres).pow(2) / 0.4**2, dim=-1)
 
 
+@pytest.mark.statistical
 @pytest.mark.parametrize("objective", ["reverse", "forward"])
 def test_forward_kl_finds_both_modes_where_reverse_kl_collapses(objective):
     # Reverse KL collapses onto the heavier mode; the self-normalized-IS forward KL keeps both, with the right
     # weights once importance-resampled (exact up to Monte Carlo error when q covers both modes).
-    torch.manual_seed(0)
+    manual_seed(0)
     model = FlowSampler.canonical(1, blocks=2, hidden=16).double()
     config = TrainConfig(steps=200, lr=1e-2, progress=False, grad_clip=10.0)
     train_sampler(model, two_well_potential, config, batch_size=128, objective=objective)
@@ -277,12 +296,12 @@ def test_forward_kl_finds_both_modes_where_reverse_kl_collapses(objective):
     assert covered == (objective == "forward"), left
     if covered:
         fraction = float((resampled.samples[:, 0] < 0).double().mean())
-        assert abs(fraction - 0.3) < 4 * math.sqrt(0.3 * 0.7 / resampled.ess), (fraction, resampled.ess)
+        assert abs(fraction - 0.3) < Z_SCORE * math.sqrt(0.3 * 0.7 / resampled.ess), (fraction, resampled.ess)
 
 
 def test_forward_kl_leaves_out_draws_that_overflowed():
     # A draw x with a non-finite entry (an overflowing flow) has weight 0 and must not make the loss 0 · NaN.
-    torch.manual_seed(0)
+    manual_seed(0)
     model = FlowSampler.canonical(2, blocks=1, hidden=4).double()
     x, log_q = model.sample_with_log_prob(8, gen(24))
     x, log_q = x.detach(), log_q.detach()
@@ -312,11 +331,12 @@ def test_householder_option_is_saved_and_reaches_every_rotation(tmp_path):
     assert leap.transform._transforms[0].householder == 4
 
 
+@pytest.mark.statistical
 def test_learned_momentum_is_a_normalized_gaussian_and_keeps_samplers_exact(tmp_path):
     # r(p | q) = N(0, diag e^{2s(q)}) with a random s: the joint potential is U(q) − log r(p | q) − (d/2) log 2π,
     # and flow-MCMC / NeuTra still sample π(q) exactly.
     target = get_target("banana")
-    torch.manual_seed(1)
+    manual_seed(1)
     model = FlowSampler.canonical(2, blocks=1, hidden=8, momentum="learned").double()
     with torch.no_grad():
         model.base.log_scale.fill_(math.log(2.5))
@@ -346,7 +366,7 @@ def test_point_layers_are_exact_canonical_maps_and_reload(tmp_path):
     # in the coordinate order of q, saved and reloaded.
     from canonflow.testing import symplectic_defect
 
-    torch.manual_seed(2)
+    manual_seed(2)
     model = FlowSampler.canonical(3, blocks=1, hidden=8, point=1).double()
     for parameter in model.transform._transforms[0].parameters():
         torch.nn.init.normal_(parameter, 0.0, 0.3)
@@ -369,7 +389,7 @@ def test_activation_of_point_and_momentum_networks_is_saved_and_checked(tmp_path
     # canonical, reloaded with the same activation; tanh stays the default (older checkpoints load unchanged).
     from canonflow.testing import symplectic_defect
 
-    torch.manual_seed(3)
+    manual_seed(3)
     model = FlowSampler.leapfrog(3, steps=1, hidden=8, linear=True, momentum="learned", point=1, activation="silu")
     model = model.double()
     assert FlowSampler.canonical(3, blocks=1, hidden=8).activation == "tanh"
@@ -395,7 +415,7 @@ def test_activation_of_point_and_momentum_networks_is_saved_and_checked(tmp_path
 
 
 def skip_point_layer(n: int = 3, k: int = 3) -> PointTransform:
-    torch.manual_seed(4)
+    manual_seed(4)
     layer = PointTransform(ExpAffineAutoregressive(n, 8, "silu", linear_skip=k), n).double()
     return randomize_(layer, scale=0.3).eval()
 
@@ -467,7 +487,7 @@ def test_linear_skip_represents_the_funnel_whitening_exactly(tmp_path):
 
 def test_checkpoints_without_linear_skip_load_without_the_linear_path(tmp_path):
     # Checkpoints written before the option have no "linear_skip" in their config: no linear path, same weights.
-    torch.manual_seed(6)
+    manual_seed(6)
     model = FlowSampler.canonical(3, blocks=1, hidden=8, point=1, momentum="learned").double()
     assert model.linear_skip == 0
     randomize_(model, 0.3)
@@ -491,9 +511,12 @@ def test_checkpoints_without_linear_skip_load_without_the_linear_path(tmp_path):
 # Correctness of every sampler on every target, with the reference flows of `canonflow sample`
 
 REFERENCE_RUNS = Path(__file__).resolve().parents[1] / "experiments" / "results"
-HMC_IS_CORRECT = {"banana", "ill_gaussian", "ring2d"}
-"""Plain HMC is exact but does not mix on the funnel (it never enters the neck) nor between the mixture's modes
-(issue #6 asks flow samplers to do better there), so short runs of it are checked only on the other targets."""
+HMC_MIXES = {"banana", "ring2d"}
+"""Plain HMC is exact but, in the 8 × 400 draws afforded here, does not mix on the funnel (it never enters the
+neck), between the mixture's modes, nor along the slow directions of the 50-d Gaussian with condition number 1000
+(ten leapfrog steps turn its widest direction by about 0.2 rad a transition: an ESS of about 20, so its moments
+are not asserted there; the result then depends on the CPU and thread count). Short runs of it are checked only on
+the targets where it mixes."""
 
 
 def checked_coordinates(name: str, samples: torch.Tensor, target) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -514,6 +537,7 @@ def checked_coordinates(name: str, samples: torch.Tensor, target) -> tuple[torch
     return whitened, torch.zeros(target.dim, dtype=torch.float64), variance
 
 
+@pytest.mark.statistical
 @pytest.mark.parametrize("name", sorted(TARGETS))
 def test_every_sampler_matches_exact_moments_with_the_reference_flows(name):
     # The reference runs' trained canonical and learned-leapfrog flows (`canonflow sample --target NAME`):
@@ -528,7 +552,7 @@ def test_every_sampler_matches_exact_moments_with_the_reference_flows(name):
         "learned_leapfrog_mcmc": flow_mcmc(leapfrog, target.potential, 1000, 16, generator=gen(31)),
         "neutra_hmc": neutra_hmc(canonical, target.potential, 200, 8, generator=gen(32), warmup=150, num_steps=3),
     }
-    if name in HMC_IS_CORRECT:
+    if name in HMC_MIXES:
         start = target.initial(8, gen(33))
         runs["hmc"] = hmc(target.potential, start, 400, warmup=300, num_steps=10, generator=gen(33))
     for sampler, result in runs.items():

@@ -6,6 +6,7 @@ import pickle
 
 import pytest
 import torch
+from randomness import gen, manual_seed
 
 from canonflow.checkpoint import CheckpointError, atomic_save, load, read_checkpoint, register_model, save_model
 from canonflow.training import TrainConfig, TrainingDiverged, train
@@ -26,7 +27,7 @@ class TinyModel(torch.nn.Module):
         return cls(**config)
 
 
-DATA = torch.randn(256, 3, generator=torch.Generator().manual_seed(0))
+DATA = torch.randn(256, 3, generator=gen(0))
 TARGET = DATA @ torch.tensor([1.0, -2.0, 0.5]) + 0.3
 
 
@@ -39,10 +40,11 @@ def _loss(model: TinyModel):
 
 
 def _model() -> TinyModel:
-    torch.manual_seed(1)
+    manual_seed(1)
     return TinyModel(3)
 
 
+@pytest.mark.statistical
 def test_training_reduces_the_loss() -> None:
     model = _model()
     result = train(model, _loss(model), TrainConfig(steps=300, lr=0.05, progress=False))
