@@ -13,7 +13,6 @@ from collections.abc import Callable
 
 import torch
 from nflows.flows import Flow
-from randomness import gen
 
 from canonflow.distributions import PhaseSpaceNormal
 from canonflow.testing import assert_invertible, assert_logabsdet_matches_jacobian, assert_symplectic
@@ -23,7 +22,7 @@ TOL = 1e-10
 
 def randomize_(module: torch.nn.Module, scale: float = 0.4, seed: int = 0) -> torch.nn.Module:
     """Add ``scale * N(0, 1)`` noise to every parameter, so no layer is tested at the identity."""
-    generator = gen(seed)
+    generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for parameter in module.parameters():
             noise = torch.randn(parameter.shape, generator=generator, dtype=torch.float64)
@@ -32,7 +31,7 @@ def randomize_(module: torch.nn.Module, scale: float = 0.4, seed: int = 0) -> to
 
 
 def sample(n: int, batch: int = 5, seed: int = 1, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    return torch.randn(batch, 2 * n, generator=gen(seed), dtype=torch.float64).to(dtype)
+    return torch.randn(batch, 2 * n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(dtype)
 
 
 def check_round_trip(layer, n: int) -> None:

@@ -1,8 +1,9 @@
 """The tests' seeds and the false-failure budget of their statistical checks, in one place.
 
-Seeds. Every seed a test uses goes through :func:`seed`, which shifts it by ``CANONFLOW_TEST_SEED`` (default 0:
-the seeds written in the tests). ``tests/seed_sweep.py`` reruns the tests marked ``statistical`` over many
-shifts and thread counts, to check that their verdicts do not rest on a lucky seed.
+Seeds. Every seed of a random draw in a test goes through :func:`seed`, which shifts it by ``CANONFLOW_TEST_SEED``
+(default 0: the seeds written in the tests); initial weights are seeded unshifted (:func:`fixed_manual_seed`).
+``tests/seed_sweep.py`` reruns the tests marked ``statistical`` over many shifts and thread counts, to check that
+their verdicts do not rest on a lucky seed.
 
 Budget. A statistical check compares an estimate with its exact value in units of its standard error. With
 ``Z_SCORE`` standard errors per scalar comparison (two-sided, normal approximation), and at most
@@ -25,6 +26,7 @@ __all__ = [
     "STATISTICAL_COMPARISONS",
     "SUITE_FALSE_FAILURE_BUDGET",
     "Z_SCORE",
+    "fixed_manual_seed",
     "gen",
     "manual_seed",
     "rng",
@@ -68,6 +70,13 @@ def gen(k: int = 0) -> torch.Generator:
 def manual_seed(k: int) -> None:
     """Seed torch's global generator with ``seed(k)`` (``tests/conftest.py`` restores it after each test)."""
     torch.manual_seed(seed(k))
+
+
+def fixed_manual_seed(k: int) -> None:
+    """Seed torch's global generator with ``k`` itself, whatever ``CANONFLOW_TEST_SEED`` says: for a model's
+    initial weights, which are part of a test's set-up, as the parameters of a layer under test are. The sweep
+    shifts the draws a test makes statistics of (data, chains, Monte Carlo samples), not its starting point."""
+    torch.manual_seed(k)
 
 
 def rng(k: int) -> np.random.Generator:

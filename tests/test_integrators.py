@@ -120,13 +120,13 @@ def energy_error(system: object, trajectory: torch.Tensor) -> torch.Tensor:
     return (energy - energy[0]).abs().amax(-1)
 
 
-STEPS_LONG = 100_000
+STEPS_LONG = 20_000  # 318 periods of the oscillator at h = 0.1; the growth ratios below do not depend on it
 X0_OSCILLATOR = torch.tensor([[1.0, 0.0], [0.5, 0.8], [-2.0, 0.3]], dtype=DT)
 X0_PENDULUM = torch.tensor([[1.0, 0.0], [0.5, 0.8], [2.0, 0.3]], dtype=DT)
 
 
 @pytest.mark.parametrize(("name", "h"), [("symplectic_euler", 0.1), ("leapfrog", 0.25)])
-def test_symplectic_energy_error_stays_bounded_over_1e5_steps(name: str, h: float) -> None:
+def test_symplectic_energy_error_stays_bounded_over_2e4_steps(name: str, h: float) -> None:
     system = FastOscillator()
     with torch.no_grad():
         trajectory = INTEGRATORS[name](system, X0_OSCILLATOR, h, STEPS_LONG, trajectory=True)
@@ -137,7 +137,7 @@ def test_symplectic_energy_error_stays_bounded_over_1e5_steps(name: str, h: floa
     assert error.max().item() < 0.2
 
 
-def test_rk4_and_explicit_euler_energy_drifts_over_1e5_steps() -> None:
+def test_rk4_and_explicit_euler_energy_drifts_over_2e4_steps() -> None:
     system = FastOscillator()
     tenth = STEPS_LONG // 10
     with torch.no_grad():

@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 import torch
-from randomness import gen, manual_seed
+from randomness import fixed_manual_seed, gen
 
 from canonflow.checkpoint import CheckpointError, atomic_save, load, read_checkpoint, register_model, save_model
 from canonflow.training import TrainConfig, TrainingDiverged, train
@@ -40,7 +40,7 @@ def _loss(model: TinyModel):
 
 
 def _model() -> TinyModel:
-    manual_seed(1)
+    fixed_manual_seed(1)
     return TinyModel(3)
 
 
