@@ -7,8 +7,8 @@ run shifts every test seed by ``CANONFLOW_TEST_SEED`` and sets ``OMP_NUM_THREADS
 
     python tests/seed_sweep.py --seeds 20 --threads 1 2 --out sweep.json
 
-Runs with one thread use pytest-xdist (``--workers``, one thread each); runs with more threads use one process,
-so that torch really uses that many.
+Runs with one thread use pytest-xdist (``--workers``, one thread each); runs with more threads use one process
+(``-n 0``), so that torch really uses that many.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def run_once(offset: int, threads: int, workers: int, selection: list[str]) -> d
     """Outcome (``passed``/``failed``/``skipped``) of every selected statistical test for one seed shift."""
     with tempfile.TemporaryDirectory() as folder:
         report = Path(folder) / "report.xml"
-        parallel = ["-n", str(workers)] if threads == 1 and workers > 1 else ["-p", "no:xdist"]
+        parallel = ["-n", str(workers) if threads == 1 else "0"]
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "statistical", *parallel]
         command += [f"--junitxml={report}", *selection]
         env = {**os.environ, "CANONFLOW_TEST_SEED": str(offset), "OMP_NUM_THREADS": str(threads)}
