@@ -1,7 +1,9 @@
 """The tests' seeds and the false-failure budget of their statistical checks, in one place.
 
 Seeds. Every seed of a random draw in a test goes through :func:`seed`, which shifts it by ``CANONFLOW_TEST_SEED``
-(default 0: the seeds written in the tests); initial weights are seeded unshifted (:func:`fixed_manual_seed`).
+(default 0: the seeds written in the tests). Initial weights, and the data of tests that train to a threshold, are
+set-up, not Monte Carlo draws: they are seeded unshifted (:func:`fixed_manual_seed`, ``torch.Generator``), and
+those tests are checked for independence of the thread count only.
 ``tests/seed_sweep.py`` reruns the tests marked ``statistical`` over many shifts and thread counts, to check that
 their verdicts do not rest on a lucky seed.
 
