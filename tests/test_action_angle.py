@@ -1,4 +1,9 @@
-"""Action-angle flows: learning on small problems, persistence, and clear errors for malformed input."""
+"""Action-angle flows: learning on small problems, persistence, and clear errors for malformed input.
+
+The tests that train to a threshold (marked ``statistical``) fix their data and initial weights: both are set-up,
+not Monte Carlo draws (``tests/randomness.py``). On shifted draws of the orbits, the Kepler and Calogero–Moser fits
+gained 3.4x to 100x and 14 % to over 20 %: a threshold on one draw is not a statistical claim, and these tests are
+checked for independence of the thread count instead."""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import math
 import pytest
 import torch
 from layer_contract import ALL_CHECKS, randomize_, run_check
-from randomness import fixed_manual_seed, gen
+from randomness import fixed_manual_seed
 
 import canonflow
 from canonflow.action_angle import (
@@ -48,7 +53,7 @@ TIMES = torch.linspace(0.0, 6.0, 40, dtype=torch.float64)
 
 def _oscillator_data(seed: int, num: int) -> torch.Tensor:
     """Exact oscillator trajectories ``(num, 40, 4)`` (closed form, so the test spends no time integrating)."""
-    initial = OSCILLATOR.sample_initial(num, generator=gen(seed))
+    initial = OSCILLATOR.sample_initial(num, generator=torch.Generator().manual_seed(seed))
     return torch.stack([OSCILLATOR.exact_flow(initial, t) for t in TIMES], dim=1)
 
 
@@ -179,7 +184,7 @@ def test_other_bad_input() -> None:
 def test_kepler_chart_is_canonical_invertible_and_winds_both_planes() -> None:
     system = Kepler(2)
     chart = KeplerChart()
-    x = system.sample_orbits(16, generator=gen(0))
+    x = system.sample_orbits(16, generator=torch.Generator().manual_seed(0))
     z, _ = chart(x)
     assert torch.allclose(chart.inverse(z)[0], x, atol=1e-12)
     assert_symplectic(chart, x[:4], atol=1e-12)
@@ -203,11 +208,11 @@ def test_calogero_moser_chart_is_exact_canonical_and_invertible(N: int, omega: f
     system = CalogeroMoser(N, omega=omega, g=g)
     chart = CalogeroMoserChart(N, omega=omega, g=g)
     assert not list(chart.parameters())
-    x = system.sample_initial(6, generator=gen(N))
+    x = system.sample_initial(6, generator=torch.Generator().manual_seed(N))
     z, logabsdet = chart(x)
     assert torch.equal(logabsdet, torch.zeros(6, dtype=torch.float64))
     torch.testing.assert_close(chart.inverse(z)[0], x, rtol=0, atol=1e-12)
-    latent = torch.randn(5, 2 * N, generator=gen(7), dtype=torch.float64)
+    latent = torch.randn(5, 2 * N, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
     torch.testing.assert_close(chart(chart.inverse(latent)[0])[0], latent, rtol=0, atol=1e-12)
     assert_symplectic(chart, x[:4], atol=1e-10)
     assert_symplectic(chart, latent[:3], atol=1e-10, inverse=True)
@@ -232,7 +237,7 @@ def test_calogero_moser_chart_is_an_exact_action_angle_map(tmp_path) -> None:
         system,
         12,
         (2 * system.period(), 60),
-        initial=system.sample_initial(12, generator=gen(3)),
+        initial=system.sample_initial(12, generator=torch.Generator().manual_seed(3)),
     )
     model = ActionAngleFlow(3, chart={"name": "calogero_moser", "N": 3, "omega": 1.3}, blocks=0, householder=0)
     omega = torch.full((12,), 1.3, dtype=torch.float64)
@@ -268,7 +273,7 @@ def test_twisted_action_shear_flow_is_canonical_conserves_g_and_keeps_windings(s
     fixed_manual_seed(0)
     flow = randomize_(action_shear_flow(2, 1, blocks=2, hidden=8, scaled=scaled, twist=6).double(), scale=0.5)
     assert any(isinstance(layer, ActionTwist) for layer in flow._transforms)
-    generator = gen(1)
+    generator = torch.Generator().manual_seed(1)
     x = torch.randn(32, 4, generator=generator, dtype=torch.float64)
     z, _ = flow(x)
     assert not torch.allclose(z, x, atol=1e-2)
@@ -293,7 +298,7 @@ def test_twisted_action_shear_flow_is_canonical_conserves_g_and_keeps_windings(s
 @pytest.mark.parametrize("field", [ScaledAnchoredField(6), ScaledTwistField(6)])
 def test_scaled_fields_are_gradients_and_the_shear_field_is_anchored(field) -> None:
     field = randomize_(field.double(), scale=0.5)
-    x = torch.rand(8, 2, generator=gen(2), dtype=torch.float64) + 0.3
+    x = torch.rand(8, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64) + 0.3
     jacobian = torch.func.vmap(torch.func.jacrev(lambda y: field(y.unsqueeze(0))[0]))(x)
     torch.testing.assert_close(jacobian, jacobian.transpose(1, 2), rtol=0, atol=1e-12)
     if isinstance(field, ScaledAnchoredField):
@@ -306,13 +311,13 @@ def test_scaled_fields_are_gradients_and_the_shear_field_is_anchored(field) -> N
 @pytest.mark.statistical
 def test_kepler_chart_model_learns_winding_angles_and_saves(tmp_path) -> None:
     system = Kepler(2)
-    initial = system.sample_orbits(48, generator=gen(0))
+    initial = system.sample_orbits(48, generator=torch.Generator().manual_seed(0))
     data = trajectories(system, 48, (8.0, 40), initial=initial)
     fixed_manual_seed(0)
     model = ActionAngleFlow(2, chart={"name": "kepler"}, symmetry_planes=1, blocks=1, hidden=8, householder=0)
     before = evaluate(model, data.states, data.times)["action_conservation"][0]
     model.fit(data.states, data.times, batch_size=24, steps=150, lr=1e-2, polish_steps=6, progress=False)
-    test_initial = system.sample_orbits(16, generator=gen(1))
+    test_initial = system.sample_orbits(16, generator=torch.Generator().manual_seed(1))
     test = trajectories(system, 16, (8.0, 40), initial=test_initial)
     metrics = evaluate(model, test.states, test.times, system, system.frequencies(test_initial))
     assert metrics["action_conservation"][0] < 0.75 * before
@@ -340,7 +345,7 @@ def test_polish_lowers_the_loss_below_adam() -> None:
 
 
 def _combined(model: ActionAngleFlow, data: torch.Tensor, weight: float = 1.0) -> float:
-    angles = 2 * math.pi * torch.rand(len(data), 16, 2, generator=gen(3), dtype=data.dtype)
+    angles = 2 * math.pi * torch.rand(len(data), 16, 2, generator=torch.Generator().manual_seed(3), dtype=data.dtype)
     with torch.no_grad():
         return float(combined_loss(model, data, "spread", None, 1.0, OSCILLATOR, weight, angles))
 
@@ -352,7 +357,7 @@ def test_combined_loss_vanishes_on_the_exact_action_angle_map() -> None:
     exact = ActionAngleFlow(2, chart=normal_mode_chart(OSCILLATOR, [0.0] * 4), blocks=0, householder=0)
     assert _combined(exact, data) < 1e-20
     identity = ActionAngleFlow(2, blocks=0, householder=0)
-    angles = 2 * math.pi * torch.rand(16, 16, 2, generator=gen(3), dtype=torch.float64)
+    angles = 2 * math.pi * torch.rand(16, 16, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     with torch.no_grad():
         actions = 0.5 * identity.radii(data).mean(dim=1)
         assert float(hamiltonian_loss(identity, OSCILLATOR, actions, angles)) > 1e-2
@@ -460,7 +465,7 @@ def test_action_loss_vanishes_exactly_on_the_action_angle_map() -> None:
 def test_combined_loss_takes_the_hamiltonian_and_action_terms_together() -> None:
     """Each term adds its own loss: on the exact chart every term vanishes, on the identity each is positive."""
     data = _oscillator_data(0, 8)
-    angles = 2 * math.pi * torch.rand(8, 4, 2, generator=gen(0), dtype=torch.float64)
+    angles = 2 * math.pi * torch.rand(8, 4, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     terms = {"hamiltonian": OSCILLATOR, "hamiltonian_weight": 1.0, "angles": angles, "actions": OSCILLATOR.actions}
     exact, identity, _ = _oscillator_charts()
     with torch.no_grad():
@@ -501,7 +506,7 @@ def test_calogero_moser_action_hamiltonian_is_linear_with_the_ground_energy() ->
 
 
 def _random_symplectic(n: int, seed: int) -> torch.Tensor:
-    generator = gen(seed)
+    generator = torch.Generator().manual_seed(seed)
     a = torch.randn(2 * n, 2 * n, generator=generator, dtype=torch.float64)
     return torch.linalg.matrix_exp(0.3 * symplectic_form(n, dtype=torch.float64) @ (a + a.T))
 
@@ -509,7 +514,7 @@ def _random_symplectic(n: int, seed: int) -> torch.Tensor:
 @pytest.mark.parametrize("n", [1, 2, 3, 8])
 @pytest.mark.parametrize("check", [check for check in ALL_CHECKS if check != "gradients"])
 def test_affine_chart_meets_the_layer_contract(n: int, check: str) -> None:
-    centre = torch.randn(2 * n, generator=gen(n), dtype=torch.float64)
+    centre = torch.randn(2 * n, generator=torch.Generator().manual_seed(n), dtype=torch.float64)
     make = lambda: AffineChart(centre.tolist(), _random_symplectic(n, seed=n)).eval()  # noqa: E731
     assert not list(make().parameters())
     run_check(check, make, n)
@@ -529,7 +534,7 @@ def test_affine_chart_rejects_bad_matrices() -> None:
 def test_normal_mode_chart_diagonalizes_a_quadratic_hamiltonian_exactly() -> None:
     chain = HarmonicChain(5, kappa=2.0)
     chart = AffineChart(**{k: v for k, v in normal_mode_chart(chain, [0.0] * 10).items() if k != "name"})
-    z = torch.randn(64, 10, generator=gen(0), dtype=torch.float64)
+    z = torch.randn(64, 10, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     omega = chain.normal_mode_frequencies().sort().values
     expected = 0.5 * (omega * (z[:, :5] ** 2 + z[:, 5:] ** 2)).sum(-1)
     torch.testing.assert_close(chain.hamiltonian(chart.inverse(z)[0]), expected, rtol=1e-12, atol=1e-12)
@@ -545,7 +550,7 @@ def test_circular_modes_carry_the_angular_momentum_of_an_isotropic_oscillator() 
     oscillator = HarmonicOscillator(2, omega=[1.3, 1.3])
     spec = normal_mode_chart(oscillator, [0.0] * 4, circular=[(0, 1)])
     chart = AffineChart(spec["centre"], spec["matrix"])
-    x = torch.randn(32, 4, generator=gen(1), dtype=torch.float64)
+    x = torch.randn(32, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     z, _ = chart(x)
     actions = 0.5 * (z[:, :2] ** 2 + z[:, 2:] ** 2)
     momentum = x[:, 0] * x[:, 3] - x[:, 1] * x[:, 2]
@@ -558,7 +563,7 @@ def test_calogero_moser_normal_mode_chart_winds_each_plane_with_its_frequency() 
     the outer particles (q₁ ≈ −1.2, q₃ ≈ 1.2) the orbits do not surround the origin and never turn."""
     system = CalogeroMoser(3)
     spec = normal_mode_chart(system, system.equilibrium())
-    initial = system.sample_initial(16, generator=gen(0))
+    initial = system.sample_initial(16, generator=torch.Generator().manual_seed(0))
     data = trajectories(system, 16, (system.period(), 240), initial=initial)
     model = ActionAngleFlow(3, chart=spec, blocks=0, householder=0)
 
@@ -579,7 +584,7 @@ def test_toda_normal_mode_chart_has_degenerate_frequencies() -> None:
     system = CentreOfMassFrame(Toda(3, periodic=True))
     spec = normal_mode_chart(system, [0.0] * 4)
     matrix = torch.tensor(spec["matrix"], dtype=torch.float64)
-    z = torch.randn(8, 4, generator=gen(2), dtype=torch.float64)
+    z = torch.randn(8, 4, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     x = z @ torch.linalg.inv(matrix).T
     energy = lambda y: system.hamiltonian(y.unsqueeze(0)).sum()  # noqa: E731
     hessian = torch.func.hessian(energy)(torch.zeros(4, dtype=torch.float64))
@@ -640,14 +645,14 @@ def toda_birkhoff_spec() -> dict:
 def test_birkhoff_chart_is_exact_canonical_and_normalizes_toda_to_degree_4(toda_birkhoff_spec) -> None:
     system = CentreOfMassFrame(Toda(3, periodic=True))
     chart = BirkhoffChart(**{key: value for key, value in toda_birkhoff_spec.items() if key != "name"})
-    x = 0.5 * torch.randn(32, 4, generator=gen(0), dtype=torch.float64)
+    x = 0.5 * torch.randn(32, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     z, _ = chart(x)
     torch.testing.assert_close(chart.inverse(z)[0], x, rtol=0, atol=1e-12)
     torch.testing.assert_close(chart(chart.inverse(x)[0])[0], x, rtol=0, atol=1e-12)
     assert_symplectic(chart, x, atol=1e-10)
     assert_symplectic(chart, x, atol=1e-10, inverse=True)
     energy = lambda y: system.hamiltonian(chart.inverse(y)[0])  # noqa: E731
-    y = torch.randn(16, 4, generator=gen(1), dtype=torch.float64)
+    y = torch.randn(16, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     quadratic = _taylor_part(energy, y, 2)
     torch.testing.assert_close(quadratic, 0.5 * 3**0.5 * y.pow(2).sum(-1), rtol=1e-10, atol=1e-12)
     assert float(_taylor_part(energy, y, 3).abs().max()) < 1e-10 * float(quadratic.abs().max())
@@ -667,11 +672,11 @@ def test_birkhoff_chart_normalizes_the_resonant_calogero_moser_equilibrium() -> 
     system = CalogeroMoser(3)
     spec = birkhoff_chart(system, system.equilibrium(), order=3)
     chart = BirkhoffChart(**{key: value for key, value in spec.items() if key != "name"})
-    x = system.sample_initial(16, generator=gen(0))
+    x = system.sample_initial(16, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(chart.inverse(chart(x)[0])[0], x, rtol=0, atol=1e-12)
     assert_symplectic(chart, x, atol=1e-10)
     energy = lambda y: system.hamiltonian(chart.inverse(y)[0])  # noqa: E731
-    y = torch.randn(16, 6, generator=gen(1), dtype=torch.float64)
+    y = torch.randn(16, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     quadratic = _taylor_part(energy, y, 2)
     frequencies = torch.tensor([1.0, 2.0, 3.0, 1.0, 2.0, 3.0], dtype=torch.float64)
     torch.testing.assert_close(quadratic, 0.5 * (frequencies * y * y).sum(-1), rtol=1e-9, atol=1e-12)
@@ -698,7 +703,7 @@ def test_toda_loop_orbits_keep_their_sense_and_the_birkhoff_chart_conserves_thei
     actions vary by 10–30 %; the degree-4 normalized chart winds every plane once per loop with actions
     conserved to ~1e-2 (to ~3e-3 at degree 5), before any training."""
     system = CentreOfMassFrame(Toda(3, periodic=True))
-    initial = toda_loop_orbits(system, 24, gen(0))
+    initial = toda_loop_orbits(system, 24, torch.Generator().manual_seed(0))
     assert initial.shape == (24, 4)
     data = trajectories(system, 24, (15.0, 200), initial=initial)
     plain = ActionAngleFlow(2, chart=normal_mode_chart(system, [0.0] * 4, circular=[(0, 1)]), blocks=0, householder=0)
@@ -714,7 +719,7 @@ def test_toda_loop_orbits_keep_their_sense_and_the_birkhoff_chart_conserves_thei
     turns = angles[:, -1] - angles[:, 0]
     torch.testing.assert_close(turns[:, 1] / turns[:, 0], torch.ones(24, dtype=torch.float64), rtol=0, atol=0.15)
     assert min(after["angle_r2"]) > 0.9999
-    negative = toda_loop_orbits(system, 4, gen(0), sense=-1)
+    negative = toda_loop_orbits(system, 4, torch.Generator().manual_seed(0), sense=-1)
     data = trajectories(system, 4, (15.0, 200), initial=negative)
     with torch.no_grad():
         actions = plain.to_action_angle(data.states)[0]

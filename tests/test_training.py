@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 import torch
-from randomness import fixed_manual_seed, gen
+from randomness import fixed_manual_seed
 
 from canonflow.checkpoint import CheckpointError, atomic_save, load, read_checkpoint, register_model, save_model
 from canonflow.training import TrainConfig, TrainingDiverged, train
@@ -27,7 +27,7 @@ class TinyModel(torch.nn.Module):
         return cls(**config)
 
 
-DATA = torch.randn(256, 3, generator=gen(0))
+DATA = torch.randn(256, 3, generator=torch.Generator().manual_seed(0))
 TARGET = DATA @ torch.tensor([1.0, -2.0, 0.5]) + 0.3
 
 
