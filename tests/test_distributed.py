@@ -243,6 +243,7 @@ def two_process_fits(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, di
     return directory, torch.load(directory / "outcomes.pt", weights_only=False)
 
 
+@pytest.mark.xdist_group("two_process_fits")  # one pytest-xdist worker spawns the module fixture's processes once
 @pytest.mark.parametrize("name", FITS)
 def test_two_process_fit_matches_one_process_with_the_same_global_batch(
     name: str, two_process_fits: tuple[Path, dict[str, Outcome]], tmp_path: Path

@@ -166,7 +166,7 @@ BENCHMARKS: dict[str, Benchmark] = {
             "polish_steps": 100,
             "time_limit": 170.0,
         },
-        quick={"steps": 300, "num_train": 64, "polish_steps": 1, "time_limit": 40.0},
+        quick={"steps": 100, "num_train": 64, "polish_steps": 1, "time_limit": 40.0},
         exact=_kepler_exact,
         anchor="multi-orbit model did not converge",
     ),
