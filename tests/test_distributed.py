@@ -21,6 +21,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 import torchrun_fit
+from filelock import FileLock
 from nflows.flows import Flow
 from nflows.transforms import CompositeTransform
 
@@ -236,14 +237,20 @@ def _fits_worker(rank: int, port: int, directory: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def two_process_fits(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Outcome]]:
-    """Every fit of ``FITS`` run once on 2 spawned gloo processes: the directory they wrote to, rank 0's outcomes."""
-    directory = tmp_path_factory.mktemp("two-process-fits")
-    mp.spawn(_fits_worker, args=(_free_port(), str(directory)), nprocs=2, join=True)
+def two_process_fits(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> tuple[Path, dict[str, Outcome]]:
+    """Every fit of ``FITS`` run once on 2 spawned gloo processes: the directory they wrote to, rank 0's outcomes.
+
+    Once per test session: pytest-xdist workers share the folder above their own temporary folders, and the first
+    worker to take the lock runs the fits there for all of them (the tests only read what the fits wrote)."""
+    shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    directory = shared / "two-process-fits"
+    with FileLock(str(shared / "two-process-fits.lock")):
+        if not (directory / "outcomes.pt").is_file():
+            directory.mkdir(exist_ok=True)
+            mp.spawn(_fits_worker, args=(_free_port(), str(directory)), nprocs=2, join=True)
     return directory, torch.load(directory / "outcomes.pt", weights_only=False)
 
 
-@pytest.mark.xdist_group("two_process_fits")  # one pytest-xdist worker spawns the module fixture's processes once
 @pytest.mark.parametrize("name", FITS)
 def test_two_process_fit_matches_one_process_with_the_same_global_batch(
     name: str, two_process_fits: tuple[Path, dict[str, Outcome]], tmp_path: Path
