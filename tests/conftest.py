@@ -37,31 +37,29 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["OMP_NUM_THREADS"] = str(share)  # for the processes a test starts (notebook kernels, the CLI)
 
 
-def _global_state() -> dict[str, object]:
-    return {
-        "torch.get_num_threads()": torch.get_num_threads(),
-        "torch.get_default_dtype()": torch.get_default_dtype(),
-        "torch.is_grad_enabled()": torch.is_grad_enabled(),
-        "torch.is_anomaly_enabled()": torch.is_anomaly_enabled(),
-        "torch.are_deterministic_algorithms_enabled()": torch.are_deterministic_algorithms_enabled(),
-        "canonflow.validation_enabled()": canonflow.validation_enabled(),
-    }
+GLOBAL_STATE = {
+    "torch.get_num_threads()": (torch.get_num_threads, torch.set_num_threads),
+    "torch.get_default_dtype()": (torch.get_default_dtype, torch.set_default_dtype),
+    "torch.is_grad_enabled()": (torch.is_grad_enabled, torch.set_grad_enabled),
+    "torch.is_anomaly_enabled()": (torch.is_anomaly_enabled, torch.autograd.set_detect_anomaly),
+    "torch.are_deterministic_algorithms_enabled()": (
+        torch.are_deterministic_algorithms_enabled,
+        torch.use_deterministic_algorithms,
+    ),
+    "canonflow.validation_enabled()": (canonflow.validation_enabled, canonflow.set_validation),
+}
+"""Each piece of global state a test may not leave changed: its getter and its setter."""
 
 
 @pytest.fixture(autouse=True)
 def _global_torch_state_is_left_as_found(request: pytest.FixtureRequest) -> Iterator[None]:
-    before = _global_state()
+    before = {name: get() for name, (get, _) in GLOBAL_STATE.items()}
     rng_state = torch.random.get_rng_state()
     torch.manual_seed(seed(zlib.crc32(request.node.nodeid.encode()) % 1_000_000))
     yield
     torch.random.set_rng_state(rng_state)
-    after = _global_state()
-    if after != before:
-        changed = {name: (before[name], after[name]) for name in before if before[name] != after[name]}
-        torch.set_num_threads(before["torch.get_num_threads()"])
-        torch.set_default_dtype(before["torch.get_default_dtype()"])
-        torch.set_grad_enabled(before["torch.is_grad_enabled()"])
-        torch.autograd.set_detect_anomaly(before["torch.is_anomaly_enabled()"])
-        torch.use_deterministic_algorithms(before["torch.are_deterministic_algorithms_enabled()"])
-        canonflow.set_validation(before["canonflow.validation_enabled()"])
+    changed = {name: (before[name], get()) for name, (get, _) in GLOBAL_STATE.items() if get() != before[name]}
+    for name in changed:
+        GLOBAL_STATE[name][1](before[name])
+    if changed:
         pytest.fail(f"the test left global state changed (before, after): {changed}; restore it in a fixture")
