@@ -92,7 +92,7 @@ def test_quick_oscillator_conserves_actions_to_1e_3() -> None:
 
 @pytest.mark.statistical
 def test_kepler_loss_improves_tenfold_from_initialization() -> None:
-    # A training test, not a statistical one: orbits and weights are fixed set-up. The gain depends strongly on
+    # A test that trains to a threshold: orbits and weights are fixed set-up. The gain depends strongly on
     # which 48 orbits are drawn (86x on these, 3.4x to 100x over shifted draws), so the orbits are not shifted by
     # the seed sweep; the verdict is the same with 1 and 2 threads (86.5x both).
     system = Kepler(2)
