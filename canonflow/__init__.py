@@ -5,6 +5,7 @@ from canonflow import (
     data,
     density,
     distributions,
+    estimators,
     hamiltonian_learning,
     integrators,
     nn,
@@ -16,6 +17,7 @@ from canonflow import (
 )
 from canonflow.builders import canonical_flow
 from canonflow.checkpoint import load
+from canonflow.flow import CanonicalFlow
 from canonflow.validation import set_validation, validation, validation_enabled
 
 __version__ = "0.1.0"
@@ -23,10 +25,12 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "action_angle",
+    "CanonicalFlow",
     "canonical_flow",
     "data",
     "density",
     "distributions",
+    "estimators",
     "hamiltonian_learning",
     "integrators",
     "load",

@@ -3,11 +3,15 @@
 A model file is a dict of tensors and plain data (loadable with ``torch.load(weights_only=True)``, so a
 malicious file cannot run code)::
 
-    {"format": "canonflow", "version": 1, "kind": <registered class name>, "config": {...},
+    {"format": "canonflow", "version": 2, "kind": <registered class name>, "config": {...},
      "state_dict": {...}, "extra": {...}}
 
 A class becomes loadable with ``canonflow.load`` by registering itself with ``register_model`` and providing
 ``config() -> dict`` (JSON-like constructor arguments) and ``from_config(config) -> instance``.
+
+Version 1 files (before the one-flow reshape) still load: ``register_migration`` maps an old kind to the class
+that replaced it and renames weight prefixes; tensors are reshaped to the new model's shapes when they hold the
+same numbers, and base weights the old model did not have (e.g. a fixed base's zero centre) keep their initial value.
 """
 
 from __future__ import annotations
@@ -20,11 +24,21 @@ from typing import Any, BinaryIO, TypeVar
 
 import torch
 
-__all__ = ["CheckpointError", "register_model", "atomic_write", "atomic_save", "read_checkpoint", "save_model", "load"]
+__all__ = [
+    "CheckpointError",
+    "register_model",
+    "register_migration",
+    "atomic_write",
+    "atomic_save",
+    "read_checkpoint",
+    "save_model",
+    "load",
+]
 
 FORMAT = "canonflow"
-VERSION = 1
+VERSION = 2
 _REGISTRY: dict[str, Callable[[dict[str, Any]], torch.nn.Module]] = {}
+_MIGRATIONS: dict[str, tuple[str, dict[str, str]]] = {}
 T = TypeVar("T", bound=type)
 
 
@@ -36,6 +50,35 @@ def register_model(cls: T) -> T:
     """Class decorator: make ``cls`` loadable by ``canonflow.load`` through ``cls.from_config``."""
     _REGISTRY[cls.__name__] = cls.from_config
     return cls
+
+
+def register_migration(old_kind: str, new_kind: str, renames: dict[str, str] | None = None) -> None:
+    """Load version-1 files of ``old_kind`` as ``new_kind``, renaming weight-name prefixes by ``renames``."""
+    _MIGRATIONS[old_kind] = (new_kind, dict(renames or {}))
+
+
+def _migrate(state: dict[str, Any], template: dict[str, torch.Tensor], renames: dict[str, str]) -> dict[str, Any]:
+    """A version-1 ``state`` in the names and shapes of ``template`` (the new model's ``state_dict``)."""
+    renamed = {}
+    for key, value in state.items():
+        for old, new in renames.items():
+            if key.startswith(old):
+                key = new + key[len(old) :]
+                break
+        renamed[key] = value
+    missing = [key for key in template if key not in renamed and not key.startswith("_distribution.")]
+    if missing:
+        raise CheckpointError(f"version-1 weights lack {missing[:5]}")
+    migrated = {}
+    for key, default in template.items():
+        value = renamed.get(key, default)
+        if isinstance(value, torch.Tensor) and value.shape != default.shape and value.numel() == default.numel():
+            value = value.reshape(default.shape)
+        migrated[key] = value
+    unused = sorted(set(renamed) - set(template))
+    if any(not key.endswith("_anchor") for key in unused):
+        raise CheckpointError(f"version-1 weights {unused[:5]} have no place in the current model")
+    return migrated
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
@@ -98,6 +141,9 @@ def load(path: str | os.PathLike, map_location: str | torch.device | None = "cpu
     pickled code is run)."""
     payload = read_checkpoint(path, map_location)
     kind = payload.get("kind")
+    renames = None
+    if payload.get("version") == 1:
+        kind, renames = _MIGRATIONS.get(kind, (kind, {}))
     if kind not in _REGISTRY:
         raise CheckpointError(f"{path} holds a {kind!r} model; loadable kinds are {sorted(_REGISTRY)}")
     state = payload.get("state_dict")
@@ -111,6 +157,8 @@ def load(path: str | os.PathLike, map_location: str | torch.device | None = "cpu
     if floating:
         model = model.to(floating[0].dtype)  # the dtype it was saved in, which the config may not record
     try:
+        if renames is not None:
+            state = _migrate(state, model.state_dict(), renames)
         model.load_state_dict(state)
     except RuntimeError as error:
         raise CheckpointError(

@@ -8,6 +8,7 @@ a ``with`` block.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 
 import torch
@@ -19,6 +20,17 @@ __all__ = [
     "check_phase_space",
     "check_positive_int",
     "check_non_negative_int",
+    "check_choice",
+    "check_positive_float",
+    "check_energy",
+    "DTYPES",
+    "as_dtype",
+    "check_non_negative_float",
+    "check_points",
+    "check_trajectories",
+    "check_times",
+    "as_samples",
+    "check_step_size",
 ]
 
 _ENABLED = True
@@ -98,3 +110,144 @@ def check_phase_space(
             raise TypeError(f"{who}: input is on {x.device} but the layer is on {reference.device}")
     if not torch.isfinite(x).all():
         raise ValueError(f"{who}: input contains NaN or Inf")
+
+
+def check_choice(value: object, choices: tuple[str, ...], name: str, who: str) -> str:
+    """Return ``value`` if it is one of ``choices``, else raise ``ValueError`` naming ``who``, ``name`` and them."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{who}: {name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def check_positive_float(value: object, name: str, who: str) -> float:
+    """Return ``value`` as a float if it is a finite real number ``> 0`` (not a bool), else raise ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{who}: expected a finite {name} > 0, got {value!r}")
+    return float(value)
+
+
+def check_energy(value: object, batch: int, who: str) -> torch.Tensor:
+    """``value`` if it is a tensor of shape ``(batch,)`` (an energy evaluated on ``batch`` points); else a
+    ``ValueError`` naming ``who``."""
+    if not isinstance(value, torch.Tensor) or value.shape != (batch,):
+        shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+        raise ValueError(f"{who}: the energy must map (B, 2n) to (B,), got {shape}")
+    return value
+
+
+def as_samples(data: object, n: int, who: str, reference: torch.Tensor, name: str = "data") -> torch.Tensor:
+    """``data`` (array-like) as a finite ``(B, 2n)`` (phase space) or ``(B, n)`` (configurations) tensor in
+    ``reference``'s dtype and device; a ``TypeError``/``ValueError`` naming ``who`` and ``name`` otherwise."""
+    try:
+        tensor = torch.as_tensor(data)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise TypeError(f"{who}: {name} must be array-like, got {type(data).__name__}") from error
+    if tensor.dim() != 2:
+        raise ValueError(f"{who}: expected {name} of shape (B, {2 * n}) or (B, {n}), got {tuple(tensor.shape)}")
+    if tensor.shape[0] == 0:
+        raise ValueError(f"{who}: {name} is empty (0 samples)")
+    if tensor.shape[1] not in (n, 2 * n):
+        raise ValueError(
+            f"{who}: expected {name} of width 2n = {2 * n} (phase space) or n = {n} (configurations), "
+            f"got width {tensor.shape[1]}"
+        )
+    if tensor.is_complex() or tensor.dtype == torch.bool:
+        raise TypeError(f"{who}: {name} must be real numbers, got dtype {tensor.dtype}")
+    tensor = tensor.to(dtype=reference.dtype, device=reference.device)
+    if not torch.isfinite(tensor).all():
+        raise ValueError(f"{who}: {name} contains NaN or Inf")
+    return tensor
+
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+"""The floating dtypes a model may be built in, by the name its config stores."""
+
+
+def as_dtype(name: object, who: str) -> torch.dtype:
+    """The ``torch.dtype`` named ``name`` in :data:`DTYPES` (``"float32"`` or ``"float64"``); else a ``ValueError``
+    naming ``who``."""
+    if not isinstance(name, str) or name not in DTYPES:
+        raise ValueError(f"{who}: dtype must be one of {sorted(DTYPES)}, got {name!r}")
+    return DTYPES[name]
+
+
+def check_non_negative_float(value: object, name: str, who: str) -> float:
+    """Return ``value`` as a float if it is a finite real number ``>= 0`` (not a bool), else raise ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{who}: {name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def check_points(x: object, n: int, who: str) -> torch.Tensor:
+    """``x`` if it is a finite floating ``(B, 2n)`` tensor of phase-space points; else a ``TypeError`` or
+    ``ValueError`` naming ``who`` (checked whether or not validation is on: a public entry point calls it once)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{who}: expected a torch.Tensor of shape (B, {2 * n})")
+    if not x.is_floating_point():
+        raise TypeError(f"{who}: expected a floating-point tensor, got dtype {x.dtype}")
+    if x.dim() != 2 or x.shape[-1] != 2 * n:
+        raise ValueError(f"{who}: expected shape (B, 2n) = (B, {2 * n}), got {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{who}: input contains NaN or Inf")
+    return x
+
+
+def check_trajectories(x: object, n: int, who: str, min_times: int = 2) -> torch.Tensor:
+    """``x`` if it is a finite floating ``(num_traj, T, 2n)`` tensor with ``num_traj >= 1`` and ``T >= min_times``;
+    else a ``TypeError`` or ``ValueError`` naming ``who`` and what was expected."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{who}: expected trajectories as a torch.Tensor of shape (num_traj, T, {2 * n})")
+    if not x.is_floating_point():
+        raise TypeError(f"{who}: expected floating-point trajectories, got dtype {x.dtype}")
+    if x.dim() != 3:
+        raise ValueError(
+            f"{who}: expected trajectories of rank 3, shape (num_traj, T, 2n) = (num_traj, T, {2 * n}), "
+            f"got rank {x.dim()} with shape {tuple(x.shape)}"
+        )
+    if x.shape[-1] % 2 != 0:
+        raise ValueError(f"{who}: expected an even last dimension 2n ([q, p] layout), got odd {x.shape[-1]}")
+    if x.shape[-1] != 2 * n:
+        raise ValueError(f"{who}: expected last dimension 2n = {2 * n} (n={n}), got {x.shape[-1]}")
+    if x.shape[1] < min_times:
+        raise ValueError(f"{who}: expected at least {min_times} time points per trajectory, got T={x.shape[1]}")
+    if x.shape[0] < 1:
+        raise ValueError(f"{who}: expected at least one trajectory, got shape {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{who}: trajectories contain NaN or Inf")
+    return x
+
+
+def check_times(times: object, length: int, who: str, dtype: torch.dtype) -> torch.Tensor:
+    """Strictly increasing, finite sample times of shape ``(length,)``, returned in ``dtype``; else a
+    ``TypeError`` or ``ValueError`` naming ``who``."""
+    if not isinstance(times, torch.Tensor):
+        raise TypeError(f"{who}: expected times as a torch.Tensor of shape ({length},)")
+    if times.dim() != 1 or times.shape[0] != length:
+        raise ValueError(f"{who}: expected times of shape (T,) = ({length},), got {tuple(times.shape)}")
+    if not torch.isfinite(times).all():
+        raise ValueError(f"{who}: times contain NaN or Inf")
+    if not bool((times[1:] > times[:-1]).all()):
+        raise ValueError(f"{who}: times must be strictly increasing")
+    return times.to(dtype)
+
+
+def check_step_size(value: object, who: str, *, positive: bool = False) -> float:
+    """Return the time step ``value`` as a float if it is finite and non-zero (``> 0`` when ``positive``).
+
+    ``value`` is an int, a float or a one-element tensor (an integrator's step may be a tensor that receives
+    gradients); a negative step runs an integrator backward in time. Raises ``TypeError`` (not a number) or
+    ``ValueError`` (zero, negative when ``positive``, NaN, Inf, several elements), naming ``who`` and ``step_size``.
+    """
+    sign = "positive" if positive else "non-zero"
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"{who}: expected a scalar step_size, got a tensor of shape {tuple(value.shape)}")
+        number = float(value.detach())
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        raise TypeError(f"{who}: expected step_size to be a {sign} float or a scalar tensor, got {value!r}")
+    if not math.isfinite(number) or number == 0.0 or (positive and number < 0.0):
+        backward = "" if positive else " (negative runs backward in time)"
+        raise ValueError(f"{who}: expected a finite, {sign} step_size{backward}, got {number}")
+    return number

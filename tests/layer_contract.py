@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 from nflows.flows import Flow
 
-from canonflow.distributions import PhaseSpaceNormal
+from canonflow.distributions import PhaseSpaceGaussian
 from canonflow.testing import assert_invertible, assert_logabsdet_matches_jacobian, assert_symplectic
 
 TOL = 1e-10
@@ -82,7 +82,7 @@ def check_gradients(layer, n: int) -> None:
 
 
 def check_nflows_flow(layer, n: int) -> None:
-    flow = Flow(layer, PhaseSpaceNormal(n)).double()
+    flow = Flow(layer, PhaseSpaceGaussian.standard(n)).double()
     x = sample(n)
     z, _ = layer(x)
     expected = -0.5 * z.pow(2).sum(-1) - n * math.log(2 * math.pi)

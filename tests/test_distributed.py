@@ -22,13 +22,12 @@ import torch
 import torch.multiprocessing as mp
 import torchrun_fit
 from filelock import FileLock
-from nflows.flows import Flow
 from nflows.transforms import CompositeTransform
 
 import canonflow.training
 from canonflow import canonical_flow
-from canonflow.action_angle import ActionAngleFlow
-from canonflow.density import PhaseSpaceFlow, fit_density, fit_variational
+from canonflow.action_angle import ActionAngleFlow, AngleLoss, HamiltonianLoss, TrajectoryLoss
+from canonflow.density import fit_density, fit_variational
 from canonflow.distributed import (
     DistributedContext,
     close_distributed,
@@ -37,7 +36,8 @@ from canonflow.distributed import (
     shard,
     torchrun_command,
 )
-from canonflow.distributions import PhaseSpaceNormal
+from canonflow.distributions import PhaseSpaceGaussian
+from canonflow.flow import CanonicalFlow
 from canonflow.training import TrainConfig, train
 
 GLOBAL_BATCH = 64
@@ -56,9 +56,9 @@ def _fit(distributed: DistributedContext | None, directory: Path | None = None, 
     back through the all-reduced batch mean); rank 1 raises at call ``fail_at`` of the loss."""
     torch.manual_seed(0)
     transform = CompositeTransform([canonical_flow(1, blocks=1, hidden=8), canonical_flow(1, blocks=1, hidden=8)])
-    flow = Flow(transform, PhaseSpaceNormal(1)).double()
+    flow = CanonicalFlow(transform, PhaseSpaceGaussian.standard(1)).double()
     initial, sizes = _state(flow), set()
-    _record_training_batches(flow._transform, sizes)
+    _record_training_batches(flow.transform, sizes)
     data = _data()
 
     def loss_fn(generator: torch.Generator) -> torch.Tensor:
@@ -128,9 +128,9 @@ def _config(checkpoint: Path | None = None) -> TrainConfig:
 def _fit_density(distributed: DistributedContext | None, directory: Path) -> Outcome:
     """Configuration data (momenta augmented per global batch), a ZeroCenter in the flow, validation on."""
     torch.manual_seed(0)
-    flow = PhaseSpaceFlow(1, blocks=1, hidden=8, zero_center=True, base="normal").double()
+    flow = CanonicalFlow.build(1, blocks=1, hidden=8, zero_center=True, base="normal").double()
     initial, sizes = _state(flow), set()
-    _record_training_batches(flow._transform, sizes)
+    _record_training_batches(flow.transform, sizes)
     checkpoint = None if distributed is None else directory / f"density-rank{distributed.rank}.pt"
     fit_density(flow, _data()[:, :1], batch_size=GLOBAL_BATCH, config=_config(checkpoint), distributed=distributed)
     return {"initial": initial, "final": _state(flow), "batches": sizes}
@@ -139,7 +139,7 @@ def _fit_density(distributed: DistributedContext | None, directory: Path) -> Out
 def _fit_variational(gradient: str) -> Callable[[DistributedContext | None, Path], Outcome]:
     def run(distributed: DistributedContext | None, directory: Path) -> Outcome:
         torch.manual_seed(0)
-        flow = PhaseSpaceFlow(1, blocks=1, hidden=8, base="oscillator").double()
+        flow = CanonicalFlow.build(1, blocks=1, hidden=8, base="oscillator").double()
         initial, sizes = _state(flow), set()
 
         def energy(x: torch.Tensor) -> torch.Tensor:
@@ -170,7 +170,7 @@ def _fit_action_angle(normalization: str) -> Callable[[DistributedContext | None
         initial, sizes = _state(model), set()
         _record_training_batches(model, sizes)
         trajectories, times = _trajectories()
-        options = {"times_per_batch": 8, "angle_weight": 0.1, "normalization": normalization}
+        options = {"times_per_batch": 8, "loss": TrajectoryLoss(normalization) + 0.1 * AngleLoss()}
         model.fit(trajectories, times, batch_size=8, config=_config(), distributed=distributed, **options)
         return {"initial": initial, "final": _state(model), "batches": sizes}
 
@@ -187,7 +187,7 @@ def _fit_hamiltonian(distributed: DistributedContext | None, directory: Path) ->
     def hamiltonian(x: torch.Tensor) -> torch.Tensor:
         return 0.5 * x[:, 1] ** 2 + 0.5 * x[:, 0] ** 2 + 0.1 * x[:, 0] ** 4
 
-    model.fit_hamiltonian(hamiltonian, states, batch_size=8, num_angles=8, config=_config(), distributed=distributed)
+    model.fit(states, loss=HamiltonianLoss(hamiltonian, 8), batch_size=8, config=_config(), distributed=distributed)
     return {"initial": initial, "final": _state(model), "batches": sizes}
 
 
@@ -206,7 +206,7 @@ FITS: dict[str, tuple[Callable[[DistributedContext | None, Path], Outcome], int,
 def _steps_under_a_time_limit(context: DistributedContext) -> list[int]:
     """``train`` with a 0.2 s time limit while rank 1's clock runs 3× fast: the steps each rank ran."""
     torch.manual_seed(0)
-    flow = Flow(canonical_flow(1, blocks=1, hidden=8), PhaseSpaceNormal(1)).double()
+    flow = CanonicalFlow(canonical_flow(1, blocks=1, hidden=8), PhaseSpaceGaussian.standard(1)).double()
     data = _data()
 
     def loss_fn(generator: torch.Generator) -> torch.Tensor:
@@ -287,10 +287,10 @@ def test_all_ranks_stop_at_the_same_step_when_their_clocks_disagree(
     "fit",
     [
         lambda context: fit_density(
-            PhaseSpaceFlow(1, blocks=1), torch.randn(100, 2), batch_size=33, distributed=context
+            CanonicalFlow.build(1, blocks=1), torch.randn(100, 2), batch_size=33, distributed=context
         ),
         lambda context: fit_variational(
-            PhaseSpaceFlow(1, blocks=1), lambda x: x.pow(2).sum(1), batch_size=33, distributed=context
+            CanonicalFlow.build(1, blocks=1), lambda x: x.pow(2).sum(1), batch_size=33, distributed=context
         ),
         lambda context: ActionAngleFlow(1, blocks=1).fit(_trajectories()[0], batch_size=7, distributed=context),
     ],

@@ -11,7 +11,6 @@ from nflows.transforms import CompositeTransform, LULinear
 from randomness import manual_seed
 
 from canonflow import canonical_flow
-from canonflow.distributions import PhaseSpaceNormal
 from canonflow.nn import GradientField, IrrotationalMLP
 from canonflow.phase_space import symplectic_form
 from canonflow.testing import assert_invertible, assert_symplectic, jacobian
@@ -153,18 +152,6 @@ def test_zero_center_running_mean_is_saved() -> None:
     layer(torch.randn(8, 4) + 1)
     assert "running_mean" in layer.state_dict()
     assert layer.state_dict()["running_mean"].abs().sum() > 0
-
-
-def test_phase_space_normal_follows_module_dtype() -> None:
-    base = PhaseSpaceNormal(3).double()
-    draws = base.sample(10)
-    assert draws.dtype == F64 and draws.shape == (10, 6)
-    expected = torch.distributions.Normal(0.0, 1.0).log_prob(draws.float()).sum(-1).double()
-    torch.testing.assert_close(base.log_prob(draws), expected, rtol=1e-6, atol=1e-5)
-    with pytest.raises(ValueError, match="PhaseSpaceNormal"):
-        base.log_prob(torch.randn(2, 5, dtype=F64))
-    with pytest.raises(ValueError, match="unconditional"):
-        base.sample(2, context=torch.zeros(1, 1))
 
 
 def test_canonical_flow_structure() -> None:

@@ -16,6 +16,7 @@ from randomness import Z_SCORE, fixed_manual_seed, gen, rng
 
 from canonflow import load
 from canonflow.checkpoint import save_model
+from canonflow.estimators import forward_kl, reverse_kl
 from canonflow.sampling import (
     TARGETS,
     ExpAffineAutoregressive,
@@ -25,13 +26,12 @@ from canonflow.sampling import (
     ess_mean,
     ess_tail,
     flow_mcmc,
-    forward_kl_loss,
     get_target,
     hmc,
     importance_resample,
+    joint_energy,
     mcse_mean,
     neutra_hmc,
-    reverse_kl_loss,
     rhat,
     train_sampler,
 )
@@ -262,7 +262,8 @@ def test_flow_samplers_are_exact_with_any_flow():
 def test_reverse_kl_training_checkpoints_and_reloads(tmp_path):
     target = get_target("ill_gaussian", dim=2, condition=10.0)
     model = FlowSampler.leapfrog(2, steps=2, hidden=8).double()
-    initial = float(reverse_kl_loss(model, target.potential, 2048, gen(14)).detach())
+    energy = joint_energy(model, target.potential)
+    initial = float(reverse_kl(model, energy, model.base.rsample(2048, gen(14)), gradient="total").detach())
     config = TrainConfig(steps=40, lr=2e-2, progress=False, checkpoint=str(tmp_path / "ckpt.pt"), eval_every=20)
     result = train_sampler(model, target.potential, config, batch_size=64, anneal=0.25)
     assert (tmp_path / "ckpt.pt").is_file()
@@ -305,12 +306,12 @@ def test_forward_kl_leaves_out_draws_that_overflowed():
     # A draw x with a non-finite entry (an overflowing flow) has weight 0 and must not make the loss 0 · NaN.
     fixed_manual_seed(0)
     model = FlowSampler.canonical(2, blocks=1, hidden=4).double()
-    x, log_q = model.sample_with_log_prob(8, gen(24))
+    x, log_q = model.sample_and_log_prob(8, gen(24))
     x, log_q = x.detach(), log_q.detach()
     bad = x.clone()
     bad[3] = torch.tensor([math.inf, 0.0, math.nan, 1.0], dtype=torch.float64)
-    model.sample_with_log_prob = lambda num, generator=None: (bad, log_q)
-    loss = forward_kl_loss(model, normal_potential, 8)
+    model.sample_and_log_prob = lambda num, generator=None: (bad, log_q)
+    loss = forward_kl(model, joint_energy(model, normal_potential), 8)
     keep = torch.arange(8) != 3
     log_w = -(normal_potential(x[keep, :2]) + 0.5 * x[keep, 2:].pow(2).sum(-1)) - log_q[keep]
     expected = -(torch.softmax(log_w, 0) * model.log_prob(x[keep])).sum()

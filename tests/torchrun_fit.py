@@ -11,20 +11,21 @@ import sys
 import torch
 from torch.distributed.elastic.multiprocessing.errors import record
 
-from canonflow.density import PhaseSpaceFlow, fit_density
+from canonflow.density import fit_density
 from canonflow.distributed import DistributedContext, close_distributed, context_from_environment
+from canonflow.flow import CanonicalFlow
 from canonflow.training import TrainConfig
 
 GLOBAL_BATCH = 32
 
 
 def fit(distributed: DistributedContext | None, crash: bool = False) -> dict[str, torch.Tensor]:
-    """Fit ``PhaseSpaceFlow(1, blocks=1, hidden=8)`` (with a ZeroCenter) to a sheared Gaussian; its final state."""
+    """Fit ``CanonicalFlow.build(1, blocks=1, hidden=8)`` (with a ZeroCenter) to a sheared Gaussian; its final state."""
     generator = torch.Generator().manual_seed(5)
     q, p = torch.randn(2, 256, generator=generator, dtype=torch.float64)
     data = torch.stack([q, p + 0.5 * q**2], dim=1)
     torch.manual_seed(0)
-    flow = PhaseSpaceFlow(1, blocks=1, hidden=8, zero_center=True, base="normal").double()
+    flow = CanonicalFlow.build(1, blocks=1, hidden=8, zero_center=True, base="normal").double()
     if crash and distributed is not None and distributed.rank == 1:
         steps = []
 
@@ -33,7 +34,7 @@ def fit(distributed: DistributedContext | None, crash: bool = False) -> dict[str
             if len(steps) == 5:
                 raise ValueError("rank 1 crashed on purpose")
 
-        flow._transform.register_forward_pre_hook(crash_at_fifth_step)
+        flow.transform.register_forward_pre_hook(crash_at_fifth_step)
     config = TrainConfig(steps=10, lr=1e-2, eval_every=5, progress=False)
     fit_density(flow, data, batch_size=GLOBAL_BATCH, config=config, distributed=distributed)
     return {key: value.clone() for key, value in flow.state_dict().items()}

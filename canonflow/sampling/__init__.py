@@ -5,7 +5,7 @@ KL, MCMC diagnostics, and benchmark targets with exact moments."""
 from canonflow.sampling.diagnostics import ess, ess_bulk, ess_mean, ess_tail, mcse_mean, rank_normalize, rhat
 from canonflow.sampling.flow_mcmc import ImportanceResult, flow_mcmc, importance_resample, log_weights
 from canonflow.sampling.hmc import DualAveraging, adaptation_windows, hmc
-from canonflow.sampling.model import ExpAffineAutoregressive, FlowSampler, joint_potential
+from canonflow.sampling.model import ExpAffineAutoregressive, FlowSampler, joint_energy, joint_potential
 from canonflow.sampling.neutra import neutra_hmc
 from canonflow.sampling.result import SamplingResult
 from canonflow.sampling.targets import (
@@ -18,7 +18,7 @@ from canonflow.sampling.targets import (
     Target,
     get_target,
 )
-from canonflow.sampling.training import forward_kl_loss, reverse_kl_loss, train_sampler
+from canonflow.sampling.training import train_sampler
 
 __all__ = [
     "hmc",
@@ -32,8 +32,7 @@ __all__ = [
     "FlowSampler",
     "ExpAffineAutoregressive",
     "joint_potential",
-    "forward_kl_loss",
-    "reverse_kl_loss",
+    "joint_energy",
     "train_sampler",
     "SamplingResult",
     "ess",

@@ -1,7 +1,8 @@
 """Exact sampling with a canonical flow as proposal: independence Metropolis–Hastings and importance resampling.
 
-The flow ``q(x)`` (a ``FlowSampler`` on the augmented space ``x = (q, p) ∈ ℝ^{2d}``) has an exact density,
-``log q(x) = log q₀(T(x))`` (``log|det J| = 0``), so the importance weight of a draw for the joint target
+The flow ``q(x)`` (a ``CanonicalFlow``, e.g. a ``FlowSampler``, on the augmented space ``x = (q, p) ∈ ℝ^{2d}``)
+has an exact density, ``log q(x) = log q₀(T(x))`` (``log|det J| = 0``), so the importance weight of a draw for the
+joint target
 ``π(x) ∝ e^{−U(q) − |p|²/2}`` is ``log w(x) = −U(q) − |p|²/2 − log q(x)``, exact up to the constant ``log Z``
 (with learned auxiliary momenta, ``|p|²/2`` is replaced by ``−log r(p | q)``: ``FlowSampler.joint_potential``).
 
@@ -21,42 +22,32 @@ from dataclasses import dataclass
 
 import torch
 
-from canonflow.sampling.model import FlowSampler
+from canonflow.estimators import kish_ess, log_importance_weights, log_normalizer
+from canonflow.flow import CanonicalFlow, check_flow
+from canonflow.sampling.model import joint_energy
 from canonflow.sampling.potential import Potential
 from canonflow.sampling.result import SamplingResult
-from canonflow.validation import check_positive_int, validation
+from canonflow.validation import check_positive_int
 
 __all__ = ["flow_mcmc", "importance_resample", "ImportanceResult", "log_weights"]
 
 
-def _check(flow: object, who: str) -> None:
-    if not isinstance(flow, FlowSampler):
-        raise TypeError(f"{who}: expected a FlowSampler, got {type(flow).__name__}")
-
-
 def log_weights(
-    flow: FlowSampler, potential: Potential, num: int, generator: torch.Generator | None = None, chunk: int = 8192
+    flow: CanonicalFlow, potential: Potential, num: int, generator: torch.Generator | None = None, chunk: int = 8192
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``num`` proposals ``x ~ q`` ``(num, 2d)`` and their log importance weights
-    ``−flow.joint_potential(U, x) − log q(x)`` (``−U(q) − |p|²/2 − log q(x)`` with standard momenta).
+    """``num`` proposals ``x ~ q`` ``(num, 2d)`` and their log importance weights for the joint target
+    (:func:`canonflow.estimators.log_importance_weights` with the energy of
+    :func:`~canonflow.sampling.model.joint_energy`: ``−U(q) − |p|²/2 − log q(x)`` with standard momenta).
 
     Non-finite weights (e.g. ``U`` is NaN there) become ``−∞``: such proposals are never accepted.
     """
-    draws, weights = [], []
-    with torch.no_grad(), validation(False):
-        for start in range(0, num, chunk):
-            x, log_q = flow.sample_with_log_prob(min(chunk, num - start), generator)
-            u = flow.joint_potential(potential, x)
-            if u.shape != log_q.shape:
-                raise ValueError(f"the potential must map (B, {flow.dim}) to (B,), got {tuple(u.shape)}")
-            log_w = -u - log_q
-            draws.append(x)
-            weights.append(torch.where(torch.isfinite(log_w), log_w, torch.full_like(log_w, -math.inf)))
-    return torch.cat(draws), torch.cat(weights)
+    check_flow(flow, "log_weights")
+    x, log_w = log_importance_weights(flow, joint_energy(flow, potential), 1.0, num, generator, chunk)
+    return x, torch.where(torch.isfinite(log_w), log_w, torch.full_like(log_w, -math.inf))
 
 
 def flow_mcmc(
-    flow: FlowSampler,
+    flow: CanonicalFlow,
     potential: Potential,
     num_samples: int,
     chains: int = 16,
@@ -70,7 +61,7 @@ def flow_mcmc(
     ``(num_samples, chains, d)``; ``divergent`` marks proposals with a non-finite weight (always rejected).
     """
     who = "flow_mcmc"
-    _check(flow, who)
+    check_flow(flow, who)
     check_positive_int(num_samples, "num_samples", who)
     check_positive_int(chains, "chains", who)
     started = time.perf_counter()
@@ -91,7 +82,7 @@ def flow_mcmc(
         samples.append(current)
         probs.append(prob)
         accepts.append(accepted)
-    samples_q = torch.stack(samples)[..., : flow.dim]
+    samples_q = torch.stack(samples)[..., : flow.n]
     return SamplingResult(
         samples=samples_q,
         accept_prob=torch.stack(probs),
@@ -117,7 +108,7 @@ class ImportanceResult:
 
 
 def importance_resample(
-    flow: FlowSampler,
+    flow: CanonicalFlow,
     potential: Potential,
     num_proposals: int,
     num_samples: int,
@@ -127,7 +118,7 @@ def importance_resample(
     """Draw ``num_proposals`` from ``flow``, weight them by ``π/q`` and resample ``num_samples`` (multinomial,
     with replacement). Self-normalized importance sampling is consistent as ``num_proposals → ∞``."""
     who = "importance_resample"
-    _check(flow, who)
+    check_flow(flow, who)
     check_positive_int(num_proposals, "num_proposals", who)
     check_positive_int(num_samples, "num_samples", who)
     x, log_w = log_weights(flow, potential, num_proposals, generator)
@@ -135,12 +126,11 @@ def importance_resample(
         raise ValueError(f"{who}: every proposal has zero weight; check the potential and the flow")
     normalized = torch.softmax(log_w, 0)
     index = torch.multinomial(normalized, num_samples, replacement=True, generator=generator)
-    log_z = torch.logsumexp(log_w, 0) - math.log(num_proposals)
-    q = x[:, : flow.dim]
+    q = x[:, : flow.n]
     return ImportanceResult(
         samples=q[index],
         proposals=q,
         log_weights=log_w,
-        ess=float(1.0 / normalized.pow(2).sum()),
-        log_normalizer=float(log_z) - 0.5 * flow.dim * math.log(2 * math.pi),
+        ess=kish_ess(log_w),
+        log_normalizer=log_normalizer(log_w) - 0.5 * flow.n * math.log(2 * math.pi),
     )

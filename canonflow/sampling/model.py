@@ -3,7 +3,7 @@
 Configuration-space targets ``π(q) ∝ e^{−U(q)}`` on ``ℝ^d`` are handled by *augmentation*: canonical flows act
 on phase space, so the model lives on ``(q, p) ∈ ℝ^{2d}`` (``n = d``) and targets the joint
 ``π(q, p) ∝ e^{−U(q) − |p|²/2}``, whose ``q``-marginal is ``π(q)``; samplers return the ``q`` half. A draw is
-``x = T⁻¹(z)``, ``z ~ N(μ, diag σ²)`` (``DiagonalPhaseSpaceNormal``) with ``T`` the flow (``forward`` = data ->
+``x = T⁻¹(z)``, ``z ~ N(μ, diag σ²)`` (``PhaseSpaceGaussian.diagonal``) with ``T`` the flow (``forward`` = data ->
 latent). Because ``log|det ∂T/∂x| = 0``, the model density is exactly ``log q(x) = log N(T(x); μ, σ²)``:
 no Jacobian is computed, and only the base can carry the target's scale and normalization.
 
@@ -22,6 +22,7 @@ exact for ``π(q)`` whatever ``s`` is.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -29,17 +30,18 @@ from nflows.transforms import MaskedAffineAutoregressiveTransform
 from torch import nn
 
 from canonflow.builders import canonical_flow
-from canonflow.checkpoint import register_model
-from canonflow.distributions import DiagonalPhaseSpaceNormal
+from canonflow.checkpoint import register_migration, register_model
+from canonflow.distributions import PhaseSpaceGaussian
+from canonflow.flow import CanonicalFlow
 from canonflow.nn import MLP
 from canonflow.nn.activations import ACTIVATIONS, make_activation
 from canonflow.phase_space import split
 from canonflow.sampling.potential import Potential
 from canonflow.transforms import LinearSymplectic, PointTransform, SymplecticComposite
 from canonflow.transforms.hamiltonian_flows import LeapfrogFlow
-from canonflow.validation import check_non_negative_int, check_positive_int
+from canonflow.validation import check_choice, check_non_negative_int, check_positive_int
 
-__all__ = ["FlowSampler", "ExpAffineAutoregressive", "joint_potential", "MOMENTA"]
+__all__ = ["FlowSampler", "ExpAffineAutoregressive", "joint_potential", "joint_energy", "MOMENTA"]
 
 MOMENTA = ("standard", "learned")
 
@@ -156,8 +158,9 @@ def _build(flow: dict[str, Any], dim: int, activation: str, linear_skip: int) ->
 
 
 @register_model
-class FlowSampler(nn.Module):
-    """``x = T⁻¹(z)``, ``z ~ N(μ, diag σ²)`` on ``ℝ^{2d}``: a canonical flow ``T`` and a learnable Gaussian base.
+class FlowSampler(CanonicalFlow):
+    """``x = T⁻¹(z)``, ``z ~ N(μ, diag σ²)`` on ``ℝ^{2d}``: a :class:`~canonflow.CanonicalFlow` with a learnable
+    diagonal Gaussian base (``PhaseSpaceGaussian.diagonal``) and optional learned auxiliary momenta.
 
     Build with ``FlowSampler.canonical(dim, blocks, hidden)`` (``canonflow.canonical_flow`` stack, without
     ``ZeroCenter``, whose data-dependent centring does not suit reverse-KL training) or
@@ -168,8 +171,7 @@ class FlowSampler(nn.Module):
     module docstring) and ``activation`` (of the point layers' and learned momenta's networks, not of the flow's own
     layers: ``"tanh"``, or ``"silu"`` to extrapolate linearly into rarely sampled tails), ``linear_skip`` (an exact,
     zero-initialized linear path in those networks, in the first ``linear_skip`` coordinates of ``q``, see
-    ``canonical``). Saved and loaded with
-    ``canonflow.checkpoint.save_model`` / ``canonflow.load``.
+    ``canonical``). ``n`` is the dimension ``d`` of ``q``. Saved with :meth:`save`, loaded with ``canonflow.load``.
     """
 
     def __init__(
@@ -181,24 +183,31 @@ class FlowSampler(nn.Module):
         activation: str = "tanh",
         linear_skip: int = 0,
     ) -> None:
-        super().__init__()
-        self.dim = check_positive_int(dim, "dim", "FlowSampler")
-        if momentum not in MOMENTA:
-            raise ValueError(f"FlowSampler: unknown momentum {momentum!r}; expected one of {', '.join(MOMENTA)}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"FlowSampler: unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
+        who = "FlowSampler"
+        check_positive_int(dim, "dim", who)
+        check_choice(momentum, MOMENTA, "momentum", who)
+        check_choice(activation, tuple(ACTIVATIONS), "activation", who)
+        check_positive_int(momentum_hidden, "momentum_hidden", who)
+        linear_skip = _check_linear_skip(linear_skip, dim, who)
+        super().__init__(_build(dict(flow), dim, activation, linear_skip), PhaseSpaceGaussian.diagonal(dim))
         self.flow_config = dict(flow)
         self.momentum = momentum
-        self.momentum_hidden = check_positive_int(momentum_hidden, "momentum_hidden", "FlowSampler")
+        self.momentum_hidden = momentum_hidden
         self.activation = activation
-        self.linear_skip = _check_linear_skip(linear_skip, self.dim, "FlowSampler")
-        self.transform = _build(self.flow_config, self.dim, activation, linear_skip)
-        self.base = DiagonalPhaseSpaceNormal(self.dim)
+        self.linear_skip = linear_skip
         self.momentum_log_scale: MLP | None = None
         if momentum == "learned" and linear_skip:
             self.momentum_log_scale = _LinearSkipMLP(dim, momentum_hidden, activation, linear_skip)
         elif momentum == "learned":
             self.momentum_log_scale = MLP(dim, dim, momentum_hidden, 2, activation, squeeze=False, zero_init=True)
+        self._config = {
+            "dim": dim,
+            "flow": dict(flow),
+            "momentum": momentum,
+            "momentum_hidden": momentum_hidden,
+            "activation": activation,
+            "linear_skip": linear_skip,
+        }
 
     @classmethod
     def canonical(
@@ -252,18 +261,9 @@ class FlowSampler(nn.Module):
         flow |= {"linear": linear, "householder": householder, "point": point}
         return cls(dim, flow, momentum, activation=activation, linear_skip=linear_skip)
 
-    def config(self) -> dict[str, Any]:
-        return {
-            "dim": self.dim,
-            "flow": self.flow_config,
-            "momentum": self.momentum,
-            "momentum_hidden": self.momentum_hidden,
-            "activation": self.activation,
-            "linear_skip": self.linear_skip,
-        }
-
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> FlowSampler:
+        """Rebuild an untrained sampler from :meth:`config`."""
         return cls(
             config["dim"],
             config["flow"],
@@ -285,22 +285,14 @@ class FlowSampler(nn.Module):
         log_scale = self.momentum_log_scale(q)
         return potential(q) + (0.5 * p.pow(2) * torch.exp(-2 * log_scale) + log_scale).sum(-1)
 
-    def to_data(self, z: torch.Tensor) -> torch.Tensor:
-        """Latent ``z`` -> phase-space point ``x = T⁻¹(z)``, ``(B, 2d) -> (B, 2d)``."""
-        return self.transform.inverse(z)[0]
 
-    def to_latent(self, x: torch.Tensor) -> torch.Tensor:
-        """Phase-space point ``x`` -> latent ``z = T(x)``, ``(B, 2d) -> (B, 2d)``."""
-        return self.transform(x)[0]
+register_migration("FlowSampler", "FlowSampler", {"transform.": "_transform.", "base.": "_distribution."})
 
-    def sample_with_log_prob(
-        self, num: int, generator: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``num`` draws ``x`` ``(num, 2d)`` and their exact model log-density ``log q(x)`` ``(num,)``
-        (reparameterized: differentiable in the parameters when grad mode is on)."""
-        z = self.base.rsample(num, generator)
-        return self.to_data(z), self.base.log_prob(z)
 
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """``log q(x) = log N(T(x); μ, σ²)``, shape ``(B,)``."""
-        return self.base.log_prob(self.to_latent(x))
+def joint_energy(flow: CanonicalFlow, potential: Potential) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The energy ``x -> −log π(x)`` (up to a constant) of the joint target a flow on ``(q, p)`` samples:
+    ``FlowSampler.joint_potential`` (which knows learned momenta) or ``U(q) + |p|²/2`` for any other
+    :class:`~canonflow.CanonicalFlow` (e.g. one fitted by ``canonflow.density.fit_variational``)."""
+    if isinstance(flow, FlowSampler):
+        return lambda x: flow.joint_potential(potential, x)
+    return lambda x: joint_potential(potential, x)

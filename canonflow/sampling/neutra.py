@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import torch
 
+from canonflow.flow import CanonicalFlow, check_flow
 from canonflow.sampling.hmc import hmc
-from canonflow.sampling.model import FlowSampler
+from canonflow.sampling.model import joint_energy
 from canonflow.sampling.potential import Potential
 from canonflow.sampling.result import SamplingResult
 from canonflow.validation import check_positive_int, validation
@@ -28,7 +29,7 @@ __all__ = ["neutra_hmc"]
 
 
 def neutra_hmc(
-    flow: FlowSampler,
+    flow: CanonicalFlow,
     potential: Potential,
     num_samples: int,
     chains: int = 16,
@@ -38,32 +39,35 @@ def neutra_hmc(
 ) -> SamplingResult:
     """HMC (``canonflow.sampling.hmc``, options passed through) on the whitened latent target of ``flow``.
 
-    ``flow``: a trained ``FlowSampler`` on ``ℝ^{2d}``; ``potential``: ``U(q) -> (B,)`` on ``ℝ^d``. Chains start
-    at draws of the flow (``w ~ N(0, I)``). Returns a ``SamplingResult`` whose ``samples`` are the ``q`` halves
+    ``flow``: a trained ``CanonicalFlow`` (e.g. a ``FlowSampler``) on ``ℝ^{2d}`` with a one-component base;
+    ``potential``: ``U(q) -> (B,)`` on ``ℝ^d``. Chains start at draws of the flow (``w ~ N(0, I)``). Returns a
+    ``SamplingResult`` whose ``samples`` are the ``q`` halves
     ``(num_samples, chains, d)`` of the mapped-back draws; the latent draws are in ``extra["latent"]``.
     Each latent gradient costs one gradient of ``U`` (counted) plus a flow pass. Input validation of the flow
     is switched off inside, so that a divergent trajectory's NaN is reported as a divergence instead of raising.
     """
     who = "neutra_hmc"
-    if not isinstance(flow, FlowSampler):
-        raise TypeError(f"{who}: expected a FlowSampler, got {type(flow).__name__}")
+    check_flow(flow, who)
     check_positive_int(num_samples, "num_samples", who)
     check_positive_int(chains, "chains", who)
-    loc = flow.base.loc.detach()
-    scale = flow.base.log_scale.detach().exp()
+    if flow.base.components != 1:
+        raise ValueError(f"{who}: the flow's base must be one Gaussian to whiten by, not a mixture")
+    loc = flow.base.loc[0].detach()
+    scale = flow.base.log_std()[0].detach().exp()
+    energy = joint_energy(flow, potential)
 
     def to_data(w: torch.Tensor) -> torch.Tensor:
         return flow.to_data(loc + scale * w)
 
     def latent_potential(w: torch.Tensor) -> torch.Tensor:
-        return flow.joint_potential(potential, to_data(w))
+        return energy(to_data(w))
 
-    w0 = torch.randn(chains, 2 * flow.dim, generator=generator, dtype=loc.dtype, device=loc.device)
+    w0 = torch.randn(chains, 2 * flow.n, generator=generator, dtype=loc.dtype, device=loc.device)
     with validation(False):
         result = hmc(latent_potential, w0, num_samples, generator=generator, **hmc_options)
         latent = result.samples
         with torch.no_grad():
             data = to_data(latent.reshape(-1, latent.shape[-1])).reshape(latent.shape)
-    result.samples = data[..., : flow.dim]
+    result.samples = data[..., : flow.n]
     result.extra["latent"] = latent
     return result

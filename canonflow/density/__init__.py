@@ -1,0 +1,32 @@
+"""Phase-space density estimation and variational free energies with canonical flows.
+
+A canonical flow ``T`` (data ``x`` -> latent ``z``) has unit Jacobian, so the model density is the base density
+pulled back, ``log q_θ(x) = log p(T(x))``: exact likelihoods with no log-determinant. The model is a
+:class:`~canonflow.CanonicalFlow` (``CanonicalFlow.build(n, ..., base="oscillator")``); this package fits it:
+
+- **Maximum likelihood** (:func:`fit_density`) on phase-space data ``(B, 2n)`` or on configurations ``(B, n)``
+  augmented with momenta ``p ~ N(0, I)`` (:mod:`canonflow.density.likelihood` states the objective and the
+  corrected NLL :func:`nll`).
+- **Variational free energy** (:func:`fit_variational`) of ``e^{−βH}/Z`` by the reverse KL; estimate
+  ``F_var``, ``F_IS`` and the ESS with :func:`canonflow.estimators.free_energy`.
+- **Latent analysis** (:mod:`canonflow.density.latent`): with an oscillator base the model is the Boltzmann
+  distribution of ``K∘T``, ``K = Σ_k ω_k (Q_k² + P_k²)/2``; :func:`latent_frequencies` reads off ``ω_k`` and
+  :func:`latent_dependence` measures how observables depend on each latent coordinate.
+
+All losses and estimates are in nats.
+"""
+
+from canonflow.density.fit import DensityFit, fit_density, fit_variational
+from canonflow.density.latent import latent_dependence, latent_frequencies
+from canonflow.density.likelihood import augment_momenta, gaussian_nll, nll
+
+__all__ = [
+    "DensityFit",
+    "fit_density",
+    "fit_variational",
+    "nll",
+    "augment_momenta",
+    "gaussian_nll",
+    "latent_frequencies",
+    "latent_dependence",
+]
