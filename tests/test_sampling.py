@@ -326,12 +326,12 @@ def test_train_sampler_rejects_unknown_objective():
 
 def test_householder_option_is_saved_and_reaches_every_rotation(tmp_path):
     model = FlowSampler.canonical(5, blocks=1, hidden=4, householder=4).double()
-    assert model.transform._transforms[0].householder == 4
+    assert model.transform.layers[0].householder == 4
     save_model(tmp_path / "model.pt", model)
     again = load(tmp_path / "model.pt").double()
-    assert again.transform._transforms[0].householder == 4
+    assert again.transform.layers[0].householder == 4
     leap = FlowSampler.leapfrog(5, steps=1, hidden=4, linear=True, householder=4)
-    assert leap.transform._transforms[0].householder == 4
+    assert leap.transform.layers[0].householder == 4
 
 
 @pytest.mark.statistical
@@ -371,12 +371,12 @@ def test_point_layers_are_exact_canonical_maps_and_reload(tmp_path):
 
     fixed_manual_seed(2)
     model = FlowSampler.canonical(3, blocks=1, hidden=8, point=1).double()
-    for parameter in model.transform._transforms[0].parameters():
+    for parameter in model.transform.layers[0].parameters():
         torch.nn.init.normal_(parameter, 0.0, 0.3)
     x = torch.randn(5, 6, dtype=torch.float64)
     torch.testing.assert_close(model.to_data(model.to_latent(x)), x)
     assert symplectic_defect(model.transform, x).max() < 1e-10
-    q_map = model.transform._transforms[0].q_transform
+    q_map = model.transform.layers[0].q_transform
     q = x[:, :3]
     moved = q + torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
     torch.testing.assert_close(q_map(moved)[0][:, :2], q_map(q)[0][:, :2])
@@ -397,7 +397,7 @@ def test_activation_of_point_and_momentum_networks_is_saved_and_checked(tmp_path
     model = model.double()
     assert FlowSampler.canonical(3, blocks=1, hidden=8).activation == "tanh"
     assert isinstance(model.momentum_log_scale.net[1], torch.nn.SiLU)
-    made = model.transform._transforms[0].q_transform
+    made = model.transform.layers[0].q_transform
     assert isinstance(made.autoregressive_net.activation, torch.nn.SiLU)
     for parameter in model.parameters():
         torch.nn.init.normal_(parameter, 0.0, 0.3)
@@ -465,7 +465,7 @@ def test_linear_skip_represents_the_funnel_whitening_exactly(tmp_path):
     # Hand-set W: x_i ↦ x_i e^{−v/2} and s_i(q) = −v/2, exactly, far beyond the bound A = 8 of the MADE's part
     # (v = 20 needs a = −10); the MADE alone (a = A tanh(â/A)) cannot. Reloads with the same outputs.
     model = FlowSampler.canonical(10, blocks=1, hidden=8, point=1, momentum="learned", linear_skip=1).double()
-    q_map = model.transform._transforms[0].q_transform
+    q_map = model.transform.layers[0].q_transform
     with torch.no_grad():
         q_map.linear_log_scale[1:, 0] = -0.5
         model.momentum_log_scale.linear.weight[1:, 0] = -0.5
@@ -499,7 +499,7 @@ def test_checkpoints_without_linear_skip_load_without_the_linear_path(tmp_path):
     del payload["config"]["linear_skip"]
     torch.save(payload, tmp_path / "old.pt")
     old = load(tmp_path / "old.pt")
-    assert old.linear_skip == 0 and old.transform._transforms[0].q_transform.linear_skip == 0
+    assert old.linear_skip == 0 and old.transform.layers[0].q_transform.linear_skip == 0
     x = torch.randn(5, 6, dtype=torch.float64)
     torch.testing.assert_close(old.to_latent(x), model.to_latent(x), rtol=0, atol=0)
     torch.testing.assert_close(

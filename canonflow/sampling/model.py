@@ -146,7 +146,7 @@ def _build(flow: dict[str, Any], dim: int, activation: str, linear_skip: int) ->
     if kind == "canonical":
         options = {"blocks": flow["blocks"], "hidden": flow["hidden"], "householder": flow.get("householder")}
         stack = canonical_flow(dim, zero_center=False, **options)
-        return SymplecticComposite(_point_layers(flow, dim, activation, linear_skip) + list(stack._transforms))
+        return SymplecticComposite(_point_layers(flow, dim, activation, linear_skip) + list(stack.layers))
     if kind == "leapfrog":
         layers = _point_layers(flow, dim, activation, linear_skip)
         if flow.get("linear", False):

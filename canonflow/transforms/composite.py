@@ -34,6 +34,11 @@ class SymplecticComposite(CompositeTransform):
         super().__init__(transforms)
         self.n = sizes.pop()
 
+    @property
+    def layers(self) -> tuple[SymplecticTransform, ...]:
+        """The layers, in forward (data -> latent) order."""
+        return tuple(self._transforms)
+
     def _check(self, x: torch.Tensor, direction: str) -> None:
         reference = next(self.parameters(), None)
         check_phase_space(x, self.n, f"{type(self).__name__}.{direction}", reference)
