@@ -53,9 +53,9 @@ def worker(args: argparse.Namespace) -> dict:
 
     import torch
 
-    from canonflow.integrators import implicit_midpoint
+    from canonflow.integrators import implicit_midpoint, implicit_midpoint_adjoint
     from canonflow.nn import MLP
-    from canonflow.transforms.hamiltonian_flows import ImplicitMidpointFlow, implicit_midpoint_adjoint
+    from canonflow.transforms.hamiltonian_flows import ImplicitMidpointFlow
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

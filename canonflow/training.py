@@ -1,9 +1,11 @@
 """A small, resumable training loop shared by every canonflow application.
 
-``train`` runs Adam with a cosine learning-rate schedule, optional gradient clipping, periodic validation
-with early stopping (restoring the best weights), a tqdm progress bar, and atomic checkpoints from which a
-run resumes bit-for-bit: minibatches must be drawn from the ``torch.Generator`` handed to ``loss_fn``, whose
-state is checkpointed with the model, optimizer and schedule.
+``train`` runs two optimizer stages. Adam on minibatches, with a cosine learning-rate schedule, optional
+gradient clipping, periodic validation with early stopping (restoring the best weights), a tqdm progress bar,
+and atomic checkpoints from which a run resumes bit-for-bit: minibatches must be drawn from the
+``torch.Generator`` handed to ``loss_fn``, whose state is checkpointed with the model, optimizer and schedule.
+Then, with ``TrainConfig.polish_steps > 0``, full-batch L-BFGS on a deterministic objective (the "polish"),
+under the same best-weight tracking and time limit.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ class TrainConfig:
     ``checkpoint_every`` steps and at the end when ``checkpoint`` is a path; ``resume`` continues from it.
     ``time_limit`` (seconds) stops training early (in a distributed job when the ranks' mean elapsed time exceeds
     it, so that all ranks stop at the same step). ``progress`` shows a tqdm bar when stderr is a terminal.
+    ``polish_steps`` L-BFGS steps follow Adam when ``train`` is given a full-batch ``objective`` (the time limit
+    covers both stages).
     """
 
     steps: int = 1000
@@ -61,10 +65,13 @@ class TrainConfig:
     time_limit: float | None = None
     progress: bool = True
     description: str = "training"
+    polish_steps: int = 0
 
     def __post_init__(self) -> None:
         if self.steps <= 0 or self.eval_every <= 0 or self.checkpoint_every <= 0:
             raise ValueError("TrainConfig: steps, eval_every and checkpoint_every must be positive")
+        if isinstance(self.polish_steps, bool) or not isinstance(self.polish_steps, int) or self.polish_steps < 0:
+            raise ValueError(f"TrainConfig: polish_steps must be an int >= 0, got {self.polish_steps!r}")
         if not self.lr > 0:
             raise ValueError(f"TrainConfig: expected lr > 0, got {self.lr}")
         if self.schedule not in ("cosine", "constant"):
@@ -73,7 +80,9 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    """What ``train`` did: the losses per step, validation values, the best one, steps run and time taken."""
+    """What ``train`` did: the losses per step, validation values ``(step, value)``, the best one, Adam steps and
+    L-BFGS steps run, and the time taken. L-BFGS steps append one loss each and count on from the Adam steps
+    in ``validation`` and ``best_step`` (the ``k``-th polish step is step ``steps + k``)."""
 
     losses: list[float] = field(default_factory=list)
     validation: list[tuple[int, float]] = field(default_factory=list)
@@ -82,6 +91,7 @@ class TrainResult:
     steps: int = 0
     seconds: float = 0.0
     stopped_early: bool = False
+    polish_steps: int = 0
 
 
 def _schedule(config: TrainConfig) -> Callable[[int], float]:
@@ -89,6 +99,29 @@ def _schedule(config: TrainConfig) -> Callable[[int], float]:
         return lambda step: 1.0
     floor = config.final_lr_fraction
     return lambda step: floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(step, config.steps) / config.steps))
+
+
+class _BestWeights:
+    """The weights with the lowest validation value seen (``result.best_validation``), to restore at the end."""
+
+    def __init__(self, model: torch.nn.Module, result: TrainResult, state: dict | None = None) -> None:
+        self.model, self.result, self.state = model, result, state
+
+    def offer(self, step: int, value: float) -> None:
+        """Record ``value`` at ``step``; keep a copy of the weights if it is the best so far."""
+        self.result.validation.append((step, value))
+        if value < self.result.best_validation:
+            self.result.best_validation, self.result.best_step = value, step
+            self.state = copy.deepcopy(self.model.state_dict())
+
+    def restore(self) -> None:
+        if self.state is not None:
+            self.model.load_state_dict(self.state)
+
+
+def _out_of_time(config: TrainConfig, seconds: float) -> bool:
+    """Whether the ranks' mean elapsed ``seconds`` exceed ``config.time_limit`` (the same answer on every rank)."""
+    return config.time_limit is not None and all_reduce_mean(seconds) > config.time_limit
 
 
 class _LossModule(torch.nn.Module):
@@ -110,6 +143,7 @@ def train(
     validate: Callable[[], float] | None = None,
     parameters: list[torch.nn.Parameter] | None = None,
     distributed: DistributedContext | None = None,
+    objective: Callable[[], torch.Tensor] | None = None,
 ) -> TrainResult:
     """Minimize ``loss_fn(generator)`` over ``model``'s parameters (or ``parameters``) and return a ``TrainResult``.
 
@@ -124,7 +158,12 @@ def train(
     of the global minibatch with ``canonflow.distributed.shard``. Losses and validation values are averaged
     over ranks, and only rank 0 writes checkpoints and shows progress. Every decision to stop (divergence, early
     stopping, time limit) is taken on all-reduced numbers, so all ranks stop at the same step.
+
+    With ``config.polish_steps > 0`` and a deterministic full-batch ``objective()``, Adam is followed by the
+    L-BFGS stage (the polish) after the final checkpoint is written, so a resumed run repeats it exactly.
     """
+    if config.polish_steps and objective is None:
+        raise ValueError(f"{config.description}: polish_steps > 0 needs a full-batch objective")
     params = list(model.parameters()) if parameters is None else parameters
     main = distributed is None or distributed.is_main
     step_loss = _LossModule(model, loss_fn)
@@ -134,7 +173,7 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
     generator = torch.Generator().manual_seed(config.seed)
     result = TrainResult()
-    best_state = None
+    best = _BestWeights(model, result)
     start_step = 0
     if config.resume and config.checkpoint and Path(config.checkpoint).is_file():
         state = read_checkpoint(config.checkpoint)
@@ -145,9 +184,9 @@ def train(
             raise CheckpointError(f"{config.checkpoint} does not fit this model/optimizer: {error}") from error
         scheduler.load_state_dict(state["scheduler"])
         generator.set_state(state["generator"])
-        best_state = state["best_model"]
         start_step = int(state["step"])
         result = TrainResult(**state["result"])
+        best = _BestWeights(model, result, state["best_model"])
         log.info("resumed from %s at step %d", config.checkpoint, start_step)
 
     def save(step: int) -> None:
@@ -161,22 +200,18 @@ def train(
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "generator": generator.get_state(),
-            "best_model": best_state,
+            "best_model": best.state,
             "result": asdict(result),
             "config": asdict(config),
         }
         atomic_save(payload, config.checkpoint)
 
     def run_validation(step: int) -> bool:
-        nonlocal best_state
         model.eval()
         with torch.no_grad():
             value = all_reduce_mean(validate())
         model.train()
-        result.validation.append((step, value))
-        if value < result.best_validation:
-            result.best_validation, result.best_step = value, step
-            best_state = copy.deepcopy(model.state_dict())
+        best.offer(step, value)
         return config.patience is not None and len(result.validation) - 1 - _index_of_best(result) > config.patience
 
     began = time.perf_counter() - result.seconds
@@ -212,7 +247,7 @@ def train(
             bar.set_postfix(loss=f"{mean_loss:.4g}")
             done = step + 1
             stop = validate is not None and done % config.eval_every == 0 and run_validation(done)
-            if config.time_limit is not None and all_reduce_mean(result.seconds) > config.time_limit:
+            if _out_of_time(config, result.seconds):
                 log.info("%s: time limit of %.0f s reached at step %d", config.description, config.time_limit, done)
                 stop = True
             if stop:
@@ -228,12 +263,73 @@ def train(
         bar.close()
     if validate is not None and (not result.validation or result.validation[-1][0] != result.steps):
         run_validation(result.steps)
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    best.restore()
     model.eval()
     result.seconds = time.perf_counter() - began
     save(result.steps)
+    if config.polish_steps:
+        _polish(model, params, objective, validate, config, result, began)
     return result
+
+
+def _polish(
+    model: torch.nn.Module,
+    params: list[torch.nn.Parameter],
+    objective: Callable[[], torch.Tensor],
+    validate: Callable[[], float] | None,
+    config: TrainConfig,
+    result: TrainResult,
+    began: float,
+) -> None:
+    """The L-BFGS stage: up to ``config.polish_steps`` full-batch steps on ``objective()`` (strong-Wolfe line
+    search, up to 20 evaluations per step, history 50), each followed by a validation; the best weights are kept.
+
+    Quasi-Newton steps reduce a smooth loss on exact data much faster than Adam's noisy ones once Adam has found
+    the basin. The stage stops early when the whole training (clock ``began``) passes ``config.time_limit``, or
+    at a non-finite loss (then restoring the best, or without ``validate`` the starting, weights). Every rank
+    runs the same full-batch computation, so ranks stay identical without communication. Appends one loss per
+    step to ``result``; updates its time, best value and ``polish_steps``.
+    """
+    polish_began = time.perf_counter()
+    best = _BestWeights(model, result, copy.deepcopy(model.state_dict()))
+    if validate is not None:
+        with torch.no_grad():
+            result.best_validation = min(result.best_validation, validate())
+    optimizer = torch.optim.LBFGS(params, lr=1.0, max_iter=20, history_size=50, line_search_fn="strong_wolfe")
+    # L-BFGS stops a step when the loss changes by less than tolerance_change = 1e-9 or the gradient falls below
+    # tolerance_grad = 1e-7, both absolute: at circle losses of 1e-6 that ends every step after one evaluation.
+    # Dividing the objective by its starting value makes those tolerances relative.
+    with torch.no_grad():
+        start = float(objective())
+    scale = start if math.isfinite(start) and start > 0 else 1.0
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        value = objective() / scale
+        value.backward()
+        return value
+
+    diverged = False
+    while result.polish_steps < config.polish_steps and not _out_of_time(config, time.perf_counter() - began):
+        value = float(optimizer.step(closure).detach()) * scale
+        diverged = not math.isfinite(value)
+        if diverged:
+            break
+        result.polish_steps += 1
+        result.losses.append(value)
+        if validate is not None:
+            with torch.no_grad():
+                best.offer(result.steps + result.polish_steps, validate())
+    if validate is not None or diverged:
+        best.restore()
+    result.seconds = time.perf_counter() - began
+    log.info(
+        "%s: L-BFGS polish: %d steps in %.1f s, best validation loss %.3g",
+        config.description,
+        result.polish_steps,
+        time.perf_counter() - polish_began,
+        result.best_validation,
+    )
 
 
 def _index_of_best(result: TrainResult) -> int:

@@ -2,8 +2,8 @@
 
     python experiments/action_angle.py --system kepler2d --out experiments/results/kepler2d
 
-takes the flags of ``canonflow action-angle`` (see ``--help``; presets in ``canonflow.cli.action_angle``) and
-writes ``config.toml``, ``metrics.json`` (held-out action conservation, angle R², frequency error, angle
+takes the flags of ``canonflow action-angle`` (see ``--help``; presets in ``canonflow/presets/action-angle.toml``)
+and writes ``config.toml``, ``metrics.json`` (held-out action conservation, angle R², frequency error, angle
 independence, training time, parameter count), ``model.pt`` (``canonflow.load``-able) and ``figures/``.
 """
 

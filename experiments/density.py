@@ -12,20 +12,20 @@ the figures.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import torch
-from nflows.flows import Flow
-from nflows.flows.autoregressive import MaskedAutoregressiveFlow
-from nflows.flows.realnvp import SimpleRealNVP
+from baselines import baseline
 
 import canonflow
 from canonflow import load
 from canonflow.cli import density
-from canonflow.cli.run import Option, figures_dir, script_main
+from canonflow.cli.options import Option
+from canonflow.cli.run import script_main
+from canonflow.cli.run_directory import Run
+from canonflow.data import load_dataset
 from canonflow.density import fit_density
-from canonflow.distributions import PhaseSpaceNormal
 from canonflow.training import TrainConfig
 
 BASELINES = {
@@ -38,53 +38,38 @@ OPTIONS = (
 )
 
 
-def baseline(kind: str, dim: int, hidden: int, layers: int, blocks: int) -> Flow:
-    """An nflows RealNVP / MAF flow on ℝ^dim with a N(0, I) base."""
-    if kind == "realnvp":
-        transform = SimpleRealNVP(dim, hidden, layers, blocks)._transform
-    else:
-        transform = MaskedAutoregressiveFlow(dim, hidden, layers, blocks)._transform
-    return Flow(transform, PhaseSpaceNormal(dim // 2)).double()
-
-
-def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = True, resume: bool = False) -> dict:
+def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
     """``canonflow density``'s run, then the baselines with as many steps."""
     own = {option.name for option in OPTIONS}
-    results = density.run({k: v for k, v in config.items() if k not in own}, out, progress=progress, resume=resume)
+    results = density.run({k: v for k, v in config.items() if k not in own}, run)
     if not config["baselines"]:
         return results
     name, seed = config["dataset"], config["seed"]
-    data = density.load_dataset(name, seed, config["quick"])
-    settings = density.SETTINGS[name]
-    steps = density.steps(config)
+    preset = density.settings(config)
+    data = load_dataset(name, seed, **preset["data"])
     models = {}
     for kind, shape in BASELINES[name].items():
         torch.manual_seed(seed)
-        model = models[kind] = baseline(kind, data.train.shape[1], **shape)
+        model = models[kind] = baseline(kind, data.train.shape[1] // 2, **shape)
         train_config = TrainConfig(
-            steps=steps,
-            lr=settings["lr"],
+            steps=preset["steps"],
+            lr=preset["lr"],
             seed=seed,
-            grad_clip=10.0,
-            eval_every=max(1, steps // 20),
-            patience=6,
+            grad_clip=preset["grad_clip"],
+            eval_every=max(1, preset["steps"] // 20),
+            patience=preset["patience"],
             time_limit=config["baseline_time_limit"],
-            progress=progress,
+            progress=run.progress,
             description=f"{name}/{kind}",
         )
         with canonflow.validation(False):
-            fit = fit_density(
-                model,
-                data.train,
-                validation_data=data.validation,
-                batch_size=settings["batch"],
-                config=train_config,
+            result = fit_density(
+                model, data.train, validation_data=data.validation, batch_size=preset["batch_size"], config=train_config
             )
-        results["models"][kind] = {**density.fit_entry(model, fit), **density.test_entry(model, data, name, None, seed)}
-    if out is not None:
-        figures = figures_dir(out)
-        density.plot_training_curves(results, figures / "training_curves.png")
-        density.plot_samples({"canonflow": load(out / "model.pt"), **models}, data, name, figures / "samples.png")
+        entry = density.test_entry(model, data, name, None, seed)
+        results["models"][kind] = {**density.fit_entry(model, result), **entry}
+    if run.writes:
+        density.plot(results, {"canonflow": load(run.out / "model.pt"), **models}, data, run.figures())
     return results
 
 

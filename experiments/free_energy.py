@@ -13,19 +13,19 @@ figures/training_curves.png.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import torch
-from nflows.flows import Flow
-from nflows.flows.autoregressive import MaskedAutoregressiveFlow
-from nflows.flows.realnvp import SimpleRealNVP
+from baselines import baseline
 
 import canonflow
 from canonflow.cli import free_energy
-from canonflow.cli.run import Option, figures_dir, script_main
+from canonflow.cli.options import Option
+from canonflow.cli.run import script_main
+from canonflow.cli.run_directory import Run
 from canonflow.density import fit_variational
-from canonflow.distributions import PhaseSpaceNormal
+from canonflow.plots import plot_training_curves
 from canonflow.systems import get_system
 from canonflow.training import TrainConfig
 
@@ -40,47 +40,35 @@ OPTIONS = (
 )
 
 
-def baseline(kind: str, n: int, hidden: int, layers: int, blocks: int) -> Flow:
-    """An nflows RealNVP / MAF transform on ℝ^{2n} with a N(0, I) base (not volume preserving)."""
-    if kind == "realnvp":
-        transform = SimpleRealNVP(2 * n, hidden, layers, blocks)._transform
-    else:
-        transform = MaskedAutoregressiveFlow(2 * n, hidden, layers, blocks)._transform
-    return Flow(transform, PhaseSpaceNormal(n)).double()
-
-
-def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = True, resume: bool = False) -> dict:
+def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
     """``canonflow free-energy``'s run, then the baselines with as many steps."""
     own = {option.name for option in OPTIONS}
-    results = free_energy.run({k: v for k, v in config.items() if k not in own}, out, progress=progress, resume=resume)
+    results = free_energy.run({k: v for k, v in config.items() if k not in own}, run)
     if not config["baselines"]:
         return results
     name, beta, seed = config["system"], config["beta"], config["seed"]
     system = get_system(name)
-    settings = free_energy.SETTINGS[name]
-    estimator = free_energy.gradient(config)
+    preset = free_energy.settings(config)
     for kind in ("realnvp", "maf"):
         torch.manual_seed(seed)
         model = baseline(kind, system.n, **BASELINES[name])
         train_config = TrainConfig(
-            steps=free_energy.steps(config),
-            lr=settings["lr"],
+            steps=preset["steps"],
+            lr=preset["lr"],
             seed=seed,
             grad_clip=10.0,
             time_limit=config["baseline_time_limit"],
-            progress=progress,
+            progress=run.progress,
             description=f"{name}/{kind}",
         )
         with canonflow.validation(False):
             result = fit_variational(
-                model, system, beta, batch_size=settings["batch"], config=train_config, gradient=estimator
+                model, system, beta, batch_size=preset["batch_size"], config=train_config, gradient=preset["gradient"]
             )
-            entry = free_energy.estimate(
-                model, system, beta, results["samples"], seed, results["exact_free_energy"], result
-            )
-        results["models"][kind] = entry
-    if out is not None:
-        free_energy.plot_training_curves(results, figures_dir(out) / "training_curves.png")
+            results["models"][kind] = free_energy.estimate(model, system, beta, results["samples"], seed, result)
+    if run.writes:
+        ylabel, exact = "F_var (minibatch) − F  [nats]", results["exact_free_energy"]
+        plot_training_curves(results, run.figures() / "training_curves.png", ylabel=ylabel, offset=exact, log=True)
     return results
 
 

@@ -3,7 +3,7 @@ learn-hamiltonian``.
 
 Usage: ``python experiments/learn_hamiltonian.py --system double_well --mode implicit_midpoint --out DIR
 [--quick] [--seed 0] [--no-adjoint]`` (the flags of ``canonflow learn-hamiltonian``; protocols in
-``canonflow.cli.learn_hamiltonian``). Writes ``config.toml``, ``metrics.json``, ``model.pt`` and ``figures/``.
+``canonflow/presets/learn-hamiltonian.toml``). Writes ``config.toml``, ``metrics.json``, ``model.pt`` and ``figures/``.
 """
 
 from __future__ import annotations

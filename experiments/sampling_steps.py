@@ -16,7 +16,7 @@ percent, which is why ``canonflow sample``'s single reference run is not used to
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,10 @@ import numpy as np
 import torch
 
 import canonflow
-from canonflow.cli.run import COMMON_OPTIONS, Command, Option, complete, figures_dir, pyplot, script_main
+from canonflow.cli.options import COMMON_OPTIONS, Option, complete
+from canonflow.cli.run import Command, script_main
+from canonflow.cli.run_directory import Run
+from canonflow.plots import pyplot
 from canonflow.sampling import TARGETS, SamplingResult, get_target, hmc, neutra_hmc
 
 
@@ -69,7 +72,7 @@ def sweep(sample: Callable[[int, torch.Generator], SamplingResult], steps: list[
     return {"steps": table, "best_steps": int(best), "best_mean": table[best]["mean"]}
 
 
-def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = True, resume: bool = False) -> dict:
+def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
     """Sweep the leapfrog steps of HMC (and NeuTra-HMC when a model is given); see the module docstring."""
     config = complete(OPTIONS, config)
     target = get_target(config["target"])
@@ -99,8 +102,8 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
 
         results["neutra_hmc"] = sweep(latent, parse(config["neutra_steps"]), seeds)
         results["neutra_vs_hmc"] = results["neutra_hmc"]["best_mean"] / results["hmc"]["best_mean"]
-    if out is not None:
-        plot(results, figures_dir(out) / "steps.png")
+    if run.writes:
+        plot(results, run.figures() / "steps.png")
     return results
 
 
@@ -124,6 +127,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 
 def report(results: dict[str, Any]) -> list[str]:
+    """Per sampler the ESS per evaluation of each ``L`` (mean ± s.e. over seeds), and NeuTra-HMC over HMC."""
     lines = []
     for sampler in ("hmc", "neutra_hmc"):
         if sampler in results:

@@ -1,8 +1,18 @@
-"""The contract every canonical layer must meet, shared by the layer test modules.
+"""The contract every canonical layer must meet, shared by the layer test modules (as nflows' transform_test.py).
 
-``make`` is a zero-argument factory returning a float64 layer in eval mode with randomized, non-identity
-parameters; the checks below are the standards of the project (round trip, symplecticity, logabsdet,
-no_grad, float32, gradients, nflows Flow, state_dict).
+The test module of each layer (``tests/transforms/test_<module>.py``, and the applications' tests for their own
+layers) builds it with ``make_layer`` (float64, eval mode, randomized non-identity parameters) and runs every check
+of ``ALL_CHECKS`` at the sizes ``SIZES``:
+
+- ``round_trip``: ``inverse(forward(x)) = x`` and ``forward(inverse(x)) = x`` to ``TOL`` at the batch sizes ``BATCHES``;
+- ``symplectic``: ``JᵀΩJ = Ω`` to ``TOL`` for ``forward`` and ``inverse`` at the batch sizes ``BATCHES``;
+- ``no_grad``, ``float32``, ``gradients``, ``nflows_flow``, ``state_dict``.
+
+It also runs ``check_bad_input`` for each ``BAD_INPUTS`` case (and, for a layer with parameters, each
+``MISMATCHED_INPUTS`` case) in both directions. The ``logabsdet`` is not part of the contract:
+``SymplecticTransform`` and ``SymplecticComposite`` return zeros of shape ``(B,)`` by construction (tested once, in
+``tests/transforms/test_base.py`` and ``test_composite.py``), ``log|det J| = 0`` follows from ``JᵀΩJ = Ω``, and a
+nonzero ``logabsdet`` would also fail ``nflows_flow``, whose expected density assumes zero.
 """
 
 from __future__ import annotations
@@ -11,13 +21,20 @@ import io
 import math
 from collections.abc import Callable
 
+import pytest
 import torch
 from nflows.flows import Flow
+from randomness import manual_seed
 
 from canonflow.distributions import PhaseSpaceGaussian
-from canonflow.testing import assert_invertible, assert_logabsdet_matches_jacobian, assert_symplectic
+from canonflow.testing import assert_invertible, assert_symplectic
 
 TOL = 1e-10
+SIZES = (1, 2, 3, 8)
+"""The phase-space dimensions ``n`` every layer is checked at."""
+BATCHES = (1, 5)
+"""The batch sizes of the round-trip and symplecticity checks."""
+DIRECTIONS = ("forward", "inverse")
 
 
 def randomize_(module: torch.nn.Module, scale: float = 0.4, seed: int = 0) -> torch.nn.Module:
@@ -30,27 +47,27 @@ def randomize_(module: torch.nn.Module, scale: float = 0.4, seed: int = 0) -> to
     return module
 
 
+def make_layer(factory: Callable[[int], torch.nn.Module], n: int, seed: int = 0) -> torch.nn.Module:
+    """``factory(n)`` built after seeding torch with ``seed``, in float64 and eval mode, with randomized parameters."""
+    manual_seed(seed)
+    return randomize_(factory(n).double(), seed=seed).eval()
+
+
 def sample(n: int, batch: int = 5, seed: int = 1, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """A fixed standard-normal batch of shape ``(batch, 2n)``."""
     return torch.randn(batch, 2 * n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(dtype)
 
 
 def check_round_trip(layer, n: int) -> None:
-    assert_invertible(layer, sample(n), atol=TOL)
+    for batch in BATCHES:
+        assert_invertible(layer, sample(n, batch), atol=TOL)
 
 
 def check_symplectic(layer, n: int) -> None:
-    x = sample(n)
-    assert_symplectic(layer, x, atol=TOL)
-    assert_symplectic(layer, x, atol=TOL, inverse=True)
-
-
-def check_logabsdet(layer, n: int) -> None:
-    x = sample(n)
-    for direction in (layer.forward, layer.inverse):
-        _, logabsdet = direction(x)
-        assert logabsdet.shape == (x.shape[0],) and logabsdet.dtype == x.dtype
-        assert torch.equal(logabsdet, torch.zeros_like(logabsdet))
-    assert_logabsdet_matches_jacobian(layer, x, atol=TOL)
+    for batch in BATCHES:
+        x = sample(n, batch)
+        assert_symplectic(layer, x, atol=TOL)
+        assert_symplectic(layer, x, atol=TOL, inverse=True)
 
 
 def check_no_grad(layer, n: int) -> None:
@@ -105,7 +122,6 @@ def check_state_dict(layer, n: int, make: Callable[[], torch.nn.Module]) -> None
 CHECKS = {
     "round_trip": check_round_trip,
     "symplectic": check_symplectic,
-    "logabsdet": check_logabsdet,
     "no_grad": check_no_grad,
     "float32": check_float32,
     "gradients": check_gradients,
@@ -114,6 +130,7 @@ CHECKS = {
 
 
 def run_check(name: str, make: Callable[[], torch.nn.Module], n: int) -> None:
+    """Run the check called ``name`` on ``make()``, a float64 layer on ``(B, 2n)`` in eval mode."""
     layer = make()
     if name == "state_dict":
         check_state_dict(layer, n, make)
@@ -122,3 +139,29 @@ def run_check(name: str, make: Callable[[], torch.nn.Module], n: int) -> None:
 
 
 ALL_CHECKS = [*CHECKS, "state_dict"]
+STATELESS_CHECKS = [check for check in ALL_CHECKS if check not in ("gradients", "state_dict")]
+"""The checks that mean something for a layer without parameters or buffers."""
+
+BAD_INPUTS = {
+    "odd last dimension": (torch.randn(3, 5), ValueError, "even last dimension"),
+    "wrong n": (torch.randn(3, 6), ValueError, "2n = 4"),
+    "not a batch": (torch.randn(4), ValueError, r"shape \(B, 4\)"),
+    "extra dimension": (torch.randn(2, 3, 4), ValueError, r"shape \(B, 4\)"),
+    "NaN": (torch.tensor([[0.0, float("nan"), 0.0, 0.0]]), ValueError, "NaN or Inf"),
+    "Inf": (torch.tensor([[0.0, 0.0, float("inf"), 0.0]]), ValueError, "NaN or Inf"),
+    "integer dtype": (torch.ones(3, 4, dtype=torch.int64), TypeError, "floating-point"),
+}
+"""Inputs every layer on ``(B, 4)`` refuses: ``(x, error type, message pattern)``."""
+MISMATCHED_INPUTS = {
+    "float64 into a float32 layer": (torch.randn(3, 4, dtype=torch.float64), TypeError, "dtype"),
+    "another device": (torch.empty(3, 4, device="meta"), TypeError, "meta"),
+}
+"""Inputs a float32 CPU layer with parameters on ``(B, 4)`` refuses: its parameters fix dtype and device."""
+
+
+def check_bad_input(layer, name: str, case: str, direction: str) -> None:
+    """``layer`` (float32, on ``(B, 4)``) refuses input ``case`` with an error naming ``f"{name}.{direction}"``."""
+    x, error, message = {**BAD_INPUTS, **MISMATCHED_INPUTS}[case]
+    with pytest.raises(error, match=message) as info:
+        getattr(layer, direction)(x)
+    assert f"{name}.{direction}" in str(info.value)

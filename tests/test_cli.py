@@ -1,9 +1,9 @@
 """The command line: every subcommand runs end to end, help everywhere, config precedence, resume, failures.
 
 Smoke runs go through a subprocess (``python -m canonflow``, as a user runs it); the tests of failure handling
-call :func:`canonflow.cli.main` in-process, where a fault can be injected into the training loop: a subclass of
-``canonflow.training._LossModule`` (the module ``train`` evaluates the loss through) raises ``KeyboardInterrupt``
-or returns NaN at a chosen step, as a Ctrl-C or a diverging loss would.
+call :func:`canonflow.cli.main` in-process, where a fault can be injected into the training loop: the banana
+demo's loss, wrapped on its way into ``canonflow.training.train``, raises ``KeyboardInterrupt`` or returns NaN at a
+chosen step, as a Ctrl-C or a diverging loss would.
 """
 
 from __future__ import annotations
@@ -14,18 +14,22 @@ import pickle
 import subprocess
 import sys
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 import canonflow
-from canonflow import training
 from canonflow.checkpoint import atomic_save, read_checkpoint
-from canonflow.cli import COMMANDS, main
+from canonflow.cli import COMMANDS, demo, main
 from canonflow.cli import run as run_module
-from canonflow.cli.run import METRICS_SCHEMA_VERSION, execute, script_main
+from canonflow.cli.run import execute, script_main
+from canonflow.cli.run_directory import METRICS_SCHEMA_VERSION, Run
 from canonflow.distributed import DistributedContext
+from canonflow.presets import COMMANDS as PRESET_COMMANDS
+from canonflow.presets import load_preset, merge, presets
 
 ROOT = Path(__file__).resolve().parents[1]
 BANANA = ["demo", "--example", "banana"]  # the fast demo, for tests of the machinery around training
@@ -82,17 +86,20 @@ def _fault_at(monkeypatch: pytest.MonkeyPatch, step: int | None, fault: str = ""
     """Make the training loop's loss raise ``KeyboardInterrupt`` (``fault="interrupt"``) or return NaN
     (``fault="nan"``) at its ``step``-th evaluation (``None``: never); returns ``[evaluations so far]``."""
     calls = [0]
+    train = demo.train
 
-    class FaultyLoss(training._LossModule):
-        def forward(self, generator: torch.Generator) -> torch.Tensor:
+    def faulty_train(model: torch.nn.Module, loss_fn: Callable, *args: Any, **kwargs: Any) -> Any:
+        def loss(generator: torch.Generator) -> torch.Tensor:
             calls[0] += 1
             if calls[0] - 1 == step:
                 if fault == "interrupt":
                     raise KeyboardInterrupt
                 return torch.tensor(float("nan"))
-            return super().forward(generator)
+            return loss_fn(generator)
 
-    monkeypatch.setattr(training, "_LossModule", FaultyLoss)
+        return train(model, loss, *args, **kwargs)
+
+    monkeypatch.setattr(demo, "train", faulty_train)
     return calls
 
 
@@ -150,7 +157,7 @@ def test_evaluate_recomputes_the_demo_metrics(tmp_path: Path) -> None:
     trained = json.loads((tmp_path / "metrics.json").read_text())["results"]
     done = _run("evaluate", str(tmp_path / "model.pt"))
     assert done.returncode == 0, done.stderr
-    assert "PhaseSpaceFlow" in done.stdout and "held-out metrics" in done.stdout
+    assert "CanonicalFlow" in done.stdout and "held-out metrics" in done.stdout
     assert f"test_nll: {json.dumps(trained['test_nll'])}" in done.stdout  # same weights, dtype and test set
 
 
@@ -270,7 +277,7 @@ def test_malicious_pickle_is_refused(tmp_path: Path) -> None:
         def __reduce__(self) -> tuple:  # runs os.system on unpickling, which weights_only loading must refuse
             return (os.system, (f"touch {marker}",))
 
-    torch.save({"format": "canonflow", "kind": "PhaseSpaceFlow", "payload": Exploit()}, tmp_path / "model.pt")
+    torch.save({"format": "canonflow", "kind": "CanonicalFlow", "payload": Exploit()}, tmp_path / "model.pt")
     done = _run("evaluate", str(tmp_path / "model.pt"))
     assert done.returncode == 1 and not marker.exists()
     assert "weights_only loading refuses" in done.stderr and "Traceback" not in done.stderr
@@ -291,7 +298,7 @@ def test_truncated_foreign_and_wrong_architecture_checkpoints_give_clear_errors(
         "truncated.pt": "not a readable canonflow checkpoint",
         "foreign.pt": "not a canonflow checkpoint",
         "text.pt": "not a readable canonflow checkpoint",
-        "wrong.pt": "weights do not fit a PhaseSpaceFlow",
+        "wrong.pt": "weights do not fit a CanonicalFlow",
         "training.pt": "is a training state",
         "missing.pt": "no checkpoint at",
     }
@@ -342,3 +349,32 @@ def test_nproc_relaunches_a_script_under_torchrun(monkeypatch: pytest.MonkeyPatc
     launched.clear()
     assert main(["demo", "--nproc", "2", "--quick"]) == 0
     assert launched == [((2, ["demo", "--nproc", "2", "--quick"]), {})]
+
+
+# ---------------------------------------------------------------------------------------------- presets
+def test_presets_are_the_choices_and_quick_merges_over_them() -> None:
+    choices = {option.name: option.choices for option in COMMANDS["action-angle"].options}
+    assert sorted(presets("action-angle")) == list(choices["system"])
+    for command in PRESET_COMMANDS:  # every shipped file loads, and --quick changes only what it lists
+        for preset in presets(command).values():
+            assert preset.settings(quick=True) == merge(preset.settings(), preset.quick)
+    kepler = load_preset("action-angle", "kepler2d")
+    assert kepler.settings()["train"]["steps"] == 3000 and kepler.settings(quick=True)["train"]["steps"] == 1000
+    assert kepler.settings(quick=True)["train"]["lr"] == 1e-2  # tables merge into tables
+    assert load_preset("sample", "funnel").settings(quick=True)["leapfrog_steps"] == 2
+    with pytest.raises(ValueError, match="choose one of calogero_moser"):
+        load_preset("action-angle", "saturn")
+
+
+def test_run_writes_only_with_a_directory_and_on_rank_0(tmp_path: Path) -> None:
+    assert not Run().writes and Run(tmp_path).writes
+    context = DistributedContext(rank=1, world_size=2, local_rank=1, device=torch.device("cpu"), backend="gloo")
+    assert not Run(tmp_path, distributed=context).writes
+    options = Run(tmp_path, resume=True).training_options(
+        {"seed": 3, "steps": None, "time_limit": 5.0, "checkpoint_every": 7},
+        {"steps": 40, "lr": 0.1},
+        "x",
+        evaluations=20,
+    )
+    assert options["steps"] == 40 and options["time_limit"] == 5.0 and options["eval_every"] == 2
+    assert options["checkpoint"] == str(tmp_path / "training.pt") and options["resume"] and options["seed"] == 3

@@ -10,9 +10,9 @@ import pytest
 import torch
 from randomness import Z_SCORE, gen, seed
 
-from canonflow.data import TrajectoryData, trajectories
+from canonflow.data import BANANA_NLL, LogitPreprocessing, TrajectoryData, banana, load_dataset, trajectories
 from canonflow.phase_space import hamiltonian_vector_field, join, split
-from canonflow.systems import HarmonicOscillator, Kepler, Pendulum
+from canonflow.systems import HarmonicOscillator, Kepler, Pendulum, Ring2D
 
 
 def test_shapes_and_exact_solution() -> None:
@@ -133,3 +133,36 @@ def test_trajectory_data_validation() -> None:
     with pytest.raises(ValueError, match="even"):
         y = torch.zeros(2, 4, 3, dtype=torch.float64)
         TrajectoryData(t, y, y, y, 0.0, "oscillator")
+
+
+# ---------------------------------------------------------------------------------------------- point data sets
+def test_ring2d_dataset_sizes_seed_and_exact_nll() -> None:
+    data = load_dataset("ring2d", 0, sizes=(300, 50, 400))
+    assert (len(data.train), len(data.validation), len(data.test)) == (300, 50, 400)
+    assert data.train.shape[1] == 2 and data.train.dtype == torch.float64 and not data.test_log_jacobian.any()
+    again = load_dataset("ring2d", 0, sizes=(300, 50, 400))
+    assert torch.equal(data.test, again.test) and not torch.equal(data.test, load_dataset("ring2d", 1).test[:400])
+    system = Ring2D()  # the exact NLL: the normalized configurational density, by its normalizer
+    q = torch.linspace(-6, 6, 1201, dtype=torch.float64)
+    grid = torch.cartesian_prod(q, q)
+    mass = system.log_density_q(grid).exp().sum() * (q[1] - q[0]) ** 2
+    assert math.log(mass) == pytest.approx(system.log_normalizer_q(), abs=1e-6)
+    expected = float((-system.log_density_q(data.test) + system.log_normalizer_q()).mean())
+    assert data.exact_test_nll == expected
+    with pytest.raises(ValueError, match="unknown data set 'mnist'"):
+        load_dataset("mnist", 0)
+
+
+def test_banana_is_a_sheared_standard_normal() -> None:
+    q, p = torch.randn(2, 500, generator=gen(3), dtype=torch.float64)
+    assert torch.equal(banana(500, gen(3)), torch.stack([q, p + q**2 - 1.0], dim=1))
+    assert BANANA_NLL == math.log(2 * math.pi) + 1.0  # E[|z|²/2] + log 2π: the shear has unit Jacobian
+
+
+def test_logit_preprocessing_log_jacobian() -> None:
+    pixels = torch.randint(0, 17, (5, 64), generator=gen(0)).double()
+    prep = LogitPreprocessing(torch.randint(0, 17, (50, 64), generator=gen(1)).double(), seed=2)
+    v = prep.dequantize(pixels, gen(3)).requires_grad_(True)
+    y, log_jacobian = prep(v)
+    derivative = torch.autograd.grad(y.sum(), v)[0]  # y is elementwise in v: dy_i/dv_i
+    assert torch.allclose(log_jacobian, derivative.abs().log().sum(-1), atol=1e-10)

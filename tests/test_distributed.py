@@ -1,9 +1,9 @@
 """Data-parallel training: 2 gloo processes match one process with the same global batch; failures do not hang.
 
-The trainers (``train``, ``fit_density``, ``fit_variational``, ``ActionAngleFlow.fit``/``fit_hamiltonian``) run
-on 2 processes spawned with ``torch.multiprocessing`` and once in this process with the same global batch; the
-final float64 parameters must agree to 1e-6. A real ``torchrun`` launch of ``tests/torchrun_fit.py`` checks the
-launcher, ``context_from_environment`` and rank-0-only output.
+The trainers (``train``, ``fit_density``, ``fit_variational``, ``ActionAngleFlow.fit`` on trajectories and on
+points) run on 2 processes spawned with ``torch.multiprocessing`` and once in this process with the same global
+batch; the final float64 parameters must agree to 1e-6. A real ``torchrun`` launch of ``tests/torchrun_fit.py``
+checks the launcher, ``context_from_environment`` and rank-0-only output.
 """
 
 from __future__ import annotations
@@ -199,7 +199,7 @@ FITS: dict[str, tuple[Callable[[DistributedContext | None, Path], Outcome], int,
     "fit_variational(total)": (_fit_variational("total"), GLOBAL_BATCH, True),
     "ActionAngleFlow.fit": (_fit_action_angle("spread"), 8, True),
     "ActionAngleFlow.fit(across)": (_fit_action_angle("across"), 8, False),
-    "ActionAngleFlow.fit_hamiltonian": (_fit_hamiltonian, 8, False),
+    "ActionAngleFlow.fit(HamiltonianLoss)": (_fit_hamiltonian, 8, False),
 }
 
 

@@ -14,9 +14,13 @@ from scipy.integrate import solve_ivp
 
 from canonflow.integrators import (
     INTEGRATORS,
+    METHODS,
     ConvergenceError,
+    HamiltonianGradient,
+    Method,
     get_integrator,
     implicit_midpoint,
+    integrate,
     leapfrog,
     rk4,
     symplectic_euler,
@@ -268,7 +272,7 @@ def test_differentiable_in_x0_step_size_and_parameters(name: str) -> None:
 
 def test_get_integrator_and_unknown_name() -> None:
     assert get_integrator("yoshida6") is yoshida6
-    assert set(INTEGRATORS) == set(ORDERS)
+    assert set(INTEGRATORS) == set(ORDERS) == set(METHODS)
     with pytest.raises(ValueError, match="unknown integrator 'verlet'.*leapfrog"):
         get_integrator("verlet")
 
@@ -282,9 +286,11 @@ def test_input_errors_name_the_integrator(name: str) -> None:
         integrator(system, x0, 0.1, 0)
     with pytest.raises(TypeError, match=f"{name}.*steps"):
         integrator(system, x0, 0.1, 2.0)
-    for bad in (0.0, math.nan, math.inf, torch.tensor(0.0)):
+    for bad in (0.0, math.nan, math.inf, torch.tensor(0.0), torch.tensor([0.1, 0.2])):
         with pytest.raises(ValueError, match=f"{name}.*step_size"):
             integrator(system, x0, bad, 3)
+    with pytest.raises(TypeError, match=f"{name}.*step_size"):
+        integrator(system, x0, "0.1", 3)
     with pytest.raises(ValueError, match=f"{name}.*NaN"):
         integrator(system, torch.tensor([[math.nan, 0.0]], dtype=DT), 0.1, 3)
     with pytest.raises(ValueError, match=f"{name}.*shape"):
@@ -343,3 +349,42 @@ def test_leapfrog_matches_explicit_formula_and_uses_analytic_gradient() -> None:
 def test_splitting_methods_refuse_non_separable_systems(name: str) -> None:
     with pytest.raises(ValueError, match=f"{name}.*separable=False"):
         INTEGRATORS[name](CoupledOscillator(0.5), torch.tensor([[1.0, 0.5]], dtype=DT), 0.1, 3)
+
+
+SYMMETRIC = {"leapfrog", "yoshida4", "yoshida6", "implicit_midpoint"}
+SPLITTING = {"symplectic_euler", "leapfrog", "yoshida4", "yoshida6"}
+
+
+def test_method_records_state_the_properties_the_tests_above_measure() -> None:
+    for name, method in METHODS.items():
+        assert method.name == name and method.order == ORDERS[name], name
+        assert method.symmetric == (name in SYMMETRIC), name
+        assert method.separable == (name in SPLITTING), name
+        assert method.symplectic == (name != "rk4"), name
+
+
+def test_a_new_method_is_a_step_function_and_a_record() -> None:
+    """Forward Euler ``x' = x + h Ω∇H(x)`` through ``integrate``: first order, input errors naming it."""
+
+    def euler_step(
+        gradient: HamiltonianGradient, x: torch.Tensor, h: float, carry: None, k: int
+    ) -> tuple[torch.Tensor, None]:
+        return x + h * gradient.field(x), None
+
+    euler = Method("explicit_euler", 1, euler_step, separable=False, symplectic=False, symmetric=False)
+    x0 = torch.tensor([[1.0, 0.5], [-0.3, 1.2]], dtype=DT)
+    torch.testing.assert_close(
+        integrate(euler, FastOscillator(), x0, 1e-3, 100, trajectory=True)[1:],
+        explicit_euler(x0, 1e-3, 100)[1:],
+        rtol=0,
+        atol=1e-15,
+    )
+    system = HarmonicOscillator()
+    counts = [100, 200, 400, 800]
+    errors = [
+        (integrate(euler, system, x0, 2.0 / m, m) - system.exact_flow(x0, 2.0)).abs().max().item() for m in counts
+    ]
+    slope = np.polyfit(np.log(2.0 / np.array(counts)), np.log(errors), 1)[0]
+    assert abs(slope - 1.0) <= 0.15, slope
+    with pytest.raises(ValueError, match="explicit_euler.*steps"):
+        integrate(euler, system, x0, 0.1, 0)

@@ -35,12 +35,20 @@ def test_interleaved_layout() -> None:
     assert torch.equal(from_interleaved(to_interleaved(x)), x)
 
 
-def test_symplectic_form() -> None:
+def test_symplectic_form_layout() -> None:
     omega = symplectic_form(2, dtype=F64)
-    assert omega.tolist() == [[0, 0, 1, 0], [0, 0, 0, 1], [-1, 0, 0, 0], [0, -1, 0, 0]]
-    torch.testing.assert_close(omega @ omega, -torch.eye(4, dtype=F64))
-    with pytest.raises(ValueError, match="positive integer"):
-        symplectic_form(0)
+    assert omega.dtype == F64 and omega.tolist() == [[0, 0, 1, 0], [0, 0, 0, 1], [-1, 0, 0, 0], [0, -1, 0, 0]]
+    for n in (0, -1, 2.0):
+        with pytest.raises(ValueError, match="symplectic_form: expected a positive integer"):
+            symplectic_form(n)
+
+
+@pytest.mark.parametrize("n", [1, 3, 5])
+def test_symplectic_form_is_antisymmetric_and_squares_to_minus_one(n: int) -> None:
+    omega = symplectic_form(n, dtype=F64)
+    assert omega.shape == (2 * n, 2 * n)
+    assert torch.equal(omega.T, -omega)
+    assert torch.equal(omega @ omega, -torch.eye(2 * n, dtype=F64))
 
 
 def test_canonical_brackets() -> None:

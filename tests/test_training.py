@@ -136,3 +136,23 @@ def test_wrong_architecture_gives_a_clear_error(tmp_path) -> None:
     atomic_save(payload, path)
     with pytest.raises(CheckpointError, match="do not fit a TinyModel"):
         load(path)
+
+
+def test_train_runs_the_lbfgs_stage_after_adam_and_keeps_the_best_weights() -> None:
+    """``TrainConfig(polish_steps=k)`` with a full-batch ``objective``: ``k`` L-BFGS steps after Adam, each
+    validated (counted on from the Adam steps), the best weights kept; without an objective it is refused."""
+    target = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    model = torch.nn.Linear(3, 1, dtype=torch.float64)
+
+    def objective() -> torch.Tensor:
+        return ((model.weight[0] - target) ** 2).sum() + model.bias[0] ** 2
+
+    config = TrainConfig(steps=5, lr=1e-3, eval_every=5, polish_steps=3, progress=False)
+    validate = lambda: float(objective())  # noqa: E731
+    result = train(model, lambda generator: objective(), config, validate=validate, objective=objective)
+    assert result.steps == 5 and result.polish_steps == 3 and len(result.losses) == 8
+    assert [step for step, _ in result.validation] == [5, 6, 7, 8]
+    assert result.best_validation == min(value for _, value in result.validation) < 1e-12
+    torch.testing.assert_close(model.weight[0].detach(), target)
+    with pytest.raises(ValueError, match="polish_steps > 0 needs a full-batch objective"):
+        train(model, lambda generator: objective(), config)

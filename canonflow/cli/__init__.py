@@ -1,8 +1,9 @@
 """The ``canonflow`` command line: one subcommand per application, each a thin layer over the library.
 
 Every subcommand module (``demo``, ``action_angle``, ``free_energy``, ``density``, ``sample``,
-``learn_hamiltonian``, ``evaluate``, ``bench``) exposes ``COMMAND`` and a ``run(config, out, ...) -> dict``
-that the scripts in ``experiments/`` call; :mod:`canonflow.cli.run` is the harness they share.
+``learn_hamiltonian``, ``evaluate``, ``bench``) exposes ``COMMAND`` and a ``run(config, run) -> dict`` (``run``:
+a :class:`~canonflow.cli.run_directory.Run`, e.g. ``Run(out)``) that the scripts in ``experiments/`` call;
+:mod:`canonflow.cli.run` is the harness they share; their presets are data (:mod:`canonflow.presets`).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from torch.distributed.elastic.multiprocessing.errors import record
 
 from canonflow.cli import bench, evaluate
 from canonflow.cli.run import Command, add_arguments, run_parsed
+from canonflow.cli.run_directory import Run
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "Run", "build_parser", "main"]
 
 COMMANDS: dict[str, Command] = {
     command.name: command for command in (*evaluate.EVALUATORS.values(), evaluate.COMMAND, bench.COMMAND)

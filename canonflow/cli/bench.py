@@ -10,30 +10,24 @@ Timed with ``torch.utils.benchmark`` (median of adaptive runs, at least ``min_ru
 
 ``--quick`` uses the two smallest sizes of each and 0.05 s per timing. Results: ``machine``, ``batch``,
 ``dtype``, ``device`` and the rows ``flows``, ``fields`` and ``linear`` (times in ms; ``speedup`` = peer time /
-canonflow time); figure ``figures/speedups.png``. ``benchmarks/bench_layers.py`` calls :func:`measure`.
+canonflow time); figure ``figures/speedups.png``. :func:`canonflow.benchmark.measure` does the timing.
 """
 
 from __future__ import annotations
 
-import platform
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import torch
-from nflows.transforms import AdditiveCouplingTransform, CompositeTransform, ReversePermutation
-from torch import nn
-from torch.utils import benchmark
 
-import canonflow
-from canonflow import canonical_flow
-from canonflow.cli.run import COMMON_OPTIONS, Command, Option, complete, figures_dir, pyplot, torch_dtype
-from canonflow.nn import MLP, GradientField, IrrotationalMLP
-from canonflow.transforms import LinearSymplectic, MatrixExpSymplectic
+from canonflow.benchmark import TITLES, measure, tables
+from canonflow.cli.options import COMMON_OPTIONS, Option, complete
+from canonflow.cli.run import Command
+from canonflow.cli.run_directory import Run
+from canonflow.plots import plot_bars
 
-__all__ = ["COMMAND", "OPTIONS", "measure", "nice_flow", "run", "table"]
+__all__ = ["COMMAND", "OPTIONS", "measure", "report", "run"]
 
-BATCH = 1024
 OPTIONS = (
     Option("min_run_time", None, "seconds per timing", kind=float, default_text="1.0, 0.05 with --quick"),
     *(option for option in COMMON_OPTIONS if option.name != "dtype"),
@@ -41,189 +35,29 @@ OPTIONS = (
 )
 
 
-class CouplingNet(nn.Module):
-    """The coupling network of the NICE peer: two hidden layers of width ``hidden`` (nflows passes a context)."""
-
-    def __init__(self, in_features: int, out_features: int, hidden: int) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(in_features, hidden),
-            nn.Tanh(),
-            nn.Linear(hidden, hidden),
-            nn.Tanh(),
-            nn.Linear(hidden, out_features),
-        )
-
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(x)
-
-
-def nice_flow(dim: int, blocks: int, hidden: int) -> CompositeTransform:
-    """nflows additive couplings: per block a reversal and two couplings with alternating masks."""
-    mask = torch.arange(dim) % 2
-    layers = []
-    for _ in range(blocks):
-        layers.append(ReversePermutation(dim))
-        for m in (mask, 1 - mask):
-            layers.append(AdditiveCouplingTransform(m, lambda i, o: CouplingNet(i, o, hidden)))
-    return CompositeTransform(layers)
-
-
-def seconds(fn: Callable[[], None], min_run_time: float) -> float:
-    """Median seconds per call of ``fn``."""
-    return benchmark.Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time).median
-
-
-def flow_step(transform: nn.Module, x: torch.Tensor) -> Callable[[], None]:
-    """One forward + backward pass of a transform."""
-
-    def run() -> None:
-        y, logabsdet = transform(x)
-        (y.square().sum() - logabsdet.sum()).backward()
-
-    return run
-
-
-def field_step(field: nn.Module, q: torch.Tensor) -> Callable[[], None]:
-    """One forward + backward pass of a gradient field."""
-
-    def run() -> None:
-        field(q).square().sum().backward()
-
-    return run
-
-
-def bench_flows(
-    min_run_time: float, sizes: list[int], like: dict[str, Any], blocks: int = 4, hidden: int = 64
-) -> list[dict]:
-    """Rows of ``canonical_flow`` vs NICE timings; ``like`` holds the ``dtype`` and ``device`` of the tensors."""
-    rows = []
-    for dim in sizes:
-        torch.manual_seed(0)
-        x = torch.randn(BATCH, dim, **like)
-        ours = canonical_flow(dim // 2, blocks=blocks, hidden=hidden).to(**like)
-        peer = nice_flow(dim, blocks, hidden).to(**like)
-        t_ours = seconds(flow_step(ours, x), min_run_time)
-        with canonflow.validation(False):
-            t_fast = seconds(flow_step(ours, x), min_run_time)
-        t_peer = seconds(flow_step(peer, x), min_run_time)
-        rows.append(
-            {
-                "2n": dim,
-                "canonflow_ms": 1e3 * t_ours,
-                "canonflow_no_validation_ms": 1e3 * t_fast,
-                "nflows_nice_ms": 1e3 * t_peer,
-                "speedup": t_peer / t_ours,
-                "speedup_no_validation": t_peer / t_fast,
-                "params_canonflow": sum(p.numel() for p in ours.parameters()),
-                "params_nice": sum(p.numel() for p in peer.parameters()),
-            }
-        )
-    return rows
-
-
-def bench_fields(min_run_time: float, widths: list[int], like: dict[str, Any], n: int = 32) -> list[dict]:
-    """Rows of ``IrrotationalMLP`` vs autograd ``GradientField`` timings."""
-    rows = []
-    for width in widths:
-        torch.manual_seed(0)
-        q = torch.randn(BATCH, n, **like)
-        irrotational = IrrotationalMLP(n, width)
-        nn.init.normal_(irrotational.w2)
-        autograd = GradientField(MLP(n, 1, hidden=width, depth=2, output_bias=False), n)
-        t_irr = seconds(field_step(irrotational.to(**like), q), min_run_time)
-        t_auto = seconds(field_step(autograd.to(**like), q), min_run_time)
-        rows.append(
-            {
-                "width": width,
-                "n": n,
-                "irrotational_ms": 1e3 * t_irr,
-                "autograd_ms": 1e3 * t_auto,
-                "speedup": t_auto / t_irr,
-            }
-        )
-    return rows
-
-
-def bench_linear(min_run_time: float, sizes: list[int], like: dict[str, Any]) -> list[dict]:
-    """Rows of diagonal ``LinearSymplectic`` vs ``MatrixExpSymplectic`` timings."""
-    rows = []
-    for dim in sizes:
-        torch.manual_seed(0)
-        x = torch.randn(BATCH, dim, **like)
-        nak, expm = LinearSymplectic(dim // 2), MatrixExpSymplectic(dim // 2)
-        nn.init.normal_(expm.weight, std=0.01)
-        t_nak = seconds(flow_step(nak.to(**like), x), min_run_time)
-        t_exp = seconds(flow_step(expm.to(**like), x), min_run_time)
-        rows.append(
-            {
-                "2n": dim,
-                "householder": nak.householder,
-                "nak_ms": 1e3 * t_nak,
-                "matrix_exp_ms": 1e3 * t_exp,
-                "speedup": t_exp / t_nak,
-            }
-        )
-    return rows
-
-
-def measure(
-    quick: bool = False, min_run_time: float | None = None, dtype: str = "float32", device: str = "cpu"
-) -> dict[str, Any]:
-    """All three comparisons (the results of the module docstring)."""
-    like = {"dtype": torch_dtype({"dtype": dtype}), "device": torch.device(device)}
-    min_run_time = min_run_time if min_run_time is not None else 0.05 if quick else 1.0
-    return {
-        "machine": {"platform": platform.platform(), "threads": torch.get_num_threads(), "torch": torch.__version__},
-        "batch": BATCH,
-        "dtype": dtype,
-        "device": device,
-        "min_run_time": min_run_time,
-        "flows": bench_flows(min_run_time, [4, 32] if quick else [4, 32, 128, 512], like),
-        "fields": bench_fields(min_run_time, [64, 256] if quick else [64, 256, 1024], like),
-        "linear": bench_linear(min_run_time, [32, 256] if quick else [32, 256, 1024], like),
-    }
-
-
-def table(title: str, rows: list[dict]) -> str:
-    """A markdown table of ``rows`` under a ``### title``."""
-    keys = list(rows[0])
-    lines = [f"### {title}", "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    for row in rows:
-        lines.append("| " + " | ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in row.values()) + " |")
-    return "\n".join(lines)
-
-
-TITLES = {
-    "flows": "canonical_flow vs nflows NICE (forward + backward)",
-    "fields": "IrrotationalMLP vs autograd GradientField (forward + backward)",
-    "linear": "LinearSymplectic (diagonal) vs MatrixExpSymplectic (forward + backward)",
-}
-
-
-def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = True, resume: bool = False) -> dict:
-    """Measure per ``config``; write ``figures/speedups.png`` to ``out``; return the results."""
+def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
+    """Measure per ``config``; write ``figures/speedups.png`` to ``run``'s directory; return the results."""
     config = complete(OPTIONS, config)
     torch.manual_seed(config["seed"])
     results = measure(config["quick"], config["min_run_time"], config["dtype"], config["device"])
-    if out is not None:
-        plt = pyplot()
-        figure, axes = plt.subplots(1, 3, figsize=(12, 3.5))
-        for axis, (key, size) in zip(axes, (("flows", "2n"), ("fields", "width"), ("linear", "2n")), strict=True):
-            rows = results[key]
-            axis.bar([str(row[size]) for row in rows], [row["speedup"] for row in rows])
-            axis.axhline(1.0, color="k", lw=0.8)
-            axis.set(xlabel=size, ylabel="peer time / canonflow time", title=TITLES[key].split(" (")[0])
-            axis.title.set_fontsize(8)
-        figure.tight_layout()
-        figure.savefig(figures_dir(out) / "speedups.png", dpi=100)
-        plt.close(figure)
+    if run.writes:
+        axes = (("flows", "2n"), ("fields", "width"), ("linear", "2n"))
+        panels = [
+            (
+                TITLES[key].split(" (")[0],
+                [str(row[x]) for row in results[key]],
+                [row["speedup"] for row in results[key]],
+                x,
+            )
+            for key, x in axes
+        ]
+        plot_bars(panels, "peer time / canonflow time", run.figures() / "speedups.png")
     return results
 
 
 def report(results: dict[str, Any]) -> list[str]:
     """The markdown tables ``canonflow bench`` prints."""
-    return [line for key, title in TITLES.items() for line in (table(title, results[key]), "")]
+    return tables(results)
 
 
 COMMAND = Command(

@@ -5,43 +5,34 @@ family of planar Kepler orbits (E ∈ [−0.8, −0.3], e ∈ [0.1, 0.7]), train
 held-out orbits; its results and files are those of :mod:`canonflow.cli.action_angle`.
 
 ``--example banana`` fits a canonical flow to a banana density whose exact NLL is known, then checks the flow.
-The data are exact samples of ``N(0, I)`` pushed through the canonical shear ``(q, p) -> (q, p + q² − 1)``,
-so the exact held-out NLL is ``log 2π + 1``. Results: ``steps``, ``train_seconds``, ``parameters``,
-``test_nll``, ``exact_nll``, ``round_trip_error`` (max ``|T⁻¹(T(x)) − x|``) and ``symplectic_defect``
-(max ``|JᵀΩJ − Ω|``). Writes ``model.pt`` (a ``PhaseSpaceFlow``), ``training.pt`` and ``figures/samples.png``.
+The data are exact samples of ``N(0, I)`` pushed through the canonical shear ``(q, p) -> (q, p + q² − 1)``
+(:func:`canonflow.data.banana`), so the exact held-out NLL is ``log 2π + 1``. Results: ``steps``,
+``train_seconds``, ``parameters``, ``test_nll``, ``exact_nll``, ``round_trip_error`` (max ``|T⁻¹(T(x)) − x|``)
+and ``symplectic_defect`` (max ``|JᵀΩJ − Ω|``). Writes ``model.pt`` (a ``CanonicalFlow``), ``training.pt`` and
+``figures/samples.png``. Presets: ``canonflow/presets/demo.toml``.
 """
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 
-from canonflow.checkpoint import save_model
 from canonflow.cli import action_angle
-from canonflow.cli.run import (
-    COMMON_OPTIONS,
-    TRAINING_OPTIONS,
-    Command,
-    Option,
-    complete,
-    figures_dir,
-    pyplot,
-    run_device,
-    torch_dtype,
-    training_options,
-    writes_outputs,
-)
-from canonflow.density import PhaseSpaceFlow
-from canonflow.distributed import DistributedContext, check_global_batch, shard
+from canonflow.cli.options import COMMON_OPTIONS, TRAINING_OPTIONS, Option, complete, torch_dtype
+from canonflow.cli.run import Command
+from canonflow.cli.run_directory import Run
+from canonflow.data import BANANA_NLL, banana
+from canonflow.distributed import check_global_batch, shard
+from canonflow.flow import CanonicalFlow
+from canonflow.plots import plot_scatter
+from canonflow.presets import load_preset
 from canonflow.testing import symplectic_defect
 from canonflow.training import TrainConfig, train
 
-__all__ = ["COMMAND", "OPTIONS", "banana", "run"]
+__all__ = ["COMMAND", "OPTIONS", "checks", "report", "run"]
 
-KEPLER_SYSTEM = "kepler2d_demo"
 OPTIONS = (
     Option(
         "example",
@@ -55,97 +46,72 @@ OPTIONS = (
     *TRAINING_OPTIONS,
     *COMMON_OPTIONS,
 )
-NUM_TRAIN, NUM_TEST = 8192, 4096
-
-
-def banana(num: int, generator: torch.Generator) -> torch.Tensor:
-    """Exact samples ``(num, 2)`` of ``N(0, I)`` pushed through the canonical shear ``(q, p) -> (q, p + q² − 1)``."""
-    q, p = torch.randn(2, num, generator=generator, dtype=torch.float64)
-    return torch.stack([q, p + q**2 - 1.0], dim=1)
 
 
 def _data(seed: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    preset = load_preset("demo", "banana").settings()
     generator = torch.Generator().manual_seed(seed)
-    return banana(NUM_TRAIN, generator).to(dtype), banana(NUM_TEST, generator).to(dtype)
+    return banana(preset["num_train"], generator).to(dtype), banana(preset["num_test"], generator).to(dtype)
 
 
-def _checks(flow: PhaseSpaceFlow, test: torch.Tensor) -> dict[str, float]:
-    transform = flow._transform
+def checks(flow: CanonicalFlow, test: torch.Tensor) -> dict[str, float]:
+    """Held-out NLL of ``flow`` on ``test`` against the exact one, inverse round-trip error and symplectic
+    defect."""
+    transform = flow.transform
     with torch.no_grad():
         nll = -flow.log_prob(test).mean().item()
         latent, _ = transform(test)
         round_trip = (transform.inverse(latent)[0] - test).abs().max().item()
     return {
         "test_nll": nll,
-        "exact_nll": math.log(2 * math.pi) + 1.0,  # E[-log N(z; 0, I)] in two dimensions
+        "exact_nll": BANANA_NLL,
         "round_trip_error": round_trip,
         "symplectic_defect": symplectic_defect(transform, test[:64]).max().item(),
     }
 
 
-def run(
-    config: dict[str, Any],
-    out: Path | None = None,
-    *,
-    progress: bool = True,
-    resume: bool = False,
-    distributed: DistributedContext | None = None,
-) -> dict:
-    """Run the demo chosen by ``config["example"]`` (see ``OPTIONS``); write the model and figures to ``out``;
-    return the results of the module docstring."""
+def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
+    """Run the demo chosen by ``config["example"]`` (see ``OPTIONS``); write the model and figures to ``run``'s
+    directory; return the results of the module docstring."""
     config = complete(OPTIONS, config)
+    preset = load_preset("demo", config["example"]).settings(config["quick"])
     if config["example"] == "kepler":
         shared = {option.name for option in action_angle.OPTIONS} - {"system"}
-        kepler = {key: value for key, value in config.items() if key in shared} | {"system": KEPLER_SYSTEM}
-        return action_angle.run(kepler, out, progress=progress, resume=resume, distributed=distributed)
-    dtype, device = torch_dtype(config), run_device(config, distributed)
+        kepler = {key: value for key, value in config.items() if key in shared}
+        return action_angle.run(kepler | {"system": preset["action_angle"]}, run)
+    dtype, device = torch_dtype(config), run.device(config)
     data, test = _data(config["seed"], dtype)
     data = data.to(device)
     torch.manual_seed(config["seed"])
-    flow = PhaseSpaceFlow(
-        1, blocks=2, hidden=config["hidden"], linear="none", zero_center=True, activation="softplus", base="normal"
-    ).to(dtype=dtype, device=device)
+    flow = CanonicalFlow.build(1, hidden=config["hidden"], **preset["model"]).to(dtype=dtype, device=device)
     batch = config["batch_size"]
-    check_global_batch(batch, distributed, "demo")
+    check_global_batch(batch, run.distributed, "demo")
 
     def loss_fn(generator: torch.Generator) -> torch.Tensor:
         index = torch.randint(0, len(data), (batch,), generator=generator)
         return -flow.log_prob(shard(data[index.to(device)])).mean()
 
-    preset = {"steps": 150 if config["quick"] else 1500, "lr": config["lr"]}
-    options = training_options(config, out, preset, description="demo", progress=progress, resume=resume)
-    result = train(flow, loss_fn, TrainConfig(**options), distributed=distributed)
+    options = run.training_options(config, {"steps": preset["steps"], "lr": config["lr"]}, description="demo")
+    result = train(flow, loss_fn, TrainConfig(**options), distributed=run.distributed)
     flow = flow.cpu()
     results = {
         "steps": result.steps,
         "train_seconds": result.seconds,
         "parameters": sum(p.numel() for p in flow.parameters()),
-        **_checks(flow, test),
+        **checks(flow, test),
     }
-    if writes_outputs(out, distributed):
-        save_model(out / "model.pt", flow, extra={"command": "demo", "config": config})
-        _plot(flow, test, figures_dir(out) / "samples.png")
+    if run.writes:
+        run.save_model(flow, {"command": "demo", "config": config})
+        with torch.no_grad():
+            drawn = flow.sample(len(test)).numpy()
+        plot_scatter({"exact samples": test.numpy(), "trained flow": drawn}, run.figures() / "samples.png")
     return results
 
 
-def evaluate_checkpoint(model: torch.nn.Module, extra: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
-    """The held-out checks of a demo ``model.pt`` on the test set of the seed it was trained with."""
-    trained = complete(OPTIONS, extra.get("config", {}))
-    dtype = next(model.parameters()).dtype
-    return _checks(model, _data(trained["seed"], dtype)[1])
-
-
-def _plot(flow: PhaseSpaceFlow, test: torch.Tensor, path: Path) -> None:
-    plt = pyplot()
-    with torch.no_grad():
-        drawn = flow.sample(len(test)).numpy()
-    figure, axes = plt.subplots(1, 2, figsize=(8, 4), sharex=True, sharey=True)
-    for axis, points, title in ((axes[0], test.numpy(), "exact samples"), (axes[1], drawn, "trained flow")):
-        axis.scatter(points[:, 0], points[:, 1], s=1, alpha=0.3)
-        axis.set(title=title, xlabel="q", ylabel="p")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+def evaluate_checkpoint(model: torch.nn.Module, trained: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """The held-out checks of a demo ``model.pt`` (trained with the config ``trained``) on the test set of the
+    seed it was trained with."""
+    return checks(model, _data(trained["seed"], next(model.parameters()).dtype)[1])
 
 
 def report(results: dict[str, Any]) -> list[str]:

@@ -10,12 +10,14 @@ that subcommand and reported as ``metrics``.
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from canonflow.checkpoint import load, read_checkpoint
 from canonflow.cli import action_angle, demo, density, free_energy, learn_hamiltonian, sample
-from canonflow.cli.run import COMMON_OPTIONS, Command, Option, complete
+from canonflow.cli.options import COMMON_OPTIONS, Option, complete
+from canonflow.cli.run import Command
+from canonflow.cli.run_directory import Run
 
 __all__ = ["COMMAND", "OPTIONS", "run"]
 
@@ -43,7 +45,9 @@ def trained_by(kind: str, extra: dict[str, Any]) -> str | None:
         return extra["command"]
     legacy = {
         ("ActionAngleFlow", "system"): "action-angle",
-        ("PhaseSpaceFlow", "dataset"): "density",
+        ("CanonicalFlow", "dataset"): "density",
+        ("CanonicalFlow", "system"): "free-energy",
+        ("PhaseSpaceFlow", "dataset"): "density",  # version-1 files
         ("PhaseSpaceFlow", "system"): "free-energy",
         ("FlowSampler", "target"): "sample",
         ("HamiltonianNet", "system"): "learn-hamiltonian",
@@ -51,7 +55,7 @@ def trained_by(kind: str, extra: dict[str, Any]) -> str | None:
     return next((name for (k, key), name in legacy.items() if k == kind and key in extra), None)
 
 
-def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = True, resume: bool = False) -> dict:
+def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
     """Load ``config["checkpoint"]`` and return ``kind``, ``config``, ``parameters``, ``extra``, ``trained_by``
     and, when known, the recomputed held-out ``metrics``."""
     config = complete(OPTIONS, config)
@@ -73,9 +77,11 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
         "extra": {key: value for key, value in extra.items() if key != "config"},
         "trained_by": name,
     }
-    evaluator = EVALUATORS[name].evaluate_checkpoint if name is not None else None
-    if evaluator is not None:
-        results["metrics"] = evaluator(model, extra, config)
+    command = EVALUATORS.get(name)
+    if command is not None and command.evaluate_checkpoint is not None:
+        known = {option.name for option in command.options}  # files of older versions: keys in ``extra``
+        stored = extra.get("config") or {key: value for key, value in extra.items() if key in known}
+        results["metrics"] = command.evaluate_checkpoint(model, complete(command.options, stored), config)
     return results
 
 

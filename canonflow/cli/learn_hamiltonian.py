@@ -1,6 +1,6 @@
 """``canonflow learn-hamiltonian``: learn a Hamiltonian from noisy trajectories and compare it with the truth.
 
-Protocols (all with canonflow's public API):
+Protocols (presets in ``canonflow/presets/learn-hamiltonian.toml``; all with canonflow's public API):
 
 * ``spring`` and ``pendulum`` follow Greydanus et al. (2019), HNN: 50 trajectories (25 train, 25 validation),
   noise σ = 0.1 on q and p, derivative matching against the exact derivatives at the clean states (their
@@ -30,191 +30,31 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 
-from canonflow.checkpoint import save_model
-from canonflow.cli.run import (
-    COMMON_OPTIONS,
-    TRAINING_OPTIONS,
-    Command,
-    Option,
-    complete,
-    figures_dir,
-    pyplot,
-    training_options,
-)
+from canonflow.cli.options import COMMON_OPTIONS, TRAINING_OPTIONS, Option, complete, non_negative
+from canonflow.cli.run import Command
+from canonflow.cli.run_directory import Run
 from canonflow.data import TrajectoryData, trajectories
 from canonflow.hamiltonian_learning import (
     MODES,
     HamiltonianNet,
-    Rollout,
     evaluate_hamiltonian,
     fit_hamiltonian,
     hamiltonian_test_sets,
     rollout,
 )
-from canonflow.systems import (
-    CoupledOscillator,
-    DoubleWell,
-    HamiltonianSystem,
-    HarmonicOscillator,
-    HenonHeiles,
-    Pendulum,
-)
+from canonflow.plots import plot_hamiltonian
+from canonflow.presets import build_system, initial_states, load_preset, presets
 from canonflow.training import TrainConfig
 
-__all__ = ["COMMAND", "OPTIONS", "PROTOCOLS", "Protocol", "run"]
-
-
-@dataclass
-class Protocol:
-    """Everything that defines one experiment."""
-
-    system: HamiltonianSystem
-    protocol: str
-    default_mode: str
-    num_train: int
-    num_validation: int
-    t_end: float
-    num_points: int
-    noise_std: float
-    initial: str
-    hidden: int = 64
-    depth: int = 2
-    activation: str = "tanh"
-    polynomial: int = 0
-    base_steps: int = 0
-    steps: int = 3000
-    lr: float = 3e-3
-    batch_size: int | None = 256
-    window: int = 7
-    derivatives: str = "finite_difference"
-    energy_scale: float = 1.0
-    rollout_t_end: float = 20.0
-    anchors: dict = field(default_factory=dict)
-
-
-PROTOCOLS = {
-    "spring": Protocol(
-        HarmonicOscillator(1, omega=1.0), "Greydanus et al. 2019 (HNN), mass-spring", "derivative",
-        25, 25, 6.0, 30, 0.1, "radius:0.1:1.0", hidden=200, activation="softplus", steps=2000, lr=1e-3,
-        batch_size=None, derivatives="exact", energy_scale=2.0, rollout_t_end=40.0, anchors={"energy_mse": 3.84e-4},
-    ),
-    "pendulum": Protocol(
-        Pendulum(g=1.5, l=1.0), "Greydanus et al. 2019 (HNN), ideal pendulum", "derivative",
-        25, 25, 6.0, 45, 0.1, "radius:1.3:2.3", hidden=200, steps=2000, lr=1e-3, batch_size=None,
-        derivatives="exact", energy_scale=2.0, rollout_t_end=40.0, anchors={"energy_mse": 2.49e-2},
-    ),
-    "double_well": Protocol(
-        DoubleWell(), "Choudhary et al. 2024, double well", "implicit_midpoint",
-        100, 20, 0.49, 50, 0.01, "box:2.0", polynomial=4, base_steps=1000,
-        anchors={"uniform": 0.0104, "grid": 0.0116, "gaussian": 0.155},
-    ),
-    "coupled_oscillator": Protocol(
-        CoupledOscillator(0.5), "Choudhary et al. 2024, coupled oscillator (α = 0.5)", "implicit_midpoint",
-        100, 20, 0.49, 50, 0.01, "box:2.0", polynomial=2, base_steps=1000,
-        anchors={"uniform": 0.0129, "grid": 0.0133, "gaussian": 0.0167, "anchor_model": "SHNN baseline"},
-    ),
-    "henon_heiles": Protocol(
-        HenonHeiles(), "Choudhary et al. 2024 protocol, Hénon–Heiles (slice q_x=0.1, p_x=0.2)", "implicit_midpoint",
-        100, 20, 0.49, 50, 0.01, "system",
-    ),
-}  # fmt: skip
-
-
-def initial_states(protocol: Protocol, num: int, generator: torch.Generator) -> torch.Tensor:
-    """``num`` initial states drawn as the protocol says (float64)."""
-    kind, *values = protocol.initial.split(":")
-    if kind == "radius":  # Greydanus et al.'s sampler: y ~ U[−1, 1]², x₀ = r·y/‖y‖
-        low, high = map(float, values)
-        direction = 2.0 * torch.rand(num, 2, generator=generator, dtype=torch.float64) - 1.0
-        direction = direction / direction.norm(dim=-1, keepdim=True)
-        radius = low + (high - low) * torch.rand(num, 1, generator=generator, dtype=torch.float64)
-        return direction * radius
-    if kind == "box":
-        half = float(values[0])
-        return (2.0 * torch.rand(num, 2, generator=generator, dtype=torch.float64) - 1.0) * half
-    return protocol.system.sample_initial(num, generator)
-
-
-def rollout_initial_states(name: str, protocol: Protocol, generator: torch.Generator) -> torch.Tensor:
-    """The 15 rollout initial states (Greydanus et al.'s spring sampler for the spring, else the training law)."""
-    if name == "spring":
-        magnitude = 0.2 + 0.8 * torch.rand(15, 2, generator=generator, dtype=torch.float64)
-        sign = torch.where(torch.rand(15, 2, generator=generator) < 0.5, -1.0, 1.0).to(torch.float64)
-        return magnitude * sign
-    return initial_states(protocol, 15, generator)
-
-
-def plot_contours(model: torch.nn.Module, protocol: Protocol, path: Path) -> None:
-    """True, learned (offset-corrected) and difference of H on the test plane."""
-    system = protocol.system
-    grid = hamiltonian_test_sets(system, grid_size=101, num=1)["grid"]
-    plane = [0, 1] if system.n == 1 else [1, 3]
-    with torch.no_grad():
-        true = system(grid)
-        learned = model(grid.to(next(model.parameters()).dtype)).to(torch.float64)
-    learned = learned - (learned - true).mean()
-    u = grid[:, plane[0]].reshape(101, 101)
-    v = grid[:, plane[1]].reshape(101, 101)
-    labels = ("q", "p") if system.n == 1 else ("q_y", "p_y")
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    levels = torch.linspace(float(true.min()), float(true.max()), 20).numpy()
-    for ax, values, title in ((axes[0], true, "true H"), (axes[1], learned, "learned H_θ − c")):
-        ax.contour(u, v, values.reshape(101, 101), levels=levels, cmap="viridis")
-        ax.set_title(title)
-    image = axes[2].pcolormesh(u, v, (learned - true).reshape(101, 101), cmap="coolwarm", shading="auto")
-    fig.colorbar(image, ax=axes[2])
-    axes[2].set_title("H_θ − c − H")
-    for ax in axes:
-        ax.set_xlabel(f"${labels[0]}$")
-        ax.set_ylabel(f"${labels[1]}$")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-
-
-def plot_rollouts(result: Rollout, protocol: Protocol, directory: Path) -> None:
-    """Phase portraits of learned vs true rollouts, and the energy error over time."""
-    system = protocol.system
-    plane = [0, 1] if system.n == 1 else [0, 1]
-    labels = ("q", "p") if system.n == 1 else ("q_x", "q_y")
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5, 4.5))
-    for r in range(min(5, result.true_states.shape[0])):
-        ax.plot(*result.true_states[r, :, plane].T, "k-", lw=1, label="true" if r == 0 else None)
-        ax.plot(*result.learned_states[r, :, plane].T, "C1--", lw=1, label="learned" if r == 0 else None)
-    ax.set_xlabel(f"${labels[0]}$")
-    ax.set_ylabel(f"${labels[1]}$")
-    ax.legend()
-    ax.set_title("rollouts: learned vs true dynamics")
-    fig.tight_layout()
-    fig.savefig(directory / "rollouts.png", dpi=90)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    squared = (protocol.energy_scale * result.energy_error).pow(2)
-    ax.semilogy(result.times, squared.mean(0).clamp_min(1e-16), label="mean over rollouts")
-    ax.set_xlabel("t")
-    ax.set_ylabel("(E(x̂(t)) − E(x(t)))²")
-    ax.set_title("energy error along rollouts")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(directory / "energy_error.png", dpi=90)
-    plt.close(fig)
-
-
-def _non_negative(value: int) -> str | None:
-    return None if value >= 0 else f"must be >= 0, got {value}"
-
+__all__ = ["COMMAND", "OPTIONS", "errors", "report", "run"]
 
 OPTIONS = (
-    Option("system", "spring", "system and protocol", choices=sorted(PROTOCOLS)),
+    Option("system", "spring", "system and protocol", choices=sorted(presets("learn-hamiltonian"))),
     Option("mode", None, "loss", kind=str, choices=MODES, default_text="the protocol's"),
     Option("adjoint", None, "implicit midpoint: adjoint gradients", kind=bool, default_text="on for implicit_midpoint"),
     Option("lr", None, "Adam learning rate", kind=float, default_text="the protocol's"),
@@ -224,7 +64,7 @@ OPTIONS = (
         "degree of HamiltonianNet's polynomial part (0: none)",
         kind=int,
         default_text="the protocol's",
-        check=_non_negative,
+        check=non_negative,
     ),
     Option(
         "base_steps",
@@ -232,7 +72,7 @@ OPTIONS = (
         "steps fitting the polynomial part alone first (0: none)",
         kind=int,
         default_text="the protocol's (0 without a polynomial part)",
-        check=_non_negative,
+        check=non_negative,
     ),
     *TRAINING_OPTIONS,
     *COMMON_OPTIONS,
@@ -240,150 +80,141 @@ OPTIONS = (
 
 
 def _split(data: TrajectoryData, num_train: int, num_validation: int) -> tuple[TrajectoryData, TrajectoryData]:
-    parts = zip(
-        data.states.split([num_train, num_validation]),
-        data.clean_states.split([num_train, num_validation]),
-        data.derivatives.split([num_train, num_validation]),
-        strict=True,
-    )
+    sizes = [num_train, num_validation]
+    parts = zip(data.states.split(sizes), data.clean_states.split(sizes), data.derivatives.split(sizes), strict=True)
     train, validation = (type(data)(data.times, s, c, d, data.noise_std, data.system_name) for s, c, d in parts)
     return train, validation
 
 
-def _errors(model: torch.nn.Module, protocol: Protocol, seed: int, quick: bool) -> dict[str, Any]:
-    """Hamiltonian errors on the test sets and energy/state errors along the 15 rollouts."""
-    system = protocol.system
-    errors = evaluate_hamiltonian(model, system, seed=seed, num=10_000 if quick else 100_000)
-    greydanus = protocol.energy_scale != 1.0
-    dt_rollout = 0.2 if greydanus else 0.05
-    num_points = 100 if greydanus else 201
-    t_end = protocol.rollout_t_end if greydanus else dt_rollout * (num_points - 1)
-    name = next(key for key, value in PROTOCOLS.items() if value is protocol)
-    start_states = rollout_initial_states(name, protocol, torch.Generator().manual_seed(seed + 2))
+def errors(model: torch.nn.Module, preset: Mapping[str, Any], seed: int) -> tuple[dict[str, Any], Any]:
+    """Hamiltonian errors on the test sets and energy/state errors along the 15 rollouts of the protocol
+    ``preset`` (a ``learn-hamiltonian`` preset's settings); returns the results and the ``Rollout``."""
+    system = build_system(preset["system"])
+    found = evaluate_hamiltonian(model, system, seed=seed, num=preset["test_points"])
+    law = preset.get("rollout_initial", preset["initial"])
+    start_states = initial_states(law, system, 15, torch.Generator().manual_seed(seed + 2))
+    t_end, num_points = preset["rollout"]["t_end"], preset["rollout"]["num_points"]
     rolled = rollout(model, system, start_states, t_end, num_points, integrator="rk4", substeps=20)
-    per_rollout = protocol.energy_scale**2 * rolled.energy_error.pow(2).mean(1)
+    scale = preset["energy_scale"]
+    per_rollout = scale**2 * rolled.energy_error.pow(2).mean(1)
     separatrix = getattr(system, "separatrix_energy", None)
     librating = None if separatrix is None else system(start_states) < separatrix
     summary = {
-        "energy_mse": protocol.energy_scale**2 * rolled.energy_mse,
+        "energy_mse": scale**2 * rolled.energy_mse,
         "energy_mse_per_rollout": per_rollout.tolist(),
         "energy_mse_librations": None if librating is None else float(per_rollout[librating].mean()),
         "num_librations": None if librating is None else int(librating.sum()),
-        "energy_units": "H_G = 2H (Greydanus et al.)" if greydanus else "H",
+        "energy_units": preset["energy_units"],
         "state_mse": rolled.state_mse,
         "num_rollouts": start_states.shape[0],
         "t_end": t_end,
         "num_points": num_points,
         "integrator": "rk4, 20 substeps per sample",
     }
-    return {"hamiltonian_error": errors, "rollout": summary, "rolled": rolled}
+    return {"hamiltonian_error": found, "rollout": summary}, rolled
 
 
-def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = True, resume: bool = False) -> dict:
-    """Fit a ``HamiltonianNet`` per the protocol ``config["system"]``; write model and figures to ``out``;
-    return the results of the module docstring."""
+def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
+    """Fit a ``HamiltonianNet`` per the protocol ``config["system"]``; write model and figures to ``run``'s
+    directory; return the results of the module docstring."""
     config = complete(OPTIONS, config)
-    name, seed, quick = config["system"], config["seed"], config["quick"]
-    protocol = PROTOCOLS[name]
-    mode = config["mode"] or protocol.default_mode
+    name, seed = config["system"], config["seed"]
+    preset = load_preset("learn-hamiltonian", name).settings(config["quick"])
+    preset |= {key: config[key] for key in ("mode", "lr", "polynomial", "base_steps") if config[key] is not None}
+    mode, polynomial = preset["mode"], preset["polynomial"]
     adjoint = mode == "implicit_midpoint" and config["adjoint"] is not False
-    lr = config["lr"] if config["lr"] is not None else protocol.lr
-    polynomial = config["polynomial"] if config["polynomial"] is not None else protocol.polynomial
-    base_steps = config["base_steps"] if config["base_steps"] is not None else protocol.base_steps
-    base_steps = base_steps if polynomial else 0
-    if quick:
-        base_steps = min(base_steps, 50)
-    num_train = max(4, protocol.num_train // 5) if quick else protocol.num_train
-    system = protocol.system
+    base_steps = min(preset["base_steps"], preset.get("max_base_steps", preset["base_steps"])) if polynomial else 0
+    num_train, num_validation = preset["num_train"], preset["num_validation"]
+    system = build_system(preset["system"])
     started, cpu_started = time.perf_counter(), time.process_time()
-    generator = torch.Generator().manual_seed(seed)
-    num = num_train + protocol.num_validation
+    num = num_train + num_validation
     data = trajectories(
         system,
         num,
-        (protocol.t_end, protocol.num_points),
-        initial=initial_states(protocol, num, generator),
-        noise_std=protocol.noise_std,
+        (preset["t_end"], preset["num_points"]),
+        initial=initial_states(preset["initial"], system, num, torch.Generator().manual_seed(seed)),
+        noise_std=preset["noise_std"],
         seed=seed + 1,
     )
-    train_data, validation_data = _split(data, num_train, protocol.num_validation)
+    train_data, validation_data = _split(data, num_train, num_validation)
     torch.manual_seed(seed)
     model = HamiltonianNet(
         system.n,
-        hidden=protocol.hidden,
-        depth=protocol.depth,
-        activation=protocol.activation,
+        hidden=preset["hidden"],
+        depth=preset["depth"],
+        activation=preset["activation"],
         separable=mode == "leapfrog",
         polynomial=polynomial,
         dtype=config["dtype"],
     ).to(config["device"])
-    preset = {"steps": 100 if quick else protocol.steps, "lr": lr}
-    options = training_options(config, out, preset, description=f"{name}/{mode}", progress=progress, resume=resume)
-    options["eval_every"] = max(1, options["steps"] // 20)
+    training = {"steps": preset["steps"], "lr": preset["lr"]}
+    options = run.training_options(config, training, description=f"{name}/{mode}", evaluations=20)
+    batch_size = preset["batch_size"] or None
     result = fit_hamiltonian(
         model,
         train_data,
         mode,
         adjoint=adjoint,
-        derivatives=protocol.derivatives,
-        window=protocol.window,
-        batch_size=protocol.batch_size,
+        derivatives=preset["derivatives"],
+        window=preset["window"],
+        batch_size=batch_size,
         config=TrainConfig(**options),
         validation_data=validation_data,
         base_steps=base_steps,
     )
     train_seconds = time.perf_counter() - started
     model = model.cpu()
-    errors = _errors(model, protocol, seed, quick)
-    rolled = errors.pop("rolled")
+    found, rolled = errors(model, preset, seed)
     results = {
         "system": name,
         "system_repr": repr(system),
-        "protocol": protocol.protocol,
+        "protocol": preset["protocol"],
         "mode": mode,
         "adjoint": adjoint,
-        "derivatives": protocol.derivatives if mode == "derivative" else None,
+        "derivatives": preset["derivatives"] if mode == "derivative" else None,
         "data": {
             "num_train": num_train,
-            "num_validation": protocol.num_validation,
-            "t_end": protocol.t_end,
-            "num_points": protocol.num_points,
-            "dt": protocol.t_end / (protocol.num_points - 1),
-            "noise_std": protocol.noise_std,
-            "initial": protocol.initial,
-            "window": protocol.window if mode != "derivative" else None,
+            "num_validation": num_validation,
+            "t_end": preset["t_end"],
+            "num_points": preset["num_points"],
+            "dt": preset["t_end"] / (preset["num_points"] - 1),
+            "noise_std": preset["noise_std"],
+            "initial": preset["initial"],
+            "window": preset["window"] if mode != "derivative" else None,
         },
         "model": model.config(),
         "training": {
             "steps": result.steps,
             "base_steps": base_steps,
-            "lr": lr,
-            "batch_size": protocol.batch_size,
+            "lr": preset["lr"],
+            "batch_size": batch_size,
             "final_loss": result.losses[-1] if result.losses else None,
             "best_validation": result.best_validation,
             "best_step": result.best_step,
             "seconds": train_seconds,
         },
-        **errors,
-        "anchors": protocol.anchors,
+        **found,
+        "anchors": preset["anchors"],
         "total_seconds": time.perf_counter() - started,
         "total_cpu_seconds": time.process_time() - cpu_started,
     }
-    if out is not None:
-        extra = {"command": "learn-hamiltonian", "system": name, "mode": mode, "adjoint": adjoint, "config": config}
-        save_model(out / "model.pt", model, extra=extra)
-        figures = figures_dir(out)
-        plot_contours(model, protocol, figures / "hamiltonian_contours.png")
-        plot_rollouts(rolled, protocol, figures)
+    if run.writes:
+        run.save_model(
+            model, {"command": "learn-hamiltonian", "system": name, "mode": mode, "adjoint": adjoint, "config": config}
+        )
+        grid = hamiltonian_test_sets(system, grid_size=101, num=1)["grid"]
+        with torch.no_grad():
+            true, learned = system(grid), model(grid.to(next(model.parameters()).dtype)).to(torch.float64)
+        plot_hamiltonian(grid, true, learned, rolled, preset["energy_scale"], system.n, run.figures())
     return results
 
 
-def evaluate_checkpoint(model: torch.nn.Module, extra: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
-    """Hamiltonian and rollout errors of a ``model.pt`` written by ``canonflow learn-hamiltonian``."""
-    trained = complete(OPTIONS, extra.get("config", {"system": extra["system"]}))
-    errors = _errors(model, PROTOCOLS[trained["system"]], trained["seed"], config["quick"])
-    errors.pop("rolled")
-    return errors
+def evaluate_checkpoint(model: torch.nn.Module, trained: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """Hamiltonian and rollout errors of a ``model.pt`` written by ``canonflow learn-hamiltonian`` with the
+    config ``trained``."""
+    return errors(
+        model, load_preset("learn-hamiltonian", trained["system"]).settings(config["quick"]), trained["seed"]
+    )[0]
 
 
 def report(results: dict[str, Any]) -> list[str]:

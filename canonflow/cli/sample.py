@@ -1,8 +1,8 @@
 """``canonflow sample``: compare samplers on a hard target: tuned HMC, NeuTra-HMC, flow-MCMC, learned leapfrog.
 
 Trains a canonical :class:`~canonflow.sampling.FlowSampler` and a leapfrog one (reverse KL, forward KL by
-self-normalized importance sampling, or both; per-target choices in :data:`TUNED`), then samples the target
-with tuned HMC, NeuTra-HMC and flow-MCMC (with either flow). Results: ``target``, ``dim``,
+self-normalized importance sampling, or both; per-target choices in ``canonflow/presets/sample.toml``), then
+samples the target with tuned HMC, NeuTra-HMC and flow-MCMC (with either flow). Results: ``target``, ``dim``,
 ``settings``, ``samplers`` (per sampler: bulk/tail ESS, R̂, ESS per target evaluation and per second and
 relative to HMC, acceptance, divergences, moment errors in Monte Carlo standard errors, and for the mixture
 the mode fractions), ``training`` (per flow: seconds, steps, best reverse-KL bound, importance-sampling ESS
@@ -15,29 +15,23 @@ the table of several runs.
 from __future__ import annotations
 
 import time
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
 
-from canonflow.checkpoint import save_model
-from canonflow.cli.run import (
-    COMMON_OPTIONS,
-    TRAINING_OPTIONS,
-    Command,
-    Option,
-    complete,
-    figures_dir,
-    pyplot,
-    torch_dtype,
-    training_options,
-)
+from canonflow.cli.options import COMMON_OPTIONS, TRAINING_OPTIONS, Option, complete, torch_dtype
+from canonflow.cli.run import Command
+from canonflow.cli.run_directory import Run
+from canonflow.plots import plot_samplers
+from canonflow.presets import load_preset
 from canonflow.sampling import (
     TARGETS,
     FlowSampler,
     GaussianMixture,
     SamplingResult,
+    Target,
     flow_mcmc,
     get_target,
     hmc,
@@ -46,10 +40,9 @@ from canonflow.sampling import (
     neutra_hmc,
     train_sampler,
 )
-from canonflow.sampling.targets import Target
 from canonflow.training import TrainConfig
 
-__all__ = ["COMMAND", "OPTIONS", "TUNED", "run", "settings"]
+__all__ = ["COMMAND", "OPTIONS", "moment_errors", "report", "run", "sampler_metrics", "settings"]
 
 OPTIONS = (
     Option("target", "banana", "target density", choices=sorted(TARGETS)),
@@ -61,81 +54,15 @@ NOTES = (
     "sampling); a gradient counts as one evaluation (favours HMC). Warm-up and training costs are reported "
     "separately (warmup_*, training)."
 )
-
-
-TUNED: dict[str, dict[str, Any]] = {
-    "banana": {
-        "train_steps": 2000,
-        "objective": "both",
-        "hmc_steps": 5,
-        "neutra_steps": 2,
-        "hidden": 32,
-        "leapfrog_steps": 4,
-        "point": 1,
-        "momentum": "learned",
-    },
-    "funnel": {
-        "train_steps": 6000,
-        "lr": 8e-3,
-        "objective": "both",
-        "blocks": 2,
-        "point": 1,
-        "momentum": "learned",
-        "linear_skip": 1,
-        "leapfrog_steps": 2,
-        "samples": 500,
-        "warmup": 300,
-    },
-    "mixture": {"train_steps": 3000, "objective": "forward", "anneal": 0.5},
-    "ring2d": {"momentum": "learned", "objective": "both", "train_steps": 2000, "lr": 5e-3},
-    "ill_gaussian": {
-        "train_steps": 10000,
-        "samples": 500,
-        "warmup": 300,
-        "lr": 1e-2,
-        "blocks": 1,
-        "hidden": 32,
-        "householder": 49,
-        "leapfrog_steps": 2,
-        "hmc_steps": 40,
-        "neutra_steps": 10,
-    },
-}
-"""Per-target choices (``experiments/results/SAMPLING.md``, "Design choices"): optimizer steps, learning rate,
-objective, Householder reflections per linear layer, auxiliary momenta, point layers, the activation of the point
-layers' and momenta's networks and their exact linear paths (``linear_skip``: in ``v``, the funnel's first
-coordinate), and leapfrog steps of HMC (tuned over {3, 5, 10, 20, 40}), NeuTra-HMC and the
-learned leapfrog flow."""
+LAYERS = ("householder", "momentum", "point", "activation", "linear_skip")
 
 
 def settings(target: str, quick: bool) -> dict[str, Any]:
-    """Chain, sampler and flow sizes for ``target``: the defaults with :data:`TUNED` over them (``quick``: a
-    smoke run that keeps the tuned architecture and objective but not the budgets)."""
-    base = {
-        "chains": 16,
-        "samples": 100 if quick else 1000,
-        "warmup": 100 if quick else 500,
-        "hmc_steps": 10,
-        "train_steps": 50 if quick else 1000,
-        "lr": 2e-3,
-        "batch": 128 if quick else 256,
-        "blocks": 2 if quick else 4,
-        "hidden": 32 if quick else 64,
-        "householder": None,
-        "momentum": "standard",
-        "point": 0,
-        "activation": "tanh",
-        "linear_skip": 0,
-        "objective": "reverse",
-        "leapfrog_steps": 4 if quick else 8,
-        "anneal": 0.0,
-        "linear_leapfrog": get_target(target).dim > 2,
-    }
-    tuned = dict(TUNED.get(target, {}))
-    if quick:
-        for key in ("train_steps", "samples", "warmup"):
-            tuned.pop(key, None)
-    return base | tuned
+    """Chain, sampler and flow sizes for ``target``: its preset (``quick``: a smoke run that keeps the tuned
+    architecture and objective but not the budgets), with ``householder`` (``None``: the layer's default) and
+    ``linear_leapfrog`` (default: ``dim > 2``) filled in."""
+    found = load_preset("sample", target).settings(quick)
+    return {"householder": None, "linear_leapfrog": get_target(target).dim > 2} | found
 
 
 def moment_errors(samples: torch.Tensor, mean: torch.Tensor, variance: torch.Tensor) -> dict[str, Any]:
@@ -157,7 +84,6 @@ def moment_errors(samples: torch.Tensor, mean: torch.Tensor, variance: torch.Ten
 def sampler_metrics(result: SamplingResult, target: Target) -> dict[str, Any]:
     """Efficiency and correctness of one sampler's run."""
     summary = result.summary()
-    evaluations = result.evaluations
     ess_min = float(np.min(summary["ess_bulk"]))
     out = {
         "ess_bulk_min": ess_min,
@@ -166,7 +92,7 @@ def sampler_metrics(result: SamplingResult, target: Target) -> dict[str, Any]:
         "rhat_max": float(np.max(summary["rhat"])),
         "gradient_evaluations": result.gradient_evaluations,
         "potential_evaluations": result.potential_evaluations,
-        "ess_per_evaluation": ess_min / evaluations,
+        "ess_per_evaluation": ess_min / result.evaluations,
         "sampling_seconds": result.seconds,
         "ess_per_second": ess_min / result.seconds,
         "warmup_seconds": result.warmup_seconds,
@@ -179,17 +105,19 @@ def sampler_metrics(result: SamplingResult, target: Target) -> dict[str, Any]:
     }
     if isinstance(target, GaussianMixture):
         left = (target.mode_of(result.samples) == 0).double().numpy()
-        out["left_mode_fraction"] = float(left.mean())
-        out["left_mode_se"] = float(mcse_mean(left)) if np.ptp(left) > 0 else 0.0
-        out["left_mode_exact"] = target.weight
         per_chain = left.mean(0)
-        out["chains_visiting_both_modes"] = int(((per_chain > 0) & (per_chain < 1)).sum())
+        out |= {
+            "left_mode_fraction": float(left.mean()),
+            "left_mode_se": float(mcse_mean(left)) if np.ptp(left) > 0 else 0.0,
+            "left_mode_exact": target.weight,
+            "chains_visiting_both_modes": int(((per_chain > 0) & (per_chain < 1)).sum()),
+        }
     return out
 
 
-def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = True, resume: bool = False) -> dict:
-    """Train both flows and compare the samplers on ``config["target"]``; write models and figures to ``out``;
-    return the results of the module docstring."""
+def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
+    """Train both flows and compare the samplers on ``config["target"]``; write models and figures to ``run``'s
+    directory; return the results of the module docstring."""
     config = complete(OPTIONS, config)
     name, seed = config["target"], config["seed"]
     torch.manual_seed(seed)
@@ -198,17 +126,11 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
     dtype, device = torch_dtype(config), torch.device(config["device"])
     gen = torch.Generator().manual_seed(seed)
     chains, samples = cfg["chains"], cfg["samples"]
+    start = target.initial(chains, gen)
     results = {
-        "hmc": hmc(
-            target.potential,
-            target.initial(chains, gen),
-            samples,
-            warmup=cfg["warmup"],
-            num_steps=cfg["hmc_steps"],
-            generator=gen,
-        )
+        "hmc": hmc(target.potential, start, samples, warmup=cfg["warmup"], num_steps=cfg["hmc_steps"], generator=gen)
     }
-    layers = {key: cfg[key] for key in ("householder", "momentum", "point", "activation", "linear_skip")}
+    layers = {key: cfg[key] for key in LAYERS}
     flows = {
         "canonical": FlowSampler.canonical(target.dim, blocks=cfg["blocks"], hidden=cfg["hidden"], **layers),
         "leapfrog": FlowSampler.leapfrog(
@@ -219,16 +141,8 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
     for flow_name, flow in flows.items():
         flow.to(dtype=dtype, device=device)
         preset = {"steps": cfg["train_steps"], "lr": cfg["lr"], "grad_clip": 10.0}
-        options = training_options(
-            config,
-            out,
-            preset,
-            description=f"{flow_name} flow",
-            progress=progress,
-            resume=resume,
-            checkpoint=f"{flow_name}_training.pt",
-        )
-        options["eval_every"] = max(options["steps"] // 10, 1)
+        checkpoint = f"{flow_name}_training.pt"
+        options = run.training_options(config, preset, f"{flow_name} flow", checkpoint=checkpoint, evaluations=10)
         trained = train_sampler(
             flow,
             target.potential,
@@ -252,82 +166,41 @@ def run(config: dict[str, Any], out: Path | None = None, *, progress: bool = Tru
     results["learned_leapfrog_mcmc"] = flow_mcmc(leap, target.potential, samples, chains, generator=gen)
 
     scores = {sampler: sampler_metrics(result, target) for sampler, result in results.items()}
-    base = scores["hmc"]["ess_per_evaluation"]
     for score in scores.values():
-        score["ess_per_evaluation_vs_hmc"] = score["ess_per_evaluation"] / base
+        score["ess_per_evaluation_vs_hmc"] = score["ess_per_evaluation"] / scores["hmc"]["ess_per_evaluation"]
     for flow_name, model in flows.items():
         started = time.perf_counter()
         resampled = importance_resample(model, target.potential, 20000, 1000, generator=gen)
-        training[flow_name]["importance_ess_of_20000"] = resampled.ess
-        training[flow_name]["log_normalizer_estimate"] = resampled.log_normalizer
-        training[flow_name]["importance_seconds"] = time.perf_counter() - started
-        training[flow_name]["parameters"] = sum(p.numel() for p in model.parameters())
+        training[flow_name] |= {
+            "importance_ess_of_20000": resampled.ess,
+            "log_normalizer_estimate": resampled.log_normalizer,
+            "importance_seconds": time.perf_counter() - started,
+            "parameters": sum(p.numel() for p in model.parameters()),
+        }
     summary = {"target": name, "dim": target.dim, "settings": cfg, "samplers": scores, "training": training}
     exact = target.sample(chains * samples, gen).reshape(samples, chains, target.dim)
     summary["exact_iid_reference"] = moment_errors(exact, target.mean, target.variance)
     summary["notes"] = NOTES
-    if out is not None:
+    if run.writes:
         extra = {"command": "sample", "target": name, "config": config}
-        save_model(out / "model.pt", flow, extra=extra)
-        save_model(out / "leapfrog.pt", leap, extra=extra)
-        plot(target, results, scores, figures_dir(out))
+        run.save_model(flow, extra)
+        run.save_model(leap, extra, "leapfrog.pt")
+        plot_samplers(target, results, scores, run.figures())
     return summary
 
 
-def evaluate_checkpoint(model: torch.nn.Module, extra: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
-    """Importance-sampling ``log Z`` estimate and ESS of a flow written by ``canonflow sample``."""
-    trained = complete(OPTIONS, extra.get("config", {"target": extra["target"]}))
+def evaluate_checkpoint(model: torch.nn.Module, trained: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """Importance-sampling ``log Z`` estimate and ESS of a flow written by ``canonflow sample`` with the config
+    ``trained``."""
     target = get_target(trained["target"])
     num = 2000 if config["quick"] else 20000
-    resampled = importance_resample(
-        model.double(), target.potential, num, 100, generator=torch.Generator().manual_seed(trained["seed"])
-    )
+    generator = torch.Generator().manual_seed(trained["seed"])
+    resampled = importance_resample(model.double(), target.potential, num, 100, generator=generator)
     return {
         "importance_samples": num,
         "importance_ess": resampled.ess,
         "log_normalizer_estimate": resampled.log_normalizer,
     }
-
-
-def plot(target: Target, results: dict[str, SamplingResult], scores: dict[str, Any], figures: Path) -> None:
-    """``samples.png`` (first two coordinates), ``traces.png`` and ``ess.png`` (ESS per evaluation)."""
-    plt = pyplot()
-    names = list(results)
-    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 4), squeeze=False)
-    exact = target.sample(4000, torch.Generator().manual_seed(0)).numpy()
-    lo, hi = np.quantile(exact[:, :2], [0.005, 0.995], axis=0)
-    pad = 0.2 * (hi - lo)
-    lo, hi = lo - pad, hi + pad
-    grid = np.stack(np.meshgrid(np.linspace(lo[0], hi[0], 150), np.linspace(lo[1], hi[1], 150)), -1)
-    if target.dim == 2:
-        flat = torch.from_numpy(grid.reshape(-1, 2))
-        level = target.potential(flat).numpy().reshape(150, 150)
-    for ax, name in zip(axes[0], names, strict=True):
-        draws = results[name].samples[:, :, :2].reshape(-1, 2).numpy()
-        if target.dim == 2:
-            ax.contour(grid[..., 0], grid[..., 1], np.exp(-(level - level.min())), levels=8, colors="k", linewidths=0.6)
-        else:
-            ax.scatter(exact[:, 0], exact[:, 1], s=1, c="0.7", label="exact")
-        ax.scatter(draws[:, 0], draws[:, 1], s=1, alpha=0.3)
-        ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]), title=name, xlabel="q1", ylabel="q2")
-    fig.tight_layout()
-    fig.savefig(figures / "samples.png", dpi=80)
-    plt.close(fig)
-    fig, axes = plt.subplots(len(names), 1, figsize=(8, 1.8 * len(names)), sharex=True, squeeze=False)
-    for ax, name in zip(axes[:, 0], names, strict=True):
-        ax.plot(results[name].samples[:, :4, 0].numpy(), lw=0.6)
-        ax.set_ylabel(name, fontsize=7)
-    axes[-1, 0].set_xlabel("iteration (q1, 4 chains)")
-    fig.tight_layout()
-    fig.savefig(figures / "traces.png", dpi=80)
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(6, 3))
-    ax.bar(names, [scores[name]["ess_per_evaluation"] for name in names])
-    ax.set(yscale="log", ylabel="min bulk ESS / target evaluation")
-    ax.tick_params(axis="x", labelsize=7)
-    fig.tight_layout()
-    fig.savefig(figures / "ess.png", dpi=80)
-    plt.close(fig)
 
 
 def report(results: dict[str, Any]) -> list[str]:

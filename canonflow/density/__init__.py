@@ -16,12 +16,11 @@ pulled back, ``log q_θ(x) = log p(T(x))``: exact likelihoods with no log-determ
 All losses and estimates are in nats.
 """
 
-from canonflow.density.fit import DensityFit, fit_density, fit_variational
+from canonflow.density.fit import fit_density, fit_variational
 from canonflow.density.latent import latent_dependence, latent_frequencies
 from canonflow.density.likelihood import augment_momenta, gaussian_nll, nll
 
 __all__ = [
-    "DensityFit",
     "fit_density",
     "fit_variational",
     "nll",

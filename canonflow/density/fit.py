@@ -6,9 +6,7 @@ processes): :class:`~canonflow.batches.Batches` draws the data, :mod:`canonflow.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 
@@ -20,22 +18,9 @@ from canonflow.flow import CanonicalFlow, check_flow
 from canonflow.training import TrainConfig, TrainResult, train
 from canonflow.validation import as_samples, check_choice, check_energy, check_positive_float, check_positive_int
 
-__all__ = ["DensityFit", "fit_density", "fit_variational"]
+__all__ = ["fit_density", "fit_variational"]
 
 Energy = Callable[[torch.Tensor], torch.Tensor]
-
-
-@dataclass
-class DensityFit:
-    """What :func:`fit_density` did: the training record, the final validation NLL (nats per sample, of ``q``
-    alone for configuration data, momentum-corrected as in :func:`~canonflow.density.nll`) and whether momenta
-    were augmented."""
-
-    train: TrainResult
-    validation_nll: float
-    augmented: bool
-    num_train: int
-    num_validation: int
 
 
 def fit_density(
@@ -47,16 +32,17 @@ def fit_density(
     batch_size: int = 256,
     config: TrainConfig | None = None,
     distributed: DistributedContext | None = None,
-) -> DensityFit:
+) -> TrainResult:
     """Fit ``flow`` to ``data`` by maximum likelihood.
 
     ``data``: phase-space points ``(B, 2n)`` or configurations ``(B, n)`` (augmented with fresh momenta
     ``p ~ N(0, I)`` per minibatch; the loss is then ``NLL(q, p) − NLL_gauss(p)``, see
     :mod:`canonflow.density.likelihood`). Validation uses ``validation_data`` or else a random
-    ``validation_fraction`` of ``data`` (``0``: none); its mean NLL (momenta from a fixed seed, so validations
-    compare) selects the best weights. ``config`` defaults to ``TrainConfig()``. Data is converted to the
-    flow's dtype. With a ``distributed`` context every rank draws the same global minibatch and keeps its shard
-    (:class:`~canonflow.batches.Batches`); the global batch must be divisible by the number of ranks.
+    ``validation_fraction`` of ``data`` (``0``: none); its mean NLL in nats per sample (of ``q`` alone for
+    configurations, momenta from a fixed seed so that validations compare) selects the best weights and is the
+    result's ``best_validation`` (``inf`` without validation). ``config`` defaults to ``TrainConfig()``. Data is
+    converted to the flow's dtype. With a ``distributed`` context every rank draws the same global minibatch and
+    keeps its shard (:class:`~canonflow.batches.Batches`); the global batch must be divisible by the number of ranks.
     """
     who = "fit_density"
     n = check_flow(flow, who).n
@@ -84,11 +70,9 @@ def fit_density(
         generator = torch.Generator().manual_seed(config.seed + 2)
         return float(nll(flow, validation_data, generator=generator).mean())
 
-    result = train(
+    return train(
         flow, loss_fn, config, validate=validate if validation_data is not None else None, distributed=distributed
     )
-    value = result.best_validation if validation_data is not None else math.nan
-    return DensityFit(result, value, augmented, len(data), 0 if validation_data is None else len(validation_data))
 
 
 def fit_variational(

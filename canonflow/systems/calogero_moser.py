@@ -104,7 +104,7 @@ class CalogeroMoser(HamiltonianSystem):
         The Hamiltonian in the action-angle coordinates that continue the normal modes of the equilibrium: the
         system is isochronous with normal-mode frequencies ``kω`` (``k = 1..N``), so ``∂K/∂I_k = kω`` on every
         torus of the region connected to the equilibrium, where ``K = E₀`` at ``I = 0``; ``E₀ = ω g N(N−1)/2``.
-        For :func:`canonflow.action_angle.normal_form_loss`.
+        For :class:`canonflow.action_angle.NormalFormLoss`.
         """
         self._check_half(actions, "action_hamiltonian", "actions")
         weights = torch.arange(1, self.N + 1, dtype=actions.dtype, device=actions.device)
@@ -117,6 +117,11 @@ class CalogeroMoser(HamiltonianSystem):
     def period(self) -> float:
         """The common period ``2π/ω`` of every orbit."""
         return 2 * math.pi / self.omega
+
+    def fundamental_frequency(self, x: torch.Tensor) -> torch.Tensor:
+        """The fundamental frequency ``ω`` shared by every orbit (the system is isochronous), shape ``(B,)`` for
+        states ``x (B, 2N)``: the exact reference of :func:`canonflow.action_angle.frequency_error`."""
+        return torch.full((len(x),), self.omega, dtype=x.dtype)
 
     def equilibrium(self) -> torch.Tensor:
         """The stable equilibrium ``(q*, 0)`` of shape ``(2N,)`` (float64): ``q*_i = √(g/ω) x_i`` with ``x_i`` the

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
+from scipy import integrate
 
 from canonflow.phase_space import join
 from canonflow.systems.base import HamiltonianSystem, _uniform
@@ -35,6 +38,11 @@ class DoubleWell(HamiltonianSystem):
 
     def _sample_initial(self, num: int, generator: torch.Generator | None) -> torch.Tensor:
         return join(_uniform((num, 1), -1.5, 1.5, generator), _uniform((num, 1), -1.0, 1.0, generator))
+
+    def free_energy(self, beta: float = 1.0) -> float:
+        """``F(β) = −(1/β) ln Z``, ``Z = ∫ e^{−β(q⁴/4 − q²/2)} dq · √(2π/β)`` (quadrature, relative tolerance 1e-12)."""
+        value, _ = integrate.quad(lambda q: math.exp(-beta * (q**4 / 4 - q**2 / 2)), -math.inf, math.inf, epsrel=1e-12)
+        return -(math.log(value) + 0.5 * math.log(2 * math.pi / beta)) / beta
 
     def _params(self) -> str:
         return ""

@@ -54,7 +54,7 @@ class HarmonicOscillator(HamiltonianSystem):
     def action_hamiltonian(self, actions: torch.Tensor) -> torch.Tensor:
         """``K(I) = Σ_k ω_k I_k``, the Hamiltonian in action-angle coordinates, for actions ``(B, n)``; shape ``(B,)``.
 
-        For :func:`canonflow.action_angle.normal_form_loss`.
+        For :class:`canonflow.action_angle.NormalFormLoss`.
         """
         self._check_half(actions, "action_hamiltonian", "actions")
         return actions @ self._omega(actions)

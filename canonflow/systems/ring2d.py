@@ -72,6 +72,11 @@ class Ring2D(HamiltonianSystem):
         log_z = math.log(2 * math.pi * radial) + math.log(2 * math.pi / beta)
         return -log_z / beta
 
+    def log_normalizer_q(self, beta: float = 1.0) -> float:
+        """``ln Z_q = ln ∫ e^{−βU(q)} dq = −βF(β) − ln(2π/β)``: the normalizer of :meth:`log_density_q`, so the
+        exact configurational NLL of ``q`` is ``−log_density_q(q) + log_normalizer_q()``."""
+        return -beta * self.free_energy(beta) - math.log(2 * math.pi / beta)
+
     def _sample_radius(self, num: int, beta: float, generator: torch.Generator | None) -> torch.Tensor:
         """Radii from the density ``∝ r e^{−β(r−R)²/s}`` on ``r > 0`` by inverting its closed-form CDF.
 

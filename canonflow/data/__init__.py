@@ -1,0 +1,22 @@
+"""Data: reference trajectories of Hamiltonian systems and the point data sets of the benchmarks.
+
+* :mod:`canonflow.data.trajectories`: :func:`trajectories` and :class:`TrajectoryData`;
+* :mod:`canonflow.data.digits`: the digits pipeline (split, dequantization, logit preprocessing);
+* :mod:`canonflow.data.datasets`: :func:`load_dataset` (digits, ring2d) and the :func:`banana` density.
+"""
+
+from canonflow.data.datasets import BANANA_NLL, DATASETS, Dataset, banana, load_dataset
+from canonflow.data.digits import LogitPreprocessing, load_digits_split
+from canonflow.data.trajectories import TrajectoryData, trajectories
+
+__all__ = [
+    "BANANA_NLL",
+    "DATASETS",
+    "Dataset",
+    "LogitPreprocessing",
+    "TrajectoryData",
+    "banana",
+    "load_dataset",
+    "load_digits_split",
+    "trajectories",
+]

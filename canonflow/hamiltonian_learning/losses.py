@@ -1,0 +1,131 @@
+"""Losses for learning a Hamiltonian ``H_θ`` from trajectories sampled every ``Δt``, and the samples they take.
+
+Both are ``canonflow.losses.Loss`` values, called as ``loss(model, batch)`` on a batch of rows:
+
+``DerivativeLoss`` (HNN, Greydanus et al. 2019), rows ``(B, 2, 2n)`` = ``[x, ẋ]`` from ``derivative_pairs``
+    ``mean ‖Ω∇H_θ(x) − ẋ‖²``. The targets ``ẋ`` are the exact derivatives at the clean states
+    (``derivatives="exact"``) or central finite differences ``(x_{t+1} − x_{t−1}) / (2Δt)`` of the observed
+    states at the interior samples (``derivatives="finite_difference"``).
+
+``WindowLoss`` (trajectory matching), rows ``(B, k + 1, 2n)`` = windows ``x_s, …, x_{s+k}`` from ``windows``
+    integrate ``Φ`` from the observed (noisy) ``x_s`` and take ``mean_j ‖Φ^{j}(x_s) − x_{s+j}‖²`` over
+    ``j = 1..k``, where ``Φ`` is ``substeps`` steps of size ``Δt / substeps`` of ``"leapfrog"`` (SRNN-style,
+    Chen et al. 2020; separable ``H_θ = K_θ(p) + V_θ(q)`` only) or ``"implicit_midpoint"`` (Choudhary et al.
+    2024; any ``H_θ``), with gradients by backpropagation through the integrator or, for the implicit midpoint
+    rule with ``adjoint=True``, by its discrete adjoint (the loss accumulated state by state: memory does not
+    grow with the window length).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from canonflow.integrators import implicit_midpoint, implicit_midpoint_adjoint, leapfrog
+from canonflow.losses import Loss
+from canonflow.phase_space import hamiltonian_vector_field
+from canonflow.validation import check_choice, check_positive_float, check_positive_int
+
+__all__ = ["DERIVATIVES", "DerivativeLoss", "WINDOW_INTEGRATORS", "WindowLoss", "derivative_pairs", "windows"]
+
+DERIVATIVES = ("finite_difference", "exact")
+"""The targets of ``derivative_pairs``."""
+
+WINDOW_INTEGRATORS = ("leapfrog", "implicit_midpoint")
+"""The integrators of ``WindowLoss``."""
+
+
+def derivative_pairs(
+    states: torch.Tensor, dt: float, exact: torch.Tensor | None, derivatives: str, who: str
+) -> torch.Tensor:
+    """Rows ``[x, ẋ]`` of shape ``(M, 2, 2n)`` from trajectories ``states`` ``(num, T, 2n)`` sampled every ``dt``.
+
+    ``derivatives="exact"`` pairs every state with ``exact`` (``(num, T, 2n)``, the derivatives at the clean
+    states); ``"finite_difference"`` pairs the interior states ``x_t`` with ``(x_{t+1} − x_{t−1}) / (2Δt)``.
+    """
+    check_choice(derivatives, DERIVATIVES, "derivatives", who)
+    if derivatives == "exact":
+        if exact is None:
+            raise ValueError(f"{who}: derivatives='exact' needs a TrajectoryData (with .derivatives), got a tensor")
+        inputs, targets = states, exact
+    else:
+        if states.shape[1] < 3:
+            raise ValueError(f"{who}: finite differences need at least 3 samples per trajectory")
+        inputs, targets = states[:, 1:-1], (states[:, 2:] - states[:, :-2]) / (2.0 * dt)
+    width = states.shape[-1]
+    return torch.stack([inputs.reshape(-1, width), targets.reshape(-1, width)], dim=1)
+
+
+def windows(states: torch.Tensor, window: int, who: str) -> torch.Tensor:
+    """All overlapping windows ``x_s, …, x_{s+k}`` of ``k = window`` steps of ``states`` ``(num, T, 2n)``, as rows
+    ``(M, k + 1, 2n)``."""
+    if states.shape[1] < window + 1:
+        raise ValueError(
+            f"{who}: windows of {window} steps need at least {window + 1} samples per trajectory, got {states.shape[1]}"
+        )
+    rows = states.unfold(1, window + 1, 1)  # (num, T - k, 2n, k + 1)
+    return rows.permute(0, 1, 3, 2).reshape(-1, window + 1, states.shape[-1])
+
+
+class DerivativeLoss(Loss):
+    """``mean ‖Ω∇H_θ(x) − ẋ‖²`` over rows ``[x, ẋ]`` of shape ``(B, 2, 2n)`` (see ``derivative_pairs``)."""
+
+    separable = True
+
+    def __call__(self, model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+        return (hamiltonian_vector_field(model, batch[:, 0]) - batch[:, 1]).pow(2).mean()
+
+
+class WindowLoss(Loss):
+    """``mean_j ‖Φ^{j}(x_s) − x_{s+j}‖²`` over windows ``(B, k + 1, 2n)`` (see ``windows``), ``j = 1..k``.
+
+    Args:
+        dt: the sampling interval ``Δt`` of the windows.
+        integrator: ``"leapfrog"`` (a separable ``H_θ``) or ``"implicit_midpoint"`` (any ``H_θ``).
+        substeps: integrator steps per interval, of size ``h = Δt / substeps``.
+        adjoint: gradients by the implicit midpoint rule's discrete adjoint (``implicit_midpoint`` only).
+        tol, max_iter: tolerance and iteration cap of the implicit-midpoint solves.
+    """
+
+    separable = True
+
+    def __init__(
+        self,
+        dt: float,
+        integrator: str = "implicit_midpoint",
+        *,
+        substeps: int = 1,
+        adjoint: bool = False,
+        tol: float = 1e-10,
+        max_iter: int = 50,
+    ) -> None:
+        who = type(self).__name__
+        self.integrator = check_choice(integrator, WINDOW_INTEGRATORS, "integrator", who)
+        if adjoint and integrator != "implicit_midpoint":
+            raise ValueError(f"{who}: adjoint=True needs integrator='implicit_midpoint', got {integrator!r}")
+        self.substeps = check_positive_int(substeps, "substeps", who)
+        self.step_size = check_positive_float(dt, "dt", who) / substeps
+        self.adjoint = bool(adjoint)
+        self.tol = check_positive_float(tol, "tol", who)
+        self.max_iter = check_positive_int(max_iter, "max_iter", who)
+
+    def __call__(self, model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+        h, substeps = self.step_size, self.substeps
+        steps = (batch.shape[1] - 1) * substeps
+        x0 = batch[:, 0]
+        if self.adjoint:
+            count = batch[:, 1:].numel()
+
+            def stage(step: int, x: torch.Tensor) -> torch.Tensor | None:
+                if step == 0 or step % substeps:
+                    return None
+                return (x - batch[:, step // substeps]).pow(2).sum() / count
+
+            options = {"tol": self.tol, "max_iter": self.max_iter}
+            return implicit_midpoint_adjoint(model, x0, h, steps, loss=stage, **options)
+        if self.integrator == "leapfrog":
+            path = leapfrog(model, x0, h, steps, trajectory=True)
+        else:
+            path = implicit_midpoint(model, x0, h, steps, trajectory=True, tol=self.tol, max_iter=self.max_iter)
+        predicted = path[substeps::substeps]  # (k, B, 2n)
+        return (predicted - batch[:, 1:].transpose(0, 1)).pow(2).mean()

@@ -1,0 +1,191 @@
+"""The learned Hamiltonian ``H_θ(q, p)``: an MLP, optionally separable, plus an optional closed-form part.
+
+A tanh MLP saturates outside its training data; the closed-form part — a quadratic form (``quadratic=True``)
+or a polynomial of degree ``d`` (``polynomial=d``) — carries a quadratic or polynomial growth of ``H`` there.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations_with_replacement
+from typing import Any
+
+import torch
+from torch import nn
+
+from canonflow.checkpoint import register_model
+from canonflow.nn import MLP
+from canonflow.phase_space import split
+from canonflow.validation import as_dtype, check_non_negative_int, check_phase_space, check_positive_int
+
+__all__ = ["HamiltonianNet", "model_dtype"]
+
+
+def model_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype of ``model``'s first parameter (the default dtype for a model without parameters)."""
+    parameter = next(model.parameters(), None)
+    return torch.get_default_dtype() if parameter is None else parameter.dtype
+
+
+@register_model
+class HamiltonianNet(nn.Module):
+    """A learned Hamiltonian ``H_θ : (B, 2n) -> (B,)`` on phase space laid out ``[q, p]``.
+
+    Non-separable (default): ``H_θ(q, p) = MLP([q, p])``. Separable (``separable=True``):
+    ``H_θ(q, p) = K_θ(p) + V_θ(q)`` with two MLPs (``networks[0]`` for ``K``, ``networks[1]`` for ``V``), as
+    explicit splitting integrators (leapfrog) require; ``depth=0`` means no MLP at all (quadratic form only). Each
+    MLP has ``depth`` hidden layers of width ``hidden`` with ``activation`` and no output bias (an additive
+    constant does not change the dynamics and would receive no gradient). The attribute ``separable`` tells
+    ``canonflow.integrators`` whether explicit splitting methods may be used. With ``quadratic=True`` a
+    learnable quadratic form is added — ``½ xᵀSx`` with ``S`` symmetric ``2n × 2n``, or for a separable model
+    ``½ pᵀS_p p + ½ qᵀS_q q`` — so that quadratic Hamiltonians are exactly representable (``S`` starts at
+    zero). With ``polynomial = d ≥ 1`` a learnable polynomial ``Σ_{1 ≤ |α| ≤ d} c_α x^α`` over all monomials
+    ``x^α = Π_i x_i^{α_i}`` of total degree 1 to ``d`` is added instead (for a separable model one polynomial in
+    ``p`` added to ``K_θ`` and one in ``q`` added to ``V_θ``; coefficients start at zero): for a Hamiltonian that
+    grows like a polynomial of degree ``d`` at large ``|x|`` this part carries the growth that a saturating MLP
+    cannot extrapolate, and polynomial Hamiltonians of degree ``≤ d`` become exactly representable. ``d ≥ 2``
+    contains the quadratic form, so it excludes ``quadratic=True``. ``fit_hamiltonian(..., base_steps=...)``
+    can train this closed-form part alone first. The parameters are in ``dtype`` (``"float32"`` or
+    ``"float64"``). Registered with ``canonflow.checkpoint``: ``save_model`` / ``canonflow.load`` round-trip it.
+    """
+
+    def __init__(
+        self,
+        n: int = 1,
+        hidden: int = 64,
+        depth: int = 2,
+        activation: str = "tanh",
+        separable: bool = False,
+        quadratic: bool = False,
+        polynomial: int = 0,
+        dtype: str = "float32",
+    ) -> None:
+        super().__init__()
+        who = type(self).__name__
+        self.n = check_positive_int(n, "n", who)
+        torch_dtype = as_dtype(dtype, who)
+        self.hidden, self.depth, self.activation = hidden, depth, activation
+        self.separable = bool(separable)
+        self.quadratic = bool(quadratic)
+        self.dtype_name = dtype
+        check_non_negative_int(depth, "depth", who)
+        check_non_negative_int(polynomial, "polynomial (a degree)", who)
+        if polynomial >= 2 and self.quadratic:
+            raise ValueError(f"{who}: polynomial={polynomial} already contains the quadratic form; drop quadratic=True")
+        self.polynomial = polynomial
+        if depth == 0 and not (self.quadratic or polynomial):
+            raise ValueError(f"{who}: depth=0 (no network) needs quadratic=True or polynomial >= 1, else H_θ = 0")
+        self.networks = nn.ModuleList()
+        if depth > 0:
+            parts = (n, n) if self.separable else (2 * n,)
+            self.networks.extend(MLP(size, 1, hidden, depth, activation, output_bias=False) for size in parts)
+        if self.quadratic:
+            blocks = 2 if self.separable else 1
+            size = n if self.separable else 2 * n
+            self.quadratic_forms = nn.Parameter(torch.zeros(blocks, size, size))
+        if polynomial:
+            size = n if self.separable else 2 * n
+            self._monomial_counts, parents, factors = _monomials(size, polynomial)
+            self.register_buffer("_monomial_parents", parents, persistent=False)
+            self.register_buffer("_monomial_factors", factors, persistent=False)
+            count = size + parents.shape[0]
+            self.polynomial_coefficients = nn.Parameter(torch.zeros(2 if self.separable else 1, count))
+        self.to(torch_dtype)
+
+    @property
+    def closed_form_parameters(self) -> list[nn.Parameter]:
+        """The parameters of the quadratic form and of the polynomial (empty without either)."""
+        return [getattr(self, k) for k in ("quadratic_forms", "polynomial_coefficients") if hasattr(self, k)]
+
+    def _polynomial(self, z: torch.Tensor, block: int) -> torch.Tensor:
+        """``Σ_α c_α z^α`` with the coefficients ``polynomial_coefficients[block]``, shape ``(B,)``.
+
+        Monomials are built degree by degree, ``z^α = z^{α − e_i} · z_i``, by products only (no ``pow``), so
+        derivatives of every order are finite at ``z = 0``.
+        """
+        monomials, start = z, 0
+        for count in self._monomial_counts:
+            parents = self._monomial_parents[start : start + count]
+            factors = self._monomial_factors[start : start + count]
+            monomials = torch.cat([monomials, monomials[:, parents] * z[:, factors]], dim=-1)
+            start += count
+        return monomials @ self.polynomial_coefficients[block]
+
+    def _quadratic(self, parts: tuple[torch.Tensor, ...], first: int = 0) -> torch.Tensor:
+        """``Σ_i ½ zᵢᵀ Sᵢ zᵢ`` with ``Sᵢ`` the symmetrised ``quadratic_forms[first + i]``."""
+        forms = self.quadratic_forms[first : first + len(parts)]
+        forms = 0.5 * (forms + forms.transpose(1, 2))
+        return sum(0.5 * ((z @ form) * z).sum(-1) for z, form in zip(parts, forms, strict=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``H_θ(x)`` of shape ``(B,)`` for ``x`` of shape ``(B, 2n)``."""
+        check_phase_space(x, self.n, type(self).__name__)
+        if self.separable:
+            q, p = split(x)
+            return self.kinetic(p) + self.potential(q)
+        value = self.networks[0](x) if self.networks else x.new_zeros(x.shape[0])
+        return self._closed_form(value, x, 0)
+
+    def kinetic(self, p: torch.Tensor) -> torch.Tensor:
+        """``K_θ(p)`` of shape ``(B,)`` (separable models only)."""
+        self._require_separable("kinetic")
+        value = self.networks[0](p) if self.networks else p.new_zeros(p.shape[0])
+        return self._closed_form(value, p, 0)
+
+    def potential(self, q: torch.Tensor) -> torch.Tensor:
+        """``V_θ(q)`` of shape ``(B,)`` (separable models only)."""
+        self._require_separable("potential")
+        value = self.networks[1](q) if self.networks else q.new_zeros(q.shape[0])
+        return self._closed_form(value, q, 1)
+
+    def _closed_form(self, value: torch.Tensor, z: torch.Tensor, block: int) -> torch.Tensor:
+        """``value`` plus the quadratic form and/or polynomial of block ``block`` (0: all of x, or p; 1: q)."""
+        if self.quadratic:
+            value = value + self._quadratic((z,), block)
+        if self.polynomial:
+            value = value + self._polynomial(z, block)
+        return value
+
+    def _require_separable(self, method: str) -> None:
+        if not self.separable:
+            raise NotImplementedError(f"HamiltonianNet.{method}: the model is not separable (separable=False)")
+
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments (for ``canonflow.checkpoint.save_model``)."""
+        return {
+            "n": self.n,
+            "hidden": self.hidden,
+            "depth": self.depth,
+            "activation": self.activation,
+            "separable": self.separable,
+            "quadratic": self.quadratic,
+            "polynomial": self.polynomial,
+            "dtype": self.dtype_name,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> HamiltonianNet:
+        """Rebuild a model from ``config()`` (weights are loaded separately)."""
+        return cls(**config)
+
+    def extra_repr(self) -> str:
+        return f"n={self.n}, separable={self.separable}, dtype={self.dtype_name}"
+
+
+def _monomials(size: int, degree: int) -> tuple[tuple[int, ...], torch.Tensor, torch.Tensor]:
+    """The monomials of total degree 2..``degree`` in ``size`` variables, built from those of one degree less.
+
+    Monomials are numbered degree by degree: ``0..size−1`` are the variables, then each degree's sorted index
+    tuples. Returns ``(counts, parents, factors)``: the number of monomials of each degree 2..``degree``, and for
+    each of them the number of its parent (itself without its last factor) and of that last factor variable.
+    """
+    number = {(i,): i for i in range(size)}
+    counts, parents, factors = [], [], []
+    for k in range(2, degree + 1):
+        combos = list(combinations_with_replacement(range(size), k))
+        for combo in combos:
+            parents.append(number[combo[:-1]])
+            factors.append(combo[-1])
+            number[combo] = len(number)
+        counts.append(len(combos))
+    as_index = {"dtype": torch.long}
+    return tuple(counts), torch.tensor(parents, **as_index), torch.tensor(factors, **as_index)

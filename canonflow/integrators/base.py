@@ -1,0 +1,177 @@
+"""The common part of every integrator: input check, ``∇H``, a method record and the fixed-step loop.
+
+A method is a step function ``step(gradient, x, h, carry, k, **options) -> (x', carry')`` that maps the state
+``x`` of shape ``(B, 2n)`` to the state one step of size ``h`` later, plus its order and structure (a
+``Method``). ``integrate`` checks the inputs once, runs ``steps`` steps and collects the states. ``carry`` is
+what a method passes from one step to the next — ``None`` before the first step; the splitting methods keep the
+force ``∂H/∂q`` of the end of a step for the first half kick of the next ("first same as last") — and ``k`` is
+the index of the step, counted from 0, for error reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+
+from canonflow.autodiff import vector_jacobian_product
+from canonflow.validation import check_phase_space, check_positive_int, check_step_size
+
+__all__ = [
+    "ConvergenceError",
+    "Hamiltonian",
+    "HamiltonianGradient",
+    "Integrator",
+    "Method",
+    "StepFunction",
+    "StepSize",
+    "check_integrator_input",
+    "integrate",
+]
+
+Hamiltonian = Callable[[torch.Tensor], torch.Tensor]
+"""``H(x) -> (B,)`` for phase-space batches ``x`` of shape ``(B, 2n)`` laid out ``[q, p]``."""
+
+StepSize = float | torch.Tensor
+"""A step size ``h``: a float or a 0-dim tensor (which then receives gradients)."""
+
+
+class Integrator(Protocol):
+    """``integrator(hamiltonian, x0, step_size, steps, *, trajectory=False) -> (B, 2n) or (steps+1, B, 2n)``."""
+
+    def __call__(
+        self, hamiltonian: Hamiltonian, x0: torch.Tensor, step_size: StepSize, steps: int, *, trajectory: bool = False
+    ) -> torch.Tensor: ...
+
+
+class ConvergenceError(RuntimeError):
+    """The fixed-point iteration of an implicit step did not converge within ``max_iter`` iterations.
+
+    Attributes: ``residual`` (the last max-norm change of the iterate, a float), ``step`` (the index of the
+    failing step, counted from 0) and ``iterations`` (the number of corrector iterations run).
+    """
+
+    def __init__(self, message: str, residual: float, step: int, iterations: int) -> None:
+        super().__init__(message)
+        self.residual = residual
+        self.step = step
+        self.iterations = iterations
+
+
+def check_integrator_input(
+    hamiltonian: object, x0: object, step_size: object, steps: object, who: str, needs_separable: bool
+) -> None:
+    """Raise a ``TypeError``/``ValueError`` naming ``who`` unless the arguments of an integrator are valid.
+
+    ``hamiltonian`` callable (and not marked ``separable = False`` when ``needs_separable``), ``x0`` a finite
+    floating ``(B, 2n)`` tensor, ``step_size`` a finite non-zero float or scalar tensor, ``steps`` a positive int.
+    """
+    if not callable(hamiltonian):
+        raise TypeError(f"{who}: expected a callable Hamiltonian H(x) -> (B,), got {type(hamiltonian).__name__}")
+    if needs_separable and getattr(hamiltonian, "separable", True) is False:
+        raise ValueError(
+            f"{who}: this explicit splitting method needs a separable Hamiltonian H = T(p) + V(q), but the given "
+            f"Hamiltonian has separable=False; use implicit_midpoint (symplectic) or rk4 instead"
+        )
+    if not isinstance(x0, torch.Tensor):
+        raise TypeError(f"{who}: expected x0 to be a torch.Tensor of shape (B, 2n), got {type(x0).__name__}")
+    if x0.dim() != 2 or x0.shape[-1] == 0 or x0.shape[-1] % 2 != 0:
+        raise ValueError(f"{who}: expected x0 of shape (B, 2n) laid out [q, p], got shape {tuple(x0.shape)}")
+    check_phase_space(x0, x0.shape[-1] // 2, who)
+    check_step_size(step_size, who)
+    check_positive_int(steps, "steps", who)
+
+
+class HamiltonianGradient:
+    """``x ↦ ∇H(x) = [∂H/∂q, ∂H/∂p]`` of shape ``(B, 2n)``, and the vector field ``Ω∇H = [∂H/∂p, −∂H/∂q]``.
+
+    The gradient comes from the Hamiltonian's method ``gradient(x)`` if it has one (an analytic gradient makes
+    long runs of simple systems much faster), else from autograd (``vector_jacobian_product``), which keeps
+    the graph when grad mode is on and builds none under ``torch.no_grad()``. ``who`` names the integrator
+    in errors (a Hamiltonian that does not map ``(B, 2n)`` to ``(B,)``).
+    """
+
+    def __init__(self, hamiltonian: Hamiltonian, who: str) -> None:
+        self.hamiltonian = hamiltonian
+        self.who = who
+        analytic = getattr(hamiltonian, "gradient", None)
+        self.analytic = analytic if callable(analytic) else None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.analytic is not None:
+            grad = self.analytic(x)
+            if grad.shape != x.shape:
+                raise ValueError(
+                    f"{self.who}: the Hamiltonian's gradient(x) must return the shape of x {tuple(x.shape)}, "
+                    f"got {tuple(grad.shape)}"
+                )
+            return grad
+        return vector_jacobian_product(self._scalar, x, x.new_ones(x.shape[0]), who=self.who)
+
+    def _scalar(self, y: torch.Tensor) -> torch.Tensor:
+        value = self.hamiltonian(y)
+        if not isinstance(value, torch.Tensor) or value.shape != y.shape[:1]:
+            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise ValueError(f"{self.who}: the Hamiltonian must map (B, 2n) to (B,) = ({y.shape[0]},), got {shape}")
+        return value
+
+    def field(self, x: torch.Tensor) -> torch.Tensor:
+        """Hamilton's equations ``ẋ = Ω∇H(x) = (∂H/∂p, −∂H/∂q)``, shape ``(B, 2n)``."""
+        gradient = self(x)
+        n = gradient.shape[-1] // 2
+        return torch.cat([gradient[..., n:], -gradient[..., :n]], dim=-1)
+
+
+StepFunction = Callable[..., tuple[torch.Tensor, Any]]
+"""``step(gradient, x, h, carry, k, **options) -> (x', carry')``: one step of size ``h`` (see the module doc)."""
+
+
+@dataclass(frozen=True)
+class Method:
+    """A one-step method ``Φ_h`` for ``ẋ = Ω∇H(x)``: its step function and its properties.
+
+    Attributes:
+        name: the registry name, used in error messages.
+        order: the global error order ``p`` (error ``O(hᵖ)`` at a fixed final time).
+        step: the step function (see the module docstring).
+        separable: the method needs a separable ``H = T(p) + V(q)`` (explicit splitting methods).
+        symplectic: ``Φ_h`` is a canonical map for every admissible ``H``.
+        symmetric: ``Φ_{−h} = Φ_h⁻¹`` (time reversible).
+    """
+
+    name: str
+    order: int
+    step: StepFunction
+    separable: bool
+    symplectic: bool
+    symmetric: bool
+
+
+def integrate(
+    method: Method,
+    hamiltonian: Hamiltonian,
+    x0: torch.Tensor,
+    step_size: StepSize,
+    steps: int,
+    *,
+    trajectory: bool = False,
+    **options: Any,
+) -> torch.Tensor:
+    """``steps`` steps of ``method`` with step ``h = step_size`` from ``x0`` (``(B, 2n)``).
+
+    Returns the final state ``x_N`` of shape ``(B, 2n)``, or with ``trajectory=True`` the whole trajectory
+    ``[x_0, x_1, …, x_N]`` of shape ``(steps + 1, B, 2n)``. ``options`` go to the step function. The inputs are
+    checked once (``check_integrator_input``), with errors naming ``method.name``.
+    """
+    who = method.name
+    check_integrator_input(hamiltonian, x0, step_size, steps, who, needs_separable=method.separable)
+    gradient = HamiltonianGradient(hamiltonian, who)
+    x, carry = x0, None
+    states = [x0]
+    for k in range(steps):
+        x, carry = method.step(gradient, x, step_size, carry, k, **options)
+        if trajectory:
+            states.append(x)
+    return torch.stack(states) if trajectory else x

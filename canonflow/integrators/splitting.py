@@ -1,0 +1,129 @@
+"""Explicit splitting methods for a separable ``H(q, p) = T(p) + V(q)``: symplectic Euler, leapfrog, Yoshida.
+
+Each step is a composition of the exact flows of ``V`` (a kick ``p ← p − h ∂H/∂q``) and of ``T`` (a drift
+``q ← q + h ∂H/∂p``), which are canonical shears; so every method here is exactly symplectic. The leapfrog
+(Störmer–Verlet) step is symmetric, and so are the compositions ``Φ_{w_k h} ∘ … ∘ Φ_{w_1 h}`` of leapfrog steps
+with palindromic weights (Yoshida 1990). Consecutive half kicks share one evaluation of ``∂H/∂q``: the step
+functions pass it on as their ``carry``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from canonflow.integrators.base import Hamiltonian, HamiltonianGradient, Method, StepFunction, StepSize, integrate
+
+__all__ = [
+    "LEAPFROG",
+    "SYMPLECTIC_EULER",
+    "YOSHIDA4",
+    "YOSHIDA6",
+    "leapfrog",
+    "symplectic_euler",
+    "yoshida4",
+    "yoshida6",
+]
+
+
+def _symplectic_euler_step(
+    gradient: HamiltonianGradient, x: torch.Tensor, h: StepSize, carry: None, k: int
+) -> tuple[torch.Tensor, None]:
+    """``p' = p − h ∂H/∂q(q, p)``, then ``q' = q + h ∂H/∂p(q, p')``."""
+    n = x.shape[-1] // 2
+    q, p = x[:, :n], x[:, n:]
+    p = p - h * gradient(torch.cat([q, p], -1))[:, :n]
+    q = q + h * gradient(torch.cat([q, p], -1))[:, n:]
+    return torch.cat([q, p], -1), None
+
+
+def _composition(weights: tuple[float, ...]) -> StepFunction:
+    """The step function of ``Φ_{w_k h} ∘ … ∘ Φ_{w_1 h}``, ``Φ`` one leapfrog (kick-drift-kick) step."""
+
+    def step(
+        gradient: HamiltonianGradient, x: torch.Tensor, h: StepSize, carry: torch.Tensor | None, k: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        n = x.shape[-1] // 2
+        q, p = x[:, :n], x[:, n:]
+        dv = gradient(x)[:, :n] if carry is None else carry  # ∂H/∂q at the current q
+        for w in weights:
+            s = w * h
+            p = p - 0.5 * s * dv
+            q = q + s * gradient(torch.cat([q, p], -1))[:, n:]
+            dv = gradient(torch.cat([q, p], -1))[:, :n]
+            p = p - 0.5 * s * dv
+        return torch.cat([q, p], -1), dv
+
+    return step
+
+
+_CBRT2 = 2.0 ** (1.0 / 3.0)
+_Y6_W1, _Y6_W2, _Y6_W3 = -1.17767998417887, 0.235573213359357, 0.784513610477560
+_Y6_W0 = 1.0 - 2.0 * (_Y6_W1 + _Y6_W2 + _Y6_W3)
+
+SYMPLECTIC_EULER = Method(
+    "symplectic_euler", 1, _symplectic_euler_step, separable=True, symplectic=True, symmetric=False
+)
+LEAPFROG = Method("leapfrog", 2, _composition((1.0,)), separable=True, symplectic=True, symmetric=True)
+YOSHIDA4 = Method(
+    "yoshida4",
+    4,
+    _composition((1.0 / (2.0 - _CBRT2), -_CBRT2 / (2.0 - _CBRT2), 1.0 / (2.0 - _CBRT2))),
+    separable=True,
+    symplectic=True,
+    symmetric=True,
+)
+YOSHIDA6 = Method(
+    "yoshida6",
+    6,
+    _composition((_Y6_W3, _Y6_W2, _Y6_W1, _Y6_W0, _Y6_W1, _Y6_W2, _Y6_W3)),
+    separable=True,
+    symplectic=True,
+    symmetric=True,
+)
+
+
+def symplectic_euler(
+    hamiltonian: Hamiltonian, x0: torch.Tensor, step_size: StepSize, steps: int, *, trajectory: bool = False
+) -> torch.Tensor:
+    """Symplectic Euler (variant "kick then drift") for a separable ``H = T(p) + V(q)``; order 1, symplectic.
+
+    One step: ``p' = p - h ∂H/∂q(q, p)``, then ``q' = q + h ∂H/∂p(q, p')``. It is the composition of two
+    canonical shears, so it is exactly symplectic, but not symmetric: the map with ``-h`` is not its inverse.
+    Returns ``(B, 2n)``, or ``(steps + 1, B, 2n)`` with ``trajectory=True``.
+    """
+    return integrate(SYMPLECTIC_EULER, hamiltonian, x0, step_size, steps, trajectory=trajectory)
+
+
+def leapfrog(
+    hamiltonian: Hamiltonian, x0: torch.Tensor, step_size: StepSize, steps: int, *, trajectory: bool = False
+) -> torch.Tensor:
+    """Störmer–Verlet (leapfrog, kick-drift-kick) for a separable ``H = T(p) + V(q)``; order 2, symplectic.
+
+    One step: ``p½ = p - h/2 ∂H/∂q(q)``, ``q' = q + h ∂H/∂p(p½)``, ``p' = p½ - h/2 ∂H/∂q(q')``. It is symmetric,
+    so running it with ``-h`` from ``x_N`` returns ``x_0`` to round-off (time reversibility). The half kicks
+    of consecutive steps share one gradient evaluation. Returns ``(B, 2n)`` or ``(steps + 1, B, 2n)``.
+    """
+    return integrate(LEAPFROG, hamiltonian, x0, step_size, steps, trajectory=trajectory)
+
+
+def yoshida4(
+    hamiltonian: Hamiltonian, x0: torch.Tensor, step_size: StepSize, steps: int, *, trajectory: bool = False
+) -> torch.Tensor:
+    """Yoshida's 4th-order "triple jump" for a separable ``H``: ``Φ_{w₁h} ∘ Φ_{w₀h} ∘ Φ_{w₁h}``, ``Φ`` = leapfrog.
+
+    ``w₁ = 1 / (2 - 2^{1/3})``, ``w₀ = -2^{1/3} / (2 - 2^{1/3})`` (so ``2w₁ + w₀ = 1``). Symmetric and
+    symplectic, global error ``O(h⁴)``. Returns ``(B, 2n)`` or ``(steps + 1, B, 2n)``.
+    """
+    return integrate(YOSHIDA4, hamiltonian, x0, step_size, steps, trajectory=trajectory)
+
+
+def yoshida6(
+    hamiltonian: Hamiltonian, x0: torch.Tensor, step_size: StepSize, steps: int, *, trajectory: bool = False
+) -> torch.Tensor:
+    """Yoshida's 6th-order composition (solution A) of 7 leapfrog steps for a separable ``H``.
+
+    ``Φ_{w₃h} Φ_{w₂h} Φ_{w₁h} Φ_{w₀h} Φ_{w₁h} Φ_{w₂h} Φ_{w₃h}`` with ``w₁ = -1.17767998417887``,
+    ``w₂ = 0.235573213359357``, ``w₃ = 0.784513610477560``, ``w₀ = 1 - 2(w₁ + w₂ + w₃)`` (Yoshida 1990).
+    Symmetric and symplectic, global error ``O(h⁶)``. Returns ``(B, 2n)`` or ``(steps + 1, B, 2n)``.
+    """
+    return integrate(YOSHIDA6, hamiltonian, x0, step_size, steps, trajectory=trajectory)
