@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import torch
 
 __all__ = [
+    "check_real",
     "set_validation",
     "validation_enabled",
     "validation",
@@ -251,3 +252,16 @@ def check_step_size(value: object, who: str, *, positive: bool = False) -> float
         backward = "" if positive else " (negative runs backward in time)"
         raise ValueError(f"{who}: expected a finite, {sign} step_size{backward}, got {number}")
     return number
+
+
+def check_real(value: object, name: str, who: str, *, positive: bool = False) -> float:
+    """Return ``value`` as a finite float (``> 0`` when ``positive``); a ``TypeError`` (not a real number, or a
+    bool) or ``ValueError`` (NaN, ±inf, not positive) naming ``who`` and ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{who}: expected {name} to be a real number, got {value!r}")
+    value = float(value)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{who}: expected {name} to be finite, got {value}")
+    if positive and value <= 0:
+        raise ValueError(f"{who}: expected {name} > 0, got {value}")
+    return value

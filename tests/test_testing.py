@@ -30,10 +30,10 @@ class RotationalField(torch.nn.Module):
 class Dilation(Exchange):
     """``x -> 2x``: invertible, but not canonical, and its zero ``logabsdet`` is wrong."""
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_map(self, x: torch.Tensor) -> torch.Tensor:
         return 2 * x
 
-    def _inverse(self, x: torch.Tensor) -> torch.Tensor:
+    def inverse_map(self, x: torch.Tensor) -> torch.Tensor:
         return x / 2
 
 
@@ -58,7 +58,7 @@ def test_symplectic_check_fails_for_a_non_gradient_shear() -> None:
 
 def test_invertibility_check_fails_for_a_wrong_inverse() -> None:
     class Broken(Exchange):
-        def _inverse(self, x: torch.Tensor) -> torch.Tensor:
+        def inverse_map(self, x: torch.Tensor) -> torch.Tensor:
             return x
 
     with pytest.raises(AssertionError, match=r"Broken: max\|inverse\(forward\(x\)\) - x\|"):

@@ -14,7 +14,7 @@ import torch
 from canonflow.phase_space import hamiltonian_vector_field, split
 from canonflow.validation import check_phase_space, check_positive_int, validation_enabled
 
-__all__ = ["HamiltonianSystem", "Quantity"]
+__all__ = ["HamiltonianSystem", "Quantity", "normal_draws", "uniform_draws"]
 
 Quantity = Callable[[torch.Tensor], torch.Tensor]
 """A scalar function of phase space: ``(B, 2n) -> (B,)``."""
@@ -147,23 +147,11 @@ class HamiltonianSystem:
         return f"{type(self).__name__}({self._params()})"
 
 
-def _uniform(shape: tuple[int, ...], low: float, high: float, generator: torch.Generator | None) -> torch.Tensor:
+def uniform_draws(shape: tuple[int, ...], low: float, high: float, generator: torch.Generator | None) -> torch.Tensor:
     """Uniform float64 samples on ``[low, high)``."""
     return low + (high - low) * torch.rand(shape, generator=generator, dtype=torch.float64)
 
 
-def _normal(shape: tuple[int, ...], std: float, generator: torch.Generator | None) -> torch.Tensor:
+def normal_draws(shape: tuple[int, ...], std: float, generator: torch.Generator | None) -> torch.Tensor:
     """Centred normal float64 samples with standard deviation ``std``."""
     return std * torch.randn(shape, generator=generator, dtype=torch.float64)
-
-
-def _check_real(value: object, name: str, who: str, *, positive: bool = False) -> float:
-    """Return ``value`` as a finite float (positive when asked), else raise naming ``who``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{who}: expected {name} to be a real number, got {value!r}")
-    value = float(value)
-    if value != value or value in (float("inf"), float("-inf")):
-        raise ValueError(f"{who}: expected {name} to be finite, got {value}")
-    if positive and value <= 0:
-        raise ValueError(f"{who}: expected {name} > 0, got {value}")
-    return value

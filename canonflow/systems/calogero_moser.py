@@ -8,8 +8,8 @@ import numpy
 import torch
 
 from canonflow.phase_space import join, split
-from canonflow.systems.base import HamiltonianSystem, Quantity, _check_real, _normal, _uniform
-from canonflow.validation import check_positive_int
+from canonflow.systems.base import HamiltonianSystem, Quantity, normal_draws, uniform_draws
+from canonflow.validation import check_positive_int, check_real
 
 __all__ = ["CalogeroMoser"]
 
@@ -40,8 +40,8 @@ class CalogeroMoser(HamiltonianSystem):
             raise ValueError(f"CalogeroMoser: expected N >= 2 particles, got N={N}")
         super().__init__(N)
         self.N = N
-        self.omega = _check_real(omega, "omega", "CalogeroMoser", positive=True)
-        self.g = _check_real(g, "g", "CalogeroMoser", positive=True)
+        self.omega = check_real(omega, "omega", "CalogeroMoser", positive=True)
+        self.g = check_real(g, "g", "CalogeroMoser", positive=True)
 
     def _potential(self, q: torch.Tensor) -> torch.Tensor:
         i, j = torch.triu_indices(self.N, self.N, offset=1)
@@ -135,8 +135,8 @@ class CalogeroMoser(HamiltonianSystem):
 
     def _sample_initial(self, num: int, generator: torch.Generator | None) -> torch.Tensor:
         base = torch.arange(1, self.N + 1, dtype=torch.float64) - 0.5 * (self.N + 1)
-        q = base + _uniform((num, self.N), -0.2, 0.2, generator)
-        return join(q, _normal((num, self.N), 0.5, generator))
+        q = base + uniform_draws((num, self.N), -0.2, 0.2, generator)
+        return join(q, normal_draws((num, self.N), 0.5, generator))
 
     def _params(self) -> str:
         return f"N={self.N}, omega={self.omega}, g={self.g}"

@@ -7,7 +7,8 @@ import math
 import torch
 
 from canonflow.phase_space import join
-from canonflow.systems.base import HamiltonianSystem, _check_real, _normal
+from canonflow.systems.base import HamiltonianSystem, normal_draws
+from canonflow.validation import check_real
 
 __all__ = ["CoupledOscillator"]
 
@@ -30,7 +31,7 @@ class CoupledOscillator(HamiltonianSystem):
 
     def __init__(self, alpha: float = 0.5) -> None:
         super().__init__(1)
-        self.alpha = _check_real(alpha, "alpha", "CoupledOscillator")
+        self.alpha = check_real(alpha, "alpha", "CoupledOscillator")
         if abs(self.alpha) >= 1.0:
             raise ValueError(
                 f"CoupledOscillator: expected |alpha| < 1 (bounded, positive-definite H), got {self.alpha}"
@@ -62,7 +63,7 @@ class CoupledOscillator(HamiltonianSystem):
         return join(c * q + s * aq, c * p + s * ap)
 
     def _sample_initial(self, num: int, generator: torch.Generator | None) -> torch.Tensor:
-        return _normal((num, 2), 1.0, generator)
+        return normal_draws((num, 2), 1.0, generator)
 
     def _params(self) -> str:
         return f"alpha={self.alpha}"

@@ -8,7 +8,7 @@ import torch
 from scipy import integrate
 
 from canonflow.phase_space import join
-from canonflow.systems.base import HamiltonianSystem, _uniform
+from canonflow.systems.base import HamiltonianSystem, uniform_draws
 
 __all__ = ["DoubleWell"]
 
@@ -37,7 +37,7 @@ class DoubleWell(HamiltonianSystem):
         return 0.25 * q2 * q2 - 0.5 * q2
 
     def _sample_initial(self, num: int, generator: torch.Generator | None) -> torch.Tensor:
-        return join(_uniform((num, 1), -1.5, 1.5, generator), _uniform((num, 1), -1.0, 1.0, generator))
+        return join(uniform_draws((num, 1), -1.5, 1.5, generator), uniform_draws((num, 1), -1.0, 1.0, generator))
 
     def free_energy(self, beta: float = 1.0) -> float:
         """``F(β) = −(1/β) ln Z``, ``Z = ∫ e^{−β(q⁴/4 − q²/2)} dq · √(2π/β)`` (quadrature, relative tolerance 1e-12)."""

@@ -7,8 +7,8 @@ import math
 import torch
 
 from canonflow.phase_space import join, split
-from canonflow.systems.base import HamiltonianSystem, Quantity, _check_real, _normal
-from canonflow.validation import check_positive_int
+from canonflow.systems.base import HamiltonianSystem, Quantity, normal_draws
+from canonflow.validation import check_positive_int, check_real
 
 __all__ = ["FPUT"]
 
@@ -40,8 +40,8 @@ class FPUT(HamiltonianSystem):
             raise ValueError(f"FPUT: expected N >= 2 masses, got N={N}")
         super().__init__(N)
         self.N = N
-        self.alpha = _check_real(alpha, "alpha", "FPUT")
-        self.beta = _check_real(beta, "beta", "FPUT")
+        self.alpha = check_real(alpha, "alpha", "FPUT")
+        self.beta = check_real(beta, "beta", "FPUT")
 
     def _potential(self, q: torch.Tensor) -> torch.Tensor:
         r = torch.roll(q, -1, dims=-1) - q
@@ -79,7 +79,7 @@ class FPUT(HamiltonianSystem):
         return out
 
     def _sample_initial(self, num: int, generator: torch.Generator | None) -> torch.Tensor:
-        return join(_normal((num, self.N), 0.3, generator), _normal((num, self.N), 0.3, generator))
+        return join(normal_draws((num, self.N), 0.3, generator), normal_draws((num, self.N), 0.3, generator))
 
     def _params(self) -> str:
         return f"N={self.N}, alpha={self.alpha}, beta={self.beta}"

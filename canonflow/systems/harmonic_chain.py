@@ -7,8 +7,8 @@ import math
 import torch
 
 from canonflow.phase_space import join, split
-from canonflow.systems.base import HamiltonianSystem, Quantity, _check_real
-from canonflow.validation import check_positive_int
+from canonflow.systems.base import HamiltonianSystem, Quantity
+from canonflow.validation import check_positive_int, check_real
 
 __all__ = ["HarmonicChain"]
 
@@ -37,7 +37,7 @@ class HarmonicChain(HamiltonianSystem):
 
     def __init__(self, n: int = 32, kappa: float = 1.0) -> None:
         super().__init__(check_positive_int(n, "n", "HarmonicChain"))
-        self.kappa = _check_real(kappa, "kappa", "HarmonicChain", positive=True)
+        self.kappa = check_real(kappa, "kappa", "HarmonicChain", positive=True)
 
     def _potential(self, q: torch.Tensor) -> torch.Tensor:
         padded = torch.nn.functional.pad(q, (1, 1))
@@ -75,7 +75,7 @@ class HarmonicChain(HamiltonianSystem):
 
     def free_energy(self, beta: float = 1.0) -> float:
         """``F(β) = −(1/β) ln Z = (1/β) Σ_k ln(β ω_k / 2π)``; at ``β = 1``: ``Σ ln ω_k − n ln 2π``."""
-        beta = _check_real(beta, "beta", f"{self._who}.free_energy", positive=True)
+        beta = check_real(beta, "beta", f"{self._who}.free_energy", positive=True)
         w = self.normal_mode_frequencies(torch.float64)
         return float(torch.log(beta * w / (2 * math.pi)).sum()) / beta
 
@@ -92,7 +92,7 @@ class HarmonicChain(HamiltonianSystem):
         """
         who = f"{self._who}.sample_boltzmann"
         check_positive_int(num, "num", who)
-        beta = _check_real(beta, "beta", who, positive=True)
+        beta = check_real(beta, "beta", who, positive=True)
         w = self.normal_mode_frequencies(torch.float64)
         z = torch.randn((num, 2, self.n), generator=generator, dtype=torch.float64) / math.sqrt(beta)
         q = (z[:, 0] / w) @ self.normal_modes(torch.float64).T

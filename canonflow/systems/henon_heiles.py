@@ -7,7 +7,8 @@ import math
 import torch
 
 from canonflow.phase_space import join
-from canonflow.systems.base import HamiltonianSystem, _check_real, _uniform
+from canonflow.systems.base import HamiltonianSystem, uniform_draws
+from canonflow.validation import check_real
 
 __all__ = ["HenonHeiles"]
 
@@ -31,7 +32,7 @@ class HenonHeiles(HamiltonianSystem):
 
     def __init__(self, max_energy: float = 0.125) -> None:
         super().__init__(2)
-        self.max_energy = _check_real(max_energy, "max_energy", "HenonHeiles", positive=True)
+        self.max_energy = check_real(max_energy, "max_energy", "HenonHeiles", positive=True)
         if self.max_energy >= self.escape_energy:
             raise ValueError(f"HenonHeiles: expected max_energy < 1/6 (bounded orbits), got {self.max_energy}")
         if self.max_energy <= 0.07:
@@ -44,13 +45,13 @@ class HenonHeiles(HamiltonianSystem):
         return 0.5 * (q1 * q1 + q2 * q2) + q1 * q1 * q2 - q2**3 / 3.0
 
     def _sample_initial(self, num: int, generator: torch.Generator | None) -> torch.Tensor:
-        radius = 0.3 * torch.sqrt(_uniform((num,), 0.0, 1.0, generator))
-        angle = _uniform((num,), 0.0, 2 * math.pi, generator)
+        radius = 0.3 * torch.sqrt(uniform_draws((num,), 0.0, 1.0, generator))
+        angle = uniform_draws((num,), 0.0, 2 * math.pi, generator)
         q = torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], dim=-1)
         v = self._potential(q)
-        energy = v + (self.max_energy - v) * _uniform((num,), 0.0, 1.0, generator)
+        energy = v + (self.max_energy - v) * uniform_draws((num,), 0.0, 1.0, generator)
         speed = torch.sqrt(2.0 * (energy - v))
-        direction = _uniform((num,), 0.0, 2 * math.pi, generator)
+        direction = uniform_draws((num,), 0.0, 2 * math.pi, generator)
         p = torch.stack([speed * torch.cos(direction), speed * torch.sin(direction)], dim=-1)
         return join(q, p)
 

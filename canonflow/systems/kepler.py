@@ -7,8 +7,8 @@ import math
 import torch
 
 from canonflow.phase_space import join, split
-from canonflow.systems.base import HamiltonianSystem, Quantity, _check_real, _uniform
-from canonflow.validation import check_positive_int
+from canonflow.systems.base import HamiltonianSystem, Quantity, uniform_draws
+from canonflow.validation import check_positive_int, check_real
 
 __all__ = ["Kepler", "solve_kepler_equation"]
 
@@ -64,7 +64,7 @@ class Kepler(HamiltonianSystem):
             raise ValueError(f"Kepler: expected d = 2 or 3 dimensions, got {d!r}")
         super().__init__(d)
         self.d = d
-        self.k = _check_real(k, "k", "Kepler", positive=True)
+        self.k = check_real(k, "k", "Kepler", positive=True)
 
     def _potential(self, q: torch.Tensor) -> torch.Tensor:
         return -self.k / torch.linalg.vector_norm(q, dim=-1)
@@ -153,10 +153,10 @@ class Kepler(HamiltonianSystem):
             raise ValueError(
                 f"{who}: eccentricity_range must be (low, high) with 0 <= low <= high < 1, got {eccentricity_range}"
             )
-        energy = _uniform((num,), e_lo, e_hi, generator)
-        ecc = _uniform((num,), c_lo, c_hi, generator)
-        mean_anomaly = _uniform((num,), 0.0, 2 * math.pi, generator)
-        varpi = _uniform((num,), 0.0, 2 * math.pi, generator)
+        energy = uniform_draws((num,), e_lo, e_hi, generator)
+        ecc = uniform_draws((num,), c_lo, c_hi, generator)
+        mean_anomaly = uniform_draws((num,), 0.0, 2 * math.pi, generator)
+        varpi = uniform_draws((num,), 0.0, 2 * math.pi, generator)
         a = -self.k / (2.0 * energy)
         ea = solve_kepler_equation(mean_anomaly, ecc)
         root = torch.sqrt(1.0 - ecc**2)

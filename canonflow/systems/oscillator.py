@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import torch
 
 from canonflow.phase_space import join, split
-from canonflow.systems.base import HamiltonianSystem, Quantity, _check_real, _normal
-from canonflow.validation import check_positive_int
+from canonflow.systems.base import HamiltonianSystem, Quantity, normal_draws
+from canonflow.validation import check_positive_int, check_real
 
 __all__ = ["HarmonicOscillator"]
 
@@ -37,9 +37,9 @@ class HarmonicOscillator(HamiltonianSystem):
         who = "HarmonicOscillator"
         n = check_positive_int(n, "n", who)
         if isinstance(omega, (int, float)) and not isinstance(omega, bool):
-            omegas = [_check_real(omega, "omega", who, positive=True)] * n
+            omegas = [check_real(omega, "omega", who, positive=True)] * n
         else:
-            omegas = [_check_real(w, "omega[k]", who, positive=True) for w in omega]
+            omegas = [check_real(w, "omega[k]", who, positive=True) for w in omega]
             if len(omegas) != n:
                 raise ValueError(f"{who}: expected omega to be a scalar or have length n={n}, got {len(omegas)}")
         super().__init__(n)
@@ -93,7 +93,7 @@ class HarmonicOscillator(HamiltonianSystem):
 
     def free_energy(self, beta: float = 1.0) -> float:
         """``F = −(1/β) ln Z`` with ``Z = ∫ e^{−βH} dq dp = Π_k 2π / (β ω_k)``."""
-        beta = _check_real(beta, "beta", f"{self._who}.free_energy", positive=True)
+        beta = check_real(beta, "beta", f"{self._who}.free_energy", positive=True)
         log_z = sum(math.log(2 * math.pi / (beta * w)) for w in self.omega)
         return -log_z / beta
 
@@ -102,8 +102,8 @@ class HarmonicOscillator(HamiltonianSystem):
 
     def _sample_initial(self, num: int, generator: torch.Generator | None) -> torch.Tensor:
         w = torch.tensor(self.omega, dtype=torch.float64)
-        q = _normal((num, self.n), 1.0, generator) / w
-        p = _normal((num, self.n), 1.0, generator)
+        q = normal_draws((num, self.n), 1.0, generator) / w
+        p = normal_draws((num, self.n), 1.0, generator)
         return join(q, p)
 
     def _params(self) -> str:

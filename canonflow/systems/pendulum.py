@@ -7,7 +7,8 @@ import math
 import torch
 
 from canonflow.phase_space import join
-from canonflow.systems.base import HamiltonianSystem, _check_real, _uniform
+from canonflow.systems.base import HamiltonianSystem, uniform_draws
+from canonflow.validation import check_real
 
 __all__ = ["Pendulum", "complete_elliptic_k"]
 
@@ -43,8 +44,8 @@ class Pendulum(HamiltonianSystem):
 
     def __init__(self, g: float = 1.0, l: float = 1.0) -> None:
         super().__init__(1)
-        self.g = _check_real(g, "g", "Pendulum", positive=True)
-        self.l = _check_real(l, "l", "Pendulum", positive=True)
+        self.g = check_real(g, "g", "Pendulum", positive=True)
+        self.l = check_real(l, "l", "Pendulum", positive=True)
         self.omega0 = math.sqrt(self.g / self.l)
 
     def _potential(self, q: torch.Tensor) -> torch.Tensor:
@@ -71,8 +72,8 @@ class Pendulum(HamiltonianSystem):
         return torch.where(librating, w_lib, w_rot)
 
     def _sample_initial(self, num: int, generator: torch.Generator | None) -> torch.Tensor:
-        q = _uniform((num, 1), -math.pi / 2, math.pi / 2, generator)
-        p = _uniform((num, 1), -self.omega0, self.omega0, generator)
+        q = uniform_draws((num, 1), -math.pi / 2, math.pi / 2, generator)
+        p = uniform_draws((num, 1), -self.omega0, self.omega0, generator)
         return join(q, p)
 
     def _params(self) -> str:

@@ -8,8 +8,8 @@ import torch
 from scipy import integrate
 
 from canonflow.phase_space import join, split
-from canonflow.systems.base import HamiltonianSystem, Quantity, _check_real, _uniform
-from canonflow.validation import check_positive_int
+from canonflow.systems.base import HamiltonianSystem, Quantity, uniform_draws
+from canonflow.validation import check_positive_int, check_real
 
 __all__ = ["Ring2D"]
 
@@ -34,8 +34,8 @@ class Ring2D(HamiltonianSystem):
 
     def __init__(self, radius: float = 2.0, scale: float = 0.32) -> None:
         super().__init__(2)
-        self.radius = _check_real(radius, "radius", "Ring2D", positive=True)
-        self.scale = _check_real(scale, "scale", "Ring2D", positive=True)
+        self.radius = check_real(radius, "radius", "Ring2D", positive=True)
+        self.scale = check_real(scale, "scale", "Ring2D", positive=True)
 
     def _potential(self, q: torch.Tensor) -> torch.Tensor:
         r = torch.linalg.vector_norm(q, dim=-1)
@@ -57,7 +57,7 @@ class Ring2D(HamiltonianSystem):
 
     def free_energy(self, beta: float = 1.0) -> float:
         """``F(β) = −(1/β) ln Z`` with ``Z = 2π ∫_0^∞ r e^{−β(r−R)²/s} dr · (2π/β)`` (quadrature)."""
-        beta = _check_real(beta, "beta", f"{self._who}.free_energy", positive=True)
+        beta = check_real(beta, "beta", f"{self._who}.free_energy", positive=True)
         sigma = math.sqrt(self.scale / (2 * beta))
         upper = self.radius + 40.0 * sigma
         radial, _ = integrate.quad(
@@ -93,7 +93,7 @@ class Ring2D(HamiltonianSystem):
             ) * (torch.special.ndtr(z) - torch.special.ndtr(torch.tensor(-mu / sigma, dtype=torch.float64)))
 
         total = cdf(torch.tensor(mu + 60 * sigma, dtype=torch.float64))
-        target = _uniform((num,), 0.0, 1.0, generator) * total
+        target = uniform_draws((num,), 0.0, 1.0, generator) * total
         lo = torch.zeros(num, dtype=torch.float64)
         hi = torch.full((num,), mu + 60 * sigma, dtype=torch.float64)
         for _ in range(100):
@@ -116,9 +116,9 @@ class Ring2D(HamiltonianSystem):
         """
         who = f"{self._who}.sample_boltzmann"
         check_positive_int(num, "num", who)
-        beta = _check_real(beta, "beta", who, positive=True)
+        beta = check_real(beta, "beta", who, positive=True)
         r = self._sample_radius(num, beta, generator)
-        theta = _uniform((num,), 0.0, 2 * math.pi, generator)
+        theta = uniform_draws((num,), 0.0, 2 * math.pi, generator)
         q = torch.stack([r * torch.cos(theta), r * torch.sin(theta)], dim=-1)
         p = torch.randn((num, 2), generator=generator, dtype=torch.float64) / math.sqrt(beta)
         return join(q, p).to(dtype)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from canonflow.phase_space import join, split
-from canonflow.systems.base import HamiltonianSystem, Quantity, _normal
+from canonflow.systems.base import HamiltonianSystem, Quantity, normal_draws
 from canonflow.validation import check_positive_int
 
 __all__ = ["Toda"]
@@ -81,7 +81,7 @@ class Toda(HamiltonianSystem):
         return out
 
     def _sample_initial(self, num: int, generator: torch.Generator | None) -> torch.Tensor:
-        return join(_normal((num, self.N), 0.5, generator), _normal((num, self.N), 0.5, generator))
+        return join(normal_draws((num, self.N), 0.5, generator), normal_draws((num, self.N), 0.5, generator))
 
     def _params(self) -> str:
         return f"N={self.N}, periodic={self.periodic}"

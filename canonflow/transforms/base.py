@@ -15,7 +15,7 @@ class SymplecticTransform(Transform):
 
     ``forward(x)`` maps data to latent and ``inverse(z)`` latent to data (the nflows convention). Both
     return ``(y, logabsdet)`` with ``logabsdet`` zeros of shape ``(B,)`` in the input's dtype and device:
-    a canonical map has ``det J = 1``. Subclasses implement ``_forward`` and ``_inverse`` on validated
+    a canonical map has ``det J = 1``. Subclasses implement ``forward_map`` and ``inverse_map`` on validated
     inputs. Inputs are checked (shape ``(B, 2n)``, floating dtype, finite, same dtype and device as the
     layer's parameters) unless validation is switched off with ``canonflow.set_validation(False)``.
     """
@@ -38,17 +38,19 @@ class SymplecticTransform(Transform):
     def forward(self, inputs: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Data -> latent: ``(B, 2n) -> ((B, 2n), logabsdet (B,) = 0)``."""
         self._check(inputs, "forward")
-        return self._forward(inputs), inputs.new_zeros(inputs.shape[0])
+        return self.forward_map(inputs), inputs.new_zeros(inputs.shape[0])
 
     def inverse(self, inputs: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Latent -> data: ``(B, 2n) -> ((B, 2n), logabsdet (B,) = 0)``."""
         self._check(inputs, "inverse")
-        return self._inverse(inputs), inputs.new_zeros(inputs.shape[0])
+        return self.inverse_map(inputs), inputs.new_zeros(inputs.shape[0])
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The map itself, data -> latent, on a validated ``(B, 2n)`` batch (what a new layer implements)."""
         raise NotImplementedError
 
-    def _inverse(self, x: torch.Tensor) -> torch.Tensor:
+    def inverse_map(self, z: torch.Tensor) -> torch.Tensor:
+        """Its exact inverse, latent -> data, on a validated ``(B, 2n)`` batch (what a new layer implements)."""
         raise NotImplementedError
 
     def extra_repr(self) -> str:

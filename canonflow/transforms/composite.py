@@ -48,7 +48,7 @@ class SymplecticComposite(CompositeTransform):
         self._check(inputs, "forward")
         outputs = inputs
         for layer in self._transforms:
-            outputs = layer._forward(outputs)
+            outputs = layer.forward_map(outputs)
         return outputs, inputs.new_zeros(inputs.shape[0])
 
     def inverse(self, inputs: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,5 +56,5 @@ class SymplecticComposite(CompositeTransform):
         self._check(inputs, "inverse")
         outputs = inputs
         for layer in reversed(self._transforms):
-            outputs = layer._inverse(outputs)
+            outputs = layer.inverse_map(outputs)
         return outputs, inputs.new_zeros(inputs.shape[0])

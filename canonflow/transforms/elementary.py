@@ -18,11 +18,11 @@ class Exchange(SymplecticTransform):
     ``inverse``: ``(q, p) -> (-p, q)``. No parameters.
     """
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_map(self, x: torch.Tensor) -> torch.Tensor:
         q, p = split(x)
         return join(p, -q)
 
-    def _inverse(self, x: torch.Tensor) -> torch.Tensor:
+    def inverse_map(self, x: torch.Tensor) -> torch.Tensor:
         q, p = split(x)
         return join(-p, q)
 
@@ -37,12 +37,12 @@ class SymplecticScaling(SymplecticTransform):
         super().__init__(n)
         self.log_scale = nn.Parameter(torch.zeros(n))
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_map(self, x: torch.Tensor) -> torch.Tensor:
         q, p = split(x)
         scale = self.log_scale.exp()
         return join(q * scale, p / scale)
 
-    def _inverse(self, x: torch.Tensor) -> torch.Tensor:
+    def inverse_map(self, x: torch.Tensor) -> torch.Tensor:
         q, p = split(x)
         scale = self.log_scale.exp()
         return join(q / scale, p * scale)

@@ -82,10 +82,10 @@ class LeapfrogFlow(SymplecticTransform):
             p = p - 0.5 * h * dv
         return join(q, p)
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_map(self, x: torch.Tensor) -> torch.Tensor:
         return self._run(x, self.step_size)
 
-    def _inverse(self, x: torch.Tensor) -> torch.Tensor:
+    def inverse_map(self, x: torch.Tensor) -> torch.Tensor:
         return self._run(x, -self.step_size)
 
     def extra_repr(self) -> str:
@@ -159,10 +159,10 @@ class ImplicitMidpointFlow(SymplecticTransform):
         self.last_residual = solver.last_residual
         return y
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_map(self, x: torch.Tensor) -> torch.Tensor:
         return self._run(x, self.step_size, "forward")
 
-    def _inverse(self, x: torch.Tensor) -> torch.Tensor:
+    def inverse_map(self, x: torch.Tensor) -> torch.Tensor:
         return self._run(x, -self.step_size, "inverse")
 
     def extra_repr(self) -> str:

@@ -83,7 +83,7 @@ class LinearSymplectic(SymplecticTransform):
     def _symmetric(self) -> torch.Tensor:
         return 0.5 * (self.shear + self.shear.T)
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_map(self, x: torch.Tensor) -> torch.Tensor:
         q, p = split(self._reflect(x, inverse=False))
         if self.full:
             cos, sin = self.phase.cos(), self.phase.sin()
@@ -96,7 +96,7 @@ class LinearSymplectic(SymplecticTransform):
             q, p = c11 * q + c12 * p, c21 * q + c22 * p
         return join(q, p)
 
-    def _inverse(self, x: torch.Tensor) -> torch.Tensor:
+    def inverse_map(self, x: torch.Tensor) -> torch.Tensor:
         q, p = split(x)
         if self.full:
             tri = self._triangular()
@@ -111,7 +111,7 @@ class LinearSymplectic(SymplecticTransform):
 
     def matrix(self) -> torch.Tensor:
         """The ``(2n, 2n)`` matrix ``S`` of the forward map (``forward(x) = x Sᵀ`` row-wise)."""
-        return self._forward(torch.eye(2 * self.n, dtype=self.phase.dtype, device=self.phase.device)).T
+        return self.forward_map(torch.eye(2 * self.n, dtype=self.phase.dtype, device=self.phase.device)).T
 
 
 class MatrixExpSymplectic(SymplecticTransform):
@@ -131,10 +131,10 @@ class MatrixExpSymplectic(SymplecticTransform):
     def _generator(self) -> torch.Tensor:
         return self.omega @ (0.5 * (self.weight + self.weight.T))
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_map(self, x: torch.Tensor) -> torch.Tensor:
         return x @ torch.linalg.matrix_exp(self._generator()).T
 
-    def _inverse(self, x: torch.Tensor) -> torch.Tensor:
+    def inverse_map(self, x: torch.Tensor) -> torch.Tensor:
         return x @ torch.linalg.matrix_exp(-self._generator()).T
 
     def matrix(self) -> torch.Tensor:

@@ -37,12 +37,12 @@ class PointTransform(SymplecticTransform):
     def _unmap(self, q: torch.Tensor) -> torch.Tensor:
         return self.q_transform.inverse(q)[0]
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_map(self, x: torch.Tensor) -> torch.Tensor:
         q, p = split(x)
         q_new = self._map(q)
         return join(q_new, vector_jacobian_product(self._unmap, q_new, p, who="PointTransform.forward"))
 
-    def _inverse(self, x: torch.Tensor) -> torch.Tensor:
+    def inverse_map(self, x: torch.Tensor) -> torch.Tensor:
         q, p = split(x)
         q_old = self._unmap(q)
         return join(q_old, vector_jacobian_product(self._map, q_old, p, who="PointTransform.inverse"))

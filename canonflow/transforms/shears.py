@@ -39,11 +39,11 @@ class MomentumShear(SymplecticTransform):
         super().__init__(_field_dimension(field, n, type(self).__name__))
         self.field = field
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_map(self, x: torch.Tensor) -> torch.Tensor:
         q, p = split(x)
         return join(q, p - self.field(q))
 
-    def _inverse(self, x: torch.Tensor) -> torch.Tensor:
+    def inverse_map(self, x: torch.Tensor) -> torch.Tensor:
         q, p = split(x)
         return join(q, p + self.field(q))
 
@@ -59,10 +59,10 @@ class PositionShear(SymplecticTransform):
         super().__init__(_field_dimension(field, n, type(self).__name__))
         self.field = field
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_map(self, x: torch.Tensor) -> torch.Tensor:
         q, p = split(x)
         return join(q + self.field(p), p)
 
-    def _inverse(self, x: torch.Tensor) -> torch.Tensor:
+    def inverse_map(self, x: torch.Tensor) -> torch.Tensor:
         q, p = split(x)
         return join(q - self.field(p), p)

@@ -35,7 +35,7 @@ class ZeroCenter(SymplecticTransform):
     def extra_repr(self) -> str:
         return f"n={self.n}, momentum={self.momentum}"
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_map(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return x - self.running_mean + self.shift
         if x.shape[0] < 2:
@@ -52,5 +52,5 @@ class ZeroCenter(SymplecticTransform):
         count = all_reduce_sum(torch.tensor([float(x.shape[0])], dtype=x.dtype, device=x.device))
         return all_reduce_sum(x.sum(0)) / count
 
-    def _inverse(self, x: torch.Tensor) -> torch.Tensor:
+    def inverse_map(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.running_mean - self.shift

@@ -20,15 +20,15 @@ class Translation(SymplecticTransform):
         else:
             self.shift = nn.Parameter(torch.ones(2 * n))
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_map(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.shift
 
-    def _inverse(self, x: torch.Tensor) -> torch.Tensor:
+    def inverse_map(self, x: torch.Tensor) -> torch.Tensor:
         return x - self.shift
 
 
 class Unimplemented(SymplecticTransform):
-    """A subclass that forgot ``_forward`` and ``_inverse``."""
+    """A subclass that forgot ``forward_map`` and ``inverse_map``."""
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -69,7 +69,7 @@ def test_an_integer_buffer_does_not_fix_the_dtype() -> None:
             super().__init__(1)
             self.register_buffer("calls", torch.zeros((), dtype=torch.int64))
 
-        def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        def forward_map(self, x: torch.Tensor) -> torch.Tensor:
             return x
 
     for dtype in (torch.float32, torch.float64):

@@ -83,10 +83,10 @@ class ActionShear(SymplecticTransform):
             u = u + sign * gradient[:, :m]
         return join(torch.cat([u, turned_q], -1)[:, self.restore], torch.cat([v, turned_p], -1)[:, self.restore])
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_map(self, x: torch.Tensor) -> torch.Tensor:
         return self._flow(x, 1.0)
 
-    def _inverse(self, x: torch.Tensor) -> torch.Tensor:
+    def inverse_map(self, x: torch.Tensor) -> torch.Tensor:
         return self._flow(x, -1.0)
 
 
@@ -111,10 +111,10 @@ class ActionTwist(SymplecticTransform):
         q, p = split(x)
         return join(*turn(q, p, sign * self.field(0.5 * (q * q + p * p))))
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_map(self, x: torch.Tensor) -> torch.Tensor:
         return self._flow(x, 1.0)
 
-    def _inverse(self, x: torch.Tensor) -> torch.Tensor:
+    def inverse_map(self, x: torch.Tensor) -> torch.Tensor:
         return self._flow(x, -1.0)
 
 

@@ -61,7 +61,7 @@ class KeplerChart(SymplecticTransform):
     def extra_repr(self) -> str:
         return f"k={self.k}"
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_map(self, x: torch.Tensor) -> torch.Tensor:
         q1, q2, p1, p2 = x.unbind(-1)
         radius = torch.sqrt(q1 * q1 + q2 * q2)
         momentum = q1 * p2 - q2 * p1
@@ -78,7 +78,7 @@ class KeplerChart(SymplecticTransform):
             torch.stack([root * rho, amplitude * cos_t], -1), torch.stack([radial / root, -amplitude * sin_t], -1)
         )
 
-    def _inverse(self, z: torch.Tensor) -> torch.Tensor:
+    def inverse_map(self, z: torch.Tensor) -> torch.Tensor:
         q_1, big_q, p_1, big_p = z.unbind(-1)
         momentum = 0.5 * (big_q * big_q + big_p * big_p)
         amplitude, root = torch.sqrt(2 * momentum), torch.sqrt(momentum)
@@ -126,7 +126,7 @@ class CalogeroMoserChart(SymplecticTransform):
     def extra_repr(self) -> str:
         return f"N={self.n}, omega={self.system.omega}, g={self.system.g}"
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_map(self, x: torch.Tensor) -> torch.Tensor:
         if bool((torch.diff(split(x)[0], dim=-1) <= 0).any()):
             raise ValueError("CalogeroMoserChart.forward: expected ordered particles q_1 < … < q_N")
         plus, minus = self.system.lax_matrices(x)
@@ -138,7 +138,7 @@ class CalogeroMoserChart(SymplecticTransform):
         latent = torch.sqrt(2 * self.system.actions_of_spectrum(spectrum)) * phases
         return join(latent.real, latent.imag)
 
-    def _inverse(self, z: torch.Tensor) -> torch.Tensor:
+    def inverse_map(self, z: torch.Tensor) -> torch.Tensor:
         q_hat, p_hat = split(z)
         spectrum = self.system.spectrum_of_actions(0.5 * (q_hat * q_hat + p_hat * p_hat))
         angles = torch.atan2(p_hat, q_hat)
@@ -191,10 +191,10 @@ class AffineChart(SymplecticTransform):
         self.register_buffer("matrix", matrix_t)
         self.register_buffer("matrix_inverse", -omega @ matrix_t.T @ omega)
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_map(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.centre) @ self.matrix.T
 
-    def _inverse(self, z: torch.Tensor) -> torch.Tensor:
+    def inverse_map(self, z: torch.Tensor) -> torch.Tensor:
         return z @ self.matrix_inverse.T + self.centre
 
 

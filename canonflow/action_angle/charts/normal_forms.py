@@ -74,16 +74,16 @@ class BirkhoffChart(SymplecticTransform):
         along = y @ self.directions[j]
         return y + (sign * power * self.coefficients[j]) * along.unsqueeze(-1) ** (power - 1) * self.kicks[j]
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.affine._forward(x)
+    def forward_map(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.affine.forward_map(x)
         for j in range(len(self.powers)):
             y = self._shear(y, j, -1.0)
         return y
 
-    def _inverse(self, z: torch.Tensor) -> torch.Tensor:
+    def inverse_map(self, z: torch.Tensor) -> torch.Tensor:
         for j in reversed(range(len(self.powers))):
             z = self._shear(z, j, 1.0)
-        return self.affine._inverse(z)
+        return self.affine.inverse_map(z)
 
 
 def taylor_part(function: Callable[[torch.Tensor], torch.Tensor], points: torch.Tensor, degree: int) -> torch.Tensor:
@@ -142,7 +142,7 @@ def birkhoff_chart(
 
     def energy(y: torch.Tensor) -> torch.Tensor:
         with validation(False):
-            return system.hamiltonian(chart._inverse(y))
+            return system.hamiltonian(chart.inverse_map(y))
 
     hessian = torch.func.hessian(lambda y: energy(y.unsqueeze(0)).sum())(torch.zeros(size, dtype=torch.float64))
     frequencies = hessian.diagonal()[:n]
