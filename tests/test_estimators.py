@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,9 +13,11 @@ from layer_contract import randomize_
 from nflows.transforms import CompositeTransform
 from randomness import Z_SCORE, fixed_manual_seed, gen, t_score
 
+import canonflow
 from canonflow import CanonicalFlow
 from canonflow.distributions import PhaseSpaceGaussian
 from canonflow.estimators import free_energy, importance_expectation, log_importance_weights, reverse_kl
+from canonflow.systems import get_system
 from canonflow.transforms import LinearSymplectic
 
 
@@ -161,3 +165,22 @@ def test_stratified_gradient_matches_the_exact_gradient(gradient: str) -> None:
     bound = t_score(len(rows) - 1) * stderr + 1e-8  # a t-test per parameter
     assert ((rows.mean(0) - exact).abs() <= bound).all(), (rows.mean(0), exact, stderr)
     assert exact[-3:].abs().max() > 0.01  # the logits (the last parameters) have a real gradient
+
+
+RESULTS = Path(__file__).resolve().parents[1] / "experiments" / "results"
+
+
+@pytest.mark.parametrize(
+    ("name", "system"), [("free_energy_ring2d", "ring2d"), ("free_energy_harmonic_chain", "harmonic_chain")]
+)
+def test_committed_free_energies_are_reproduced(name: str, system: str) -> None:
+    # The reference runs' models (version-1 files of the flow before the one-flow reshape) give their published
+    # F_var and F_IS again: the same 200,000 draws (the run's seed + 10), the same estimator, to round-off.
+    metrics = json.loads((RESULTS / name / "metrics.json").read_text())
+    published = metrics["results"]["models"]["canonflow"]
+    model = canonflow.load(RESULTS / name / "model.pt")
+    generator = torch.Generator().manual_seed(metrics["seed"] + 10)
+    found = free_energy(model, get_system(system), metrics["results"]["beta"], published["num_samples"], generator)
+    assert abs(found.variational - published["variational"]) < 1e-12
+    assert abs(found.importance - published["importance"]) < 1e-12
+    assert abs(found.ess - published["ess"]) < 1e-6 * published["ess"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from gaussians import CENTRES, F64
@@ -94,10 +96,13 @@ def test_version_one_files_load_with_their_weights(tmp_path) -> None:
         canonflow.load(tmp_path / "extra.pt")
 
 
+RESULTS = Path(__file__).resolve().parents[1] / "experiments" / "results"
+
+
 @pytest.mark.parametrize("name", ["density_ring2d", "free_energy_double_well", "sampling_banana"])
 def test_committed_version_one_models_load(name: str) -> None:
-    payload = torch.load(f"experiments/results/{name}/model.pt", weights_only=True)
-    model = canonflow.load(f"experiments/results/{name}/model.pt")
+    payload = torch.load(RESULTS / name / "model.pt", weights_only=True)
+    model = canonflow.load(RESULTS / name / "model.pt")
     assert payload["version"] == 1 and isinstance(model, CanonicalFlow)
     renamed = {
         key.replace("transform.", "_transform.", 1) if key.startswith("transform.") else key: value
