@@ -144,6 +144,7 @@ def train(
     parameters: list[torch.nn.Parameter] | None = None,
     distributed: DistributedContext | None = None,
     objective: Callable[[], torch.Tensor] | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> TrainResult:
     """Minimize ``loss_fn(generator)`` over ``model``'s parameters (or ``parameters``) and return a ``TrainResult``.
 
@@ -161,6 +162,9 @@ def train(
 
     With ``config.polish_steps > 0`` and a deterministic full-batch ``objective()``, Adam is followed by the
     L-BFGS stage (the polish) after the final checkpoint is written, so a resumed run repeats it exactly.
+
+    ``on_start(step)`` is called once before the first step with the step training starts from (0, or a resumed
+    checkpoint's), so that a schedule inside ``loss_fn`` (e.g. an annealed temperature) continues where it was.
     """
     if config.polish_steps and objective is None:
         raise ValueError(f"{config.description}: polish_steps > 0 needs a full-batch objective")
@@ -188,6 +192,8 @@ def train(
         result = TrainResult(**state["result"])
         best = _BestWeights(model, result, state["best_model"])
         log.info("resumed from %s at step %d", config.checkpoint, start_step)
+    if on_start is not None:
+        on_start(start_step)
 
     def save(step: int) -> None:
         if config.checkpoint is None or not main:

@@ -65,6 +65,37 @@ def test_resumed_run_ends_in_the_same_state(tmp_path) -> None:
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+def test_a_step_dependent_loss_resumes_where_it_was(tmp_path) -> None:
+    # A loss whose weight follows the step (an annealing schedule) learns the step it starts from through
+    # on_start: a run stopped after one step and resumed ends where an uninterrupted one does.
+    def scheduled(model: TinyModel, starts: list[int]):
+        step = [0]
+        base = _loss(model)
+
+        def start(first: int) -> None:
+            starts.append(first)
+            step[0] = first
+
+        def loss_fn(generator: torch.Generator) -> torch.Tensor:
+            step[0] += 1
+            return base(generator) * (1.0 + step[0] / 10)
+
+        return loss_fn, start
+
+    config = TrainConfig(steps=20, lr=0.01, progress=False, checkpoint=str(tmp_path / "state.pt"))
+    starts: list[int] = []
+    runs = {"full": {"checkpoint": None}, "half": {"time_limit": 0.0}, "resumed": {"resume": True}}
+    models = {}
+    for name, options in runs.items():  # "half" stops after one step, "resumed" continues it
+        models[name] = _model()
+        loss_fn, start = scheduled(models[name], starts)
+        train(models[name], loss_fn, TrainConfig(**{**config.__dict__, **options}), on_start=start)
+    full, resumed = models["full"], models["resumed"]
+    assert starts == [0, 0, 1]
+    for a, b in zip(full.state_dict().values(), resumed.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 def test_nan_loss_stops_with_the_step(tmp_path) -> None:
     model = _model()
 

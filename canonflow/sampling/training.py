@@ -16,11 +16,8 @@ with the flow; the ``q``-marginal of the target, and so ``log Z``, are unchanged
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
-from canonflow.checkpoint import read_checkpoint
 from canonflow.estimators import forward_kl, reverse_kl
 from canonflow.sampling.model import FlowSampler, joint_energy
 from canonflow.sampling.potential import Potential
@@ -68,8 +65,6 @@ def train_sampler(
     if objective not in OBJECTIVES:
         raise ValueError(f"{who}: unknown objective {objective!r}; expected one of {', '.join(OBJECTIVES)}")
     step = [0]
-    if config.resume and config.checkpoint and Path(config.checkpoint).is_file():
-        step[0] = int(read_checkpoint(config.checkpoint)["step"])
     anneal_steps = int(anneal * config.steps)
 
     def beta() -> float:
@@ -96,7 +91,10 @@ def train_sampler(
             return float("inf")
         return float(reverse(validation_size, torch.Generator().manual_seed(config.seed + 1), 1.0))
 
-    result = train(model, loss_fn, config, validate=validate if objective == "reverse" else None)
+    def start(first: int) -> None:
+        step[0] = first
+
+    result = train(model, loss_fn, config, validate=validate if objective == "reverse" else None, on_start=start)
     if objective != "reverse":
         with torch.no_grad():
             result.best_validation = validate()
