@@ -16,7 +16,7 @@ from randomness import Z_SCORE, fixed_manual_seed, gen, t_score
 import canonflow
 from canonflow import CanonicalFlow
 from canonflow.distributions import PhaseSpaceGaussian
-from canonflow.estimators import free_energy, importance_expectation, log_importance_weights, reverse_kl
+from canonflow.estimators import forward_kl, free_energy, importance_expectation, log_importance_weights, reverse_kl
 from canonflow.systems import get_system
 from canonflow.transforms import LinearSymplectic
 
@@ -184,3 +184,22 @@ def test_committed_free_energies_are_reproduced(name: str, system: str) -> None:
     assert abs(found.variational - published["variational"]) < 1e-12
     assert abs(found.importance - published["importance"]) < 1e-12
     assert abs(found.ess - published["ess"]) < 1e-6 * published["ess"]
+
+
+def test_forward_kl_leaves_out_draws_that_overflowed() -> None:
+    # A draw x with a non-finite entry (an overflowing flow) has weight 0 and must not make the loss 0 · NaN.
+    fixed_manual_seed(0)
+    model = CanonicalFlow.build(2, blocks=1, hidden=4, base="diagonal").double()
+
+    def energy(x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * x.pow(2).sum(-1)
+
+    x, log_q = model.sample_and_log_prob(8, gen(24))
+    x, log_q = x.detach(), log_q.detach()
+    bad = x.clone()
+    bad[3] = torch.tensor([math.inf, 0.0, math.nan, 1.0], dtype=torch.float64)
+    model.sample_and_log_prob = lambda num, generator=None: (bad, log_q)
+    loss = forward_kl(model, energy, 8)
+    keep = torch.arange(8) != 3
+    expected = -(torch.softmax(-energy(x[keep]) - log_q[keep], 0) * model.log_prob(x[keep])).sum()
+    torch.testing.assert_close(loss, expected)
