@@ -28,7 +28,7 @@ from canonflow.builders import canonical_flow
 from canonflow.nn import MLP, GradientField, IrrotationalMLP
 from canonflow.transforms import LinearSymplectic, MatrixExpSymplectic
 
-__all__ = ["BATCH", "TITLES", "measure", "nice_flow", "table", "tables"]
+__all__ = ["BATCH", "TITLES", "measure", "nice_flow", "speedup_panels", "table", "tables"]
 
 BATCH = 1024
 
@@ -196,3 +196,13 @@ TITLES = {
 def tables(results: dict[str, Any]) -> list[str]:
     """The markdown tables of :func:`measure`'s results, one per comparison, each followed by an empty line."""
     return [line for key, title in TITLES.items() for line in (table(title, results[key]), "")]
+
+
+def speedup_panels(results: dict[str, Any]) -> list[tuple[str, list[str], list[float], str]]:
+    """The ``speedup`` of every row of :func:`measure`'s results, one ``(title, sizes, speedups, size name)``
+    panel per comparison (what :func:`canonflow.plots.plot_bars` draws)."""
+    axes = {"flows": "2n", "fields": "width", "linear": "2n"}
+    return [
+        (TITLES[key].split(" (")[0], [str(row[x]) for row in results[key]], [row["speedup"] for row in results[key]], x)
+        for key, x in axes.items()
+    ]

@@ -1,9 +1,11 @@
 """The ``canonflow`` command line: one subcommand per application, each a thin layer over the library.
 
 Every subcommand module (``demo``, ``action_angle``, ``free_energy``, ``density``, ``sample``,
-``learn_hamiltonian``, ``evaluate``, ``bench``) exposes ``COMMAND`` and a ``run(config, run) -> dict`` (``run``:
-a :class:`~canonflow.cli.run_directory.Run`, e.g. ``Run(out)``) that the scripts in ``experiments/`` call;
-:mod:`canonflow.cli.run` is the harness they share; their presets are data (:mod:`canonflow.presets`).
+``learn_hamiltonian``, ``evaluate``, ``bench``) defines ``OPTIONS``, a ``run(config, run) -> dict`` (``run``: a
+:class:`~canonflow.cli.run_directory.Run`, e.g. ``Run(out)``) that the scripts in ``experiments/`` call, a
+``report(results) -> lines``, optionally ``evaluate_checkpoint``, and ``COMMAND`` made of them by
+:func:`canonflow.cli.run.command`; :mod:`canonflow.cli.run` is the harness they share; their presets are data
+(:mod:`canonflow.presets`); the metrics they report are computed by the library.
 """
 
 from __future__ import annotations
@@ -36,11 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS.values():
+        formatter = argparse.RawDescriptionHelpFormatter
         subparser = subcommands.add_parser(
-            command.name,
-            help=command.help,
-            description=command.description,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            command.name, help=command.help, description=command.description, formatter_class=formatter
         )
         add_arguments(subparser, command)
     return parser

@@ -20,7 +20,7 @@ import torch
 
 from canonflow.action_angle import ActionAngleFlow, evaluate, make_loss, parameter_count
 from canonflow.cli.options import COMMON_OPTIONS, TRAINING_OPTIONS, Option, complete
-from canonflow.cli.run import Command
+from canonflow.cli.run import command
 from canonflow.cli.run_directory import Run
 from canonflow.data import TrajectoryData, trajectories
 from canonflow.plots import plot_action_angle
@@ -81,15 +81,9 @@ def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
         began = time.perf_counter()
         train = _trajectories(preset, system, num_train, seed)
         data_seconds += time.perf_counter() - began
-        device = run.device(config)
-        terms = preset.get("terms", {})
-        result = model.to(device).fit(
-            train.states.to(device),
-            train.times.to(device),
-            loss=make_loss(system, **terms),
-            distributed=run.distributed,
-            **settings,
-        )
+        device, terms = run.device(config), preset.get("terms", {})
+        states, times, loss = train.states.to(device), train.times.to(device), make_loss(system, **terms)
+        result = model.to(device).fit(states, times, loss=loss, distributed=run.distributed, **settings)
         model = model.cpu()
         recorded = {**settings, **{key: value for key, value in terms.items() if not callable(value)}}
         training = {
@@ -99,20 +93,11 @@ def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
             "best_validation_loss": result.best_validation,
         }
     metrics, exact = _evaluate(model, preset, system, test, seed)
-    metrics.update(
-        {
-            "system": name,
-            "description": preset["description"],
-            "n": system.n,
-            "model": model.config(),
-            "parameters": parameter_count(model),
-            **training,
-            "data_seconds": data_seconds,
-            "num_train": num_train,
-            "num_test": preset["num_test"],
-            "anchor": preset["anchor"],
-        }
-    )
+    metrics |= {
+        "system": name, "description": preset["description"], "n": system.n, "model": model.config(),
+        "parameters": parameter_count(model), **training, "data_seconds": data_seconds, "num_train": num_train,
+        "num_test": preset["num_test"], "anchor": preset["anchor"],
+    }  # fmt: skip
     if run.writes:
         run.save_model(model, {"command": "action-angle", "system": name, "config": config})
         matched = metrics.get("frequency_matched")
@@ -125,9 +110,8 @@ def evaluate_checkpoint(model: torch.nn.Module, trained: dict[str, Any], config:
     held-out trajectories of its system (``config["quick"]``: 16 of them instead of the preset's number)."""
     preset = load_preset("action-angle", trained["system"]).settings()
     system = _system(preset)
-    test = _trajectories(
-        preset, system, 16 if config["quick"] else preset["num_test"], trained["seed"] + TEST_SEED_OFFSET
-    )
+    num = 16 if config["quick"] else preset["num_test"]
+    test = _trajectories(preset, system, num, trained["seed"] + TEST_SEED_OFFSET)
     return _evaluate(model, preset, system, test, trained["seed"])[0]
 
 
@@ -153,13 +137,4 @@ def report(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
-COMMAND = Command(
-    name="action-angle",
-    help="learn action-angle coordinates of an integrable system",
-    description=__doc__,
-    options=OPTIONS,
-    run=run,
-    report=report,
-    distributed=True,
-    evaluate_checkpoint=evaluate_checkpoint,
-)
+COMMAND = command(__name__, "action-angle", "learn action-angle coordinates of an integrable system", distributed=True)

@@ -1,16 +1,11 @@
 """``canonflow bench``: speed of canonflow's layers against their peers (forward + backward, batch 1024).
 
-Timed with ``torch.utils.benchmark`` (median of adaptive runs, at least ``min_run_time`` seconds each):
-
-1. ``canonical_flow(n)`` vs an nflows flow of additive (NICE) couplings with the same number of blocks and
-   hidden width, at 2n ∈ {4, 32, 128, 512}, with input validation on and off;
-2. ``IrrotationalMLP`` vs ``GradientField`` of an equally deep MLP (two hidden layers of the same width),
-   forward + backward through the field, at widths {64, 256, 1024};
-3. diagonal ``LinearSymplectic`` vs ``MatrixExpSymplectic`` at 2n ∈ {32, 256, 1024}.
-
+Timed by :func:`canonflow.benchmark.measure` with ``torch.utils.benchmark`` (median of adaptive runs, at least
+``min_run_time`` seconds each): ``canonical_flow(n)`` vs nflows additive (NICE) couplings, ``IrrotationalMLP`` vs
+``GradientField``, diagonal ``LinearSymplectic`` vs ``MatrixExpSymplectic`` (sizes: see :mod:`canonflow.benchmark`).
 ``--quick`` uses the two smallest sizes of each and 0.05 s per timing. Results: ``machine``, ``batch``,
 ``dtype``, ``device`` and the rows ``flows``, ``fields`` and ``linear`` (times in ms; ``speedup`` = peer time /
-canonflow time); figure ``figures/speedups.png``. :func:`canonflow.benchmark.measure` does the timing.
+canonflow time); figure ``figures/speedups.png``.
 """
 
 from __future__ import annotations
@@ -20,9 +15,9 @@ from typing import Any
 
 import torch
 
-from canonflow.benchmark import TITLES, measure, tables
+from canonflow.benchmark import measure, speedup_panels, tables
 from canonflow.cli.options import COMMON_OPTIONS, Option, complete
-from canonflow.cli.run import Command
+from canonflow.cli.run import command
 from canonflow.cli.run_directory import Run
 from canonflow.plots import plot_bars
 
@@ -41,31 +36,12 @@ def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
     torch.manual_seed(config["seed"])
     results = measure(config["quick"], config["min_run_time"], config["dtype"], config["device"])
     if run.writes:
-        axes = (("flows", "2n"), ("fields", "width"), ("linear", "2n"))
-        panels = [
-            (
-                TITLES[key].split(" (")[0],
-                [str(row[x]) for row in results[key]],
-                [row["speedup"] for row in results[key]],
-                x,
-            )
-            for key, x in axes
-        ]
-        plot_bars(panels, "peer time / canonflow time", run.figures() / "speedups.png")
+        plot_bars(speedup_panels(results), "peer time / canonflow time", run.figures() / "speedups.png")
     return results
 
 
-def report(results: dict[str, Any]) -> list[str]:
-    """The markdown tables ``canonflow bench`` prints."""
-    return tables(results)
+report = tables
+"""The markdown tables ``canonflow bench`` prints."""
 
 
-COMMAND = Command(
-    name="bench",
-    help="time canonflow's layers against their peers",
-    description=__doc__,
-    options=OPTIONS,
-    run=run,
-    report=report,
-    resumable=False,
-)
+COMMAND = command(__name__, "bench", "time canonflow's layers against their peers", resumable=False)

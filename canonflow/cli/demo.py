@@ -21,7 +21,7 @@ import torch
 
 from canonflow.cli import action_angle
 from canonflow.cli.options import COMMON_OPTIONS, TRAINING_OPTIONS, Option, complete, torch_dtype
-from canonflow.cli.run import Command
+from canonflow.cli.run import command
 from canonflow.cli.run_directory import Run
 from canonflow.data import BANANA_NLL, banana
 from canonflow.distributed import check_global_batch, shard
@@ -34,18 +34,14 @@ from canonflow.training import TrainConfig, train
 __all__ = ["COMMAND", "OPTIONS", "checks", "report", "run"]
 
 OPTIONS = (
-    Option(
-        "example",
-        "kepler",
-        "which demo: Kepler action-angle coordinates or a banana density",
-        choices=("kepler", "banana"),
-    ),
+    Option("example", "kepler", "which demo: Kepler action-angle coordinates or a banana density",
+           choices=("kepler", "banana")),
     Option("lr", 1e-2, "Adam learning rate (banana)"),
     Option("batch_size", 256, "minibatch size (banana)"),
     Option("hidden", 64, "hidden width of the gradient fields (banana)"),
     *TRAINING_OPTIONS,
     *COMMON_OPTIONS,
-)
+)  # fmt: skip
 
 
 def _data(seed: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,10 +77,9 @@ def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
         return action_angle.run(kepler | {"system": preset["action_angle"]}, run)
     dtype, device = torch_dtype(config), run.device(config)
     data, test = _data(config["seed"], dtype)
-    data = data.to(device)
+    data, batch = data.to(device), config["batch_size"]
     torch.manual_seed(config["seed"])
     flow = CanonicalFlow.build(1, hidden=config["hidden"], **preset["model"]).to(dtype=dtype, device=device)
-    batch = config["batch_size"]
     check_global_batch(batch, run.distributed, "demo")
 
     def loss_fn(generator: torch.Generator) -> torch.Tensor:
@@ -94,12 +89,8 @@ def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
     options = run.training_options(config, {"steps": preset["steps"], "lr": config["lr"]}, description="demo")
     result = train(flow, loss_fn, TrainConfig(**options), distributed=run.distributed)
     flow = flow.cpu()
-    results = {
-        "steps": result.steps,
-        "train_seconds": result.seconds,
-        "parameters": sum(p.numel() for p in flow.parameters()),
-        **checks(flow, test),
-    }
+    parameters = sum(p.numel() for p in flow.parameters())
+    results = {"steps": result.steps, "train_seconds": result.seconds, "parameters": parameters, **checks(flow, test)}
     if run.writes:
         run.save_model(flow, {"command": "demo", "config": config})
         with torch.no_grad():
@@ -126,13 +117,9 @@ def report(results: dict[str, Any]) -> list[str]:
     ]
 
 
-COMMAND = Command(
-    name="demo",
-    help="learn action-angle coordinates of Kepler orbits in a few minutes (or --example banana)",
-    description=__doc__,
-    options=OPTIONS,
-    run=run,
-    report=report,
+COMMAND = command(
+    __name__,
+    "demo",
+    "learn action-angle coordinates of Kepler orbits in a few minutes (or --example banana)",
     distributed=True,
-    evaluate_checkpoint=evaluate_checkpoint,
 )

@@ -17,7 +17,6 @@ Results: ``dataset``, ``dim``, ``train``, ``validation``, ``test`` (sizes), ``ex
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,10 +26,10 @@ from nflows.flows import Flow
 
 import canonflow
 from canonflow.cli.options import COMMON_OPTIONS, TRAINING_OPTIONS, Option, complete, torch_dtype
-from canonflow.cli.run import Command
+from canonflow.cli.run import command
 from canonflow.cli.run_directory import Run, training_summary
 from canonflow.data import Dataset, load_dataset
-from canonflow.density import fit_density, nll
+from canonflow.density import fit_density, held_out_nll
 from canonflow.flow import CanonicalFlow
 from canonflow.plots import plot_density_samples, plot_training_curves
 from canonflow.presets import load_preset, presets
@@ -54,26 +53,13 @@ def settings(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def test_entry(model: Flow, data: Dataset, dataset: str, momenta: int | None, seed: int) -> dict[str, float]:
-    """Test NLLs of ``model`` (``momenta`` draws for a momentum-augmented canonical flow, ``None`` for a flow
-    on ``q`` directly), in nats and for digits in bits/dim."""
+    """:func:`~canonflow.density.held_out_nll` of ``model`` on ``data.test`` as ``test_*`` keys (``momenta``:
+    ``None`` for a flow on ``q`` directly; bits/dim for digits)."""
+    log_jacobian = data.test_log_jacobian if dataset == "digits" else None
     generator = torch.Generator().manual_seed(seed + 4)
-    test = data.test.to(next(model.parameters()).dtype)
     with canonflow.validation(False):
-        if momenta is not None:
-            bound = nll(model, test, num_momenta=momenta, generator=generator).double()
-            weighted = nll(model, test, num_momenta=momenta, importance_weighted=True, generator=generator).double()
-        else:
-            bound = weighted = nll(model, test).double()
-    entry = {
-        "test_nll": float(bound.mean()),
-        "test_nll_stderr": float(bound.std() / math.sqrt(len(bound))),
-        "test_nll_importance_weighted": float(weighted.mean()),
-    }
-    if dataset == "digits":
-        to_bits = 1.0 / (test.shape[1] * math.log(2))
-        entry["test_bits_per_dim"] = float((bound - data.test_log_jacobian).mean()) * to_bits
-        entry["test_bits_per_dim_importance_weighted"] = float((weighted - data.test_log_jacobian).mean()) * to_bits
-    return entry
+        found = held_out_nll(model, data.test, num_momenta=momenta, generator=generator, log_jacobian=log_jacobian)
+    return {f"test_{key}": value for key, value in found.items()}
 
 
 def fit_entry(model: Flow, result: TrainResult) -> dict[str, Any]:
@@ -99,26 +85,19 @@ def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
     model = CanonicalFlow.build(dim, **preset["model"]).to(dtype=dtype, device=device)
     training = {key: preset[key] for key in ("steps", "lr", "grad_clip", "patience", "time_limit")}
     options = run.training_options(config, training, description=f"{name}/canonflow", evaluations=20)
+    train, validation = (part.to(dtype=dtype, device=device) for part in (data.train, data.validation))
     with canonflow.validation(False):
         result = fit_density(
-            model,
-            data.train.to(dtype=dtype, device=device),
-            validation_data=data.validation.to(dtype=dtype, device=device),
-            batch_size=preset["batch_size"],
-            config=TrainConfig(**options),
+            model, train, validation_data=validation, batch_size=preset["batch_size"], config=TrainConfig(**options),
             distributed=run.distributed,
-        )
+        )  # fmt: skip
     model = model.cpu()
+    entry = fit_entry(model, result) | test_entry(model, data, name, preset["momenta"], seed)
     results = {
-        "dataset": name,
-        "dim": dim,
-        "train": len(data.train),
-        "validation": len(data.validation),
-        "test": len(data.test),
-        "momenta": preset["momenta"],
-        "exact_test_nll": data.exact_test_nll,
-        "models": {"canonflow": {**fit_entry(model, result), **test_entry(model, data, name, preset["momenta"], seed)}},
-    }
+        "dataset": name, "dim": dim, "train": len(data.train), "validation": len(data.validation),
+        "test": len(data.test), "momenta": preset["momenta"], "exact_test_nll": data.exact_test_nll,
+        "models": {"canonflow": entry},
+    }  # fmt: skip
     if run.writes:
         run.save_model(model, {"command": "density", "dataset": name, "config": config})
         plot(results, {"canonflow": model}, data, run.figures())
@@ -160,13 +139,6 @@ def report(results: dict[str, Any]) -> list[str]:
     return lines
 
 
-COMMAND = Command(
-    name="density",
-    help="maximum-likelihood density estimation on momentum-augmented data",
-    description=__doc__,
-    options=OPTIONS,
-    run=run,
-    report=report,
-    distributed=True,
-    evaluate_checkpoint=evaluate_checkpoint,
+COMMAND = command(
+    __name__, "density", "maximum-likelihood density estimation on momentum-augmented data", distributed=True
 )

@@ -16,7 +16,7 @@ from typing import Any
 from canonflow.checkpoint import load, read_checkpoint
 from canonflow.cli import action_angle, demo, density, free_energy, learn_hamiltonian, sample
 from canonflow.cli.options import COMMON_OPTIONS, Option, complete
-from canonflow.cli.run import Command
+from canonflow.cli.run import Command, command
 from canonflow.cli.run_directory import Run
 
 __all__ = ["COMMAND", "OPTIONS", "run"]
@@ -26,15 +26,8 @@ OPTIONS = (
     *(option for option in COMMON_OPTIONS if option.name in ("quick", "threads")),
 )
 EVALUATORS: dict[str, Command] = {
-    command.name: command
-    for command in (
-        demo.COMMAND,
-        action_angle.COMMAND,
-        free_energy.COMMAND,
-        density.COMMAND,
-        sample.COMMAND,
-        learn_hamiltonian.COMMAND,
-    )
+    module.COMMAND.name: module.COMMAND
+    for module in (demo, action_angle, free_energy, density, sample, learn_hamiltonian)
 }
 """The subcommands that train, by name, in the order ``canonflow --help`` lists them."""
 
@@ -100,12 +93,4 @@ def report(results: dict[str, Any]) -> list[str]:
     return lines
 
 
-COMMAND = Command(
-    name="evaluate",
-    help="describe a model.pt and recompute its held-out metrics",
-    description=__doc__,
-    options=OPTIONS,
-    run=run,
-    report=report,
-    resumable=False,
-)
+COMMAND = command(__name__, "evaluate", "describe a model.pt and recompute its held-out metrics", resumable=False)

@@ -22,9 +22,9 @@ from nflows.flows import Flow
 
 import canonflow
 from canonflow.cli.options import COMMON_OPTIONS, TRAINING_OPTIONS, Option, complete, positive, torch_dtype
-from canonflow.cli.run import Command
+from canonflow.cli.run import command
 from canonflow.cli.run_directory import Run, training_summary
-from canonflow.density import fit_variational, latent_frequencies
+from canonflow.density import fit_variational, latent_spectrum
 from canonflow.estimators import free_energy
 from canonflow.flow import CanonicalFlow
 from canonflow.plots import plot_free_energy, plot_training_curves
@@ -35,22 +35,16 @@ from canonflow.training import TrainConfig, TrainResult
 __all__ = ["COMMAND", "OPTIONS", "estimate", "estimates", "report", "run", "settings"]
 
 OPTIONS = (
-    Option(
-        "system", "double_well", "Boltzmann distribution e^{-βH} of this system", choices=sorted(presets("free-energy"))
-    ),
+    Option("system", "double_well", "Boltzmann distribution e^{-βH} of this system",
+           choices=sorted(presets("free-energy"))),
     Option("beta", 1.0, "inverse temperature β", check=positive),
     Option("samples", None, "model samples of the free-energy estimates", kind=int, default_text="200000, 10000 quick"),
-    Option(
-        "gradient",
-        None,
-        "reverse-KL gradient estimator: 'path' (path derivative, zero variance at the optimum) or 'total'",
-        kind=str,
-        choices=("path", "total"),
-        default_text="the preset's",
-    ),
+    Option("gradient", None,
+           "reverse-KL gradient estimator: 'path' (path derivative, zero variance at the optimum) or 'total'",
+           kind=str, choices=("path", "total"), default_text="the preset's"),
     *TRAINING_OPTIONS,
     *COMMON_OPTIONS,
-)
+)  # fmt: skip
 
 
 def settings(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -90,57 +84,31 @@ def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
     model = model.to(dtype=torch_dtype(config), device=run.device(config))
     training = {key: preset[key] for key in ("steps", "lr", "time_limit")}
     options = run.training_options(config, training, description=f"{name}/canonflow")
+    gradient, train_config = preset["gradient"], TrainConfig(**options)
     with canonflow.validation(False):
         result = fit_variational(
-            model,
-            system,
-            beta,
-            batch_size=preset["batch_size"],
-            config=TrainConfig(**options),
-            gradient=preset["gradient"],
+            model, system, beta, batch_size=preset["batch_size"], config=train_config, gradient=gradient,
             distributed=run.distributed,
-        )
+        )  # fmt: skip
         model = model.cpu()
         entry = estimate(model, system, beta, preset["samples"], seed, result)
-    entry["gradient"] = preset["gradient"]
-    if model.base.components > 1:
-        entry["frequencies"] = model.base.frequencies.detach().tolist()
-        entry["mixture_weights"] = model.base.weights.detach().tolist()
-    else:
-        entry["frequencies"] = latent_frequencies(model).tolist()
-    if "exact_frequencies" in preset:
-        true = getattr(system, preset["exact_frequencies"])().sort().values
-        relative = (latent_frequencies(model).double() - true) / true
-        entry["exact_frequencies"] = true.tolist()
-        entry["frequency_relative_error_mean"] = float(relative.abs().mean())
-        entry["frequency_relative_error_max"] = float(relative.abs().max())
+    exact = getattr(system, preset["exact_frequencies"])() if "exact_frequencies" in preset else None
+    entry |= {"gradient": gradient, **latent_spectrum(model, exact)}
     results = {
-        "system": name,
-        "n": system.n,
-        "beta": beta,
-        "exact_free_energy": system.free_energy(beta),
-        "neuralct_free_energy": preset.get("neuralct_free_energy"),
-        "samples": preset["samples"],
+        "system": name, "n": system.n, "beta": beta, "exact_free_energy": system.free_energy(beta),
+        "neuralct_free_energy": preset.get("neuralct_free_energy"), "samples": preset["samples"],
         "models": {"canonflow": entry},
-    }
+    }  # fmt: skip
     if run.writes:
         run.save_model(model, {"command": "free-energy", "system": name, "beta": beta, "config": config})
-        plot(results, model, system, run)
+        figures, exact_f = run.figures(), results["exact_free_energy"]
+        ylabel = "F_var (minibatch) − F  [nats]"
+        plot_training_curves(results, figures / "training_curves.png", ylabel=ylabel, offset=exact_f, log=True)
+        with torch.no_grad():
+            drawn = model.sample(5000).double().numpy()
+        target = None if name == "double_well" else system.sample_boltzmann(5000, beta).numpy()
+        plot_free_energy(entry, drawn, target, name, beta, figures)
     return results
-
-
-def plot(results: dict[str, Any], model: Flow, system: HamiltonianSystem, run: Run) -> None:
-    """``training_curves.png`` of every entry of ``results["models"]``, ``latent_spectrum.png`` and
-    ``samples.png`` of the canonical ``model``."""
-    figures, beta = run.figures(), results["beta"]
-    ylabel = "F_var (minibatch) − F  [nats]"
-    plot_training_curves(
-        results, figures / "training_curves.png", ylabel=ylabel, offset=results["exact_free_energy"], log=True
-    )
-    with torch.no_grad():
-        drawn = model.sample(5000).double().numpy()
-    target = None if results["system"] == "double_well" else system.sample_boltzmann(5000, beta).numpy()
-    plot_free_energy(results["models"]["canonflow"], drawn, target, results["system"], beta, figures)
 
 
 def evaluate_checkpoint(model: torch.nn.Module, trained: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
@@ -164,13 +132,4 @@ def report(results: dict[str, Any]) -> list[str]:
     ]
 
 
-COMMAND = Command(
-    name="free-energy",
-    help="variational free energy of a Boltzmann distribution",
-    description=__doc__,
-    options=OPTIONS,
-    run=run,
-    report=report,
-    distributed=True,
-    evaluate_checkpoint=evaluate_checkpoint,
-)
+COMMAND = command(__name__, "free-energy", "variational free energy of a Boltzmann distribution", distributed=True)

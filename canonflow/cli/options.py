@@ -23,7 +23,6 @@ __all__ = [
     "Option",
     "add_options",
     "complete",
-    "flags_of",
     "non_negative",
     "positive",
     "read_config_file",
@@ -191,8 +190,3 @@ def add_options(parser: argparse.ArgumentParser, options: Sequence[Option]) -> N
                 option.flag, type=option.type, choices=option.choices, default=argparse.SUPPRESS, metavar=metavar,
                 help=text,
             )  # fmt: skip
-
-
-def flags_of(options: Sequence[Option], args: argparse.Namespace) -> dict[str, Any]:
-    """The options given on the command line."""
-    return {option.name: getattr(args, option.name) for option in options if hasattr(args, option.name)}

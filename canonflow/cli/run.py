@@ -33,12 +33,12 @@ from typing import Any
 import torch
 
 from canonflow.checkpoint import CheckpointError
-from canonflow.cli.options import ConfigError, Option, add_options, flags_of, read_config_file, resolve_config
+from canonflow.cli.options import ConfigError, Option, add_options, read_config_file, resolve_config
 from canonflow.cli.run_directory import Run
 from canonflow.distributed import DistributedContext, close_distributed, context_from_environment, launch
 from canonflow.training import TrainingDiverged
 
-__all__ = ["Command", "add_arguments", "execute", "run_parsed", "script_main"]
+__all__ = ["Command", "add_arguments", "command", "execute", "run_parsed", "script_main"]
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 log = logging.getLogger("canonflow")
@@ -62,6 +62,17 @@ class Command:
     resumable: bool = True
     distributed: bool = False
     evaluate_checkpoint: Callable[..., dict[str, Any]] | None = None
+
+
+def command(module: str, name: str, help: str, *, resumable: bool = True, distributed: bool = False) -> Command:
+    """The :class:`Command` ``name`` of the subcommand module ``module`` (its ``__name__``), made of what the
+    module defines: ``__doc__`` (the description), ``OPTIONS``, ``run``, ``report`` and, optionally,
+    ``evaluate_checkpoint``."""
+    found = vars(sys.modules[module])
+    return Command(
+        name, help, found["__doc__"], found["OPTIONS"], found["run"], found["report"], resumable, distributed,
+        found.get("evaluate_checkpoint"),
+    )  # fmt: skip
 
 
 def add_arguments(parser: argparse.ArgumentParser, command: Command) -> None:
@@ -141,12 +152,9 @@ def execute(
         )
         print(f"{name}: interrupted{hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (TrainingDiverged, CheckpointError) as error:
+    except (TrainingDiverged, CheckpointError, ValueError, OSError) as error:
         print(f"{name}: error: {error}", file=sys.stderr)
-        return EXIT_FAILED
-    except (ValueError, OSError) as error:
-        print(f"{name}: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_FAILED if isinstance(error, (TrainingDiverged, CheckpointError)) else EXIT_USAGE
     if run.is_main:
         for line in command.report(results):
             print(line)
@@ -167,16 +175,14 @@ def run_parsed(command: Command, args: argparse.Namespace, command_line: Sequenc
         if "RANK" in os.environ:
             print(f"{prog}: error: --nproc launches torchrun; under torchrun use its --nproc_per_node", file=sys.stderr)
             return EXIT_USAGE
-        if from_console:
-            return launch(args.nproc, command_line[1:])
-        return launch(args.nproc, command_line, module=None)
+        return launch(args.nproc, command_line[1:]) if from_console else launch(args.nproc, command_line, module=None)
     distributed = context_from_environment()
     quiet = args.quiet or not (distributed is None or distributed.is_main)
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
     try:
         return execute(
             command,
-            flags_of(command.options, args),
+            {option.name: getattr(args, option.name) for option in command.options if hasattr(args, option.name)},
             config_file=args.config,
             out=out if out is not None else args.out,
             resume=getattr(args, "resume", False),

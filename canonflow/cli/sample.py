@@ -18,31 +18,28 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import torch
 
 from canonflow.cli.options import COMMON_OPTIONS, TRAINING_OPTIONS, Option, complete, torch_dtype
-from canonflow.cli.run import Command
+from canonflow.cli.run import command
 from canonflow.cli.run_directory import Run
 from canonflow.plots import plot_samplers
 from canonflow.presets import load_preset
 from canonflow.sampling import (
     TARGETS,
     FlowSampler,
-    GaussianMixture,
-    SamplingResult,
-    Target,
     flow_mcmc,
     get_target,
     hmc,
     importance_resample,
-    mcse_mean,
+    moment_errors,
     neutra_hmc,
+    sampler_metrics,
     train_sampler,
 )
 from canonflow.training import TrainConfig
 
-__all__ = ["COMMAND", "OPTIONS", "moment_errors", "report", "run", "sampler_metrics", "settings"]
+__all__ = ["COMMAND", "OPTIONS", "report", "run", "settings"]
 
 OPTIONS = (
     Option("target", "banana", "target density", choices=sorted(TARGETS)),
@@ -65,71 +62,16 @@ def settings(target: str, quick: bool) -> dict[str, Any]:
     return {"householder": None, "linear_leapfrog": get_target(target).dim > 2} | found
 
 
-def moment_errors(samples: torch.Tensor, mean: torch.Tensor, variance: torch.Tensor) -> dict[str, Any]:
-    """Errors of the sample means and variances in Monte Carlo standard errors and relative to the truth."""
-    draws = samples.detach().double().numpy()
-    centred = (draws - mean.numpy()) ** 2
-    flat, flat_c = draws.reshape(-1, draws.shape[-1]), centred.reshape(-1, draws.shape[-1])
-    z_mean = np.abs(flat.mean(0) - mean.numpy()) / np.asarray(mcse_mean(draws))
-    z_var = np.abs(flat_c.mean(0) - variance.numpy()) / np.asarray(mcse_mean(centred))
-    rel_var = np.abs(flat_c.mean(0) - variance.numpy()) / variance.numpy()
-    return {
-        "max_mean_error_in_se": float(z_mean.max()),
-        "max_variance_error_in_se": float(z_var.max()),
-        "max_relative_variance_error": float(rel_var.max()),
-        "within_4_se": bool(z_mean.max() < 4 and z_var.max() < 4),
-    }
-
-
-def sampler_metrics(result: SamplingResult, target: Target) -> dict[str, Any]:
-    """Efficiency and correctness of one sampler's run."""
-    summary = result.summary()
-    ess_min = float(np.min(summary["ess_bulk"]))
-    out = {
-        "ess_bulk_min": ess_min,
-        "ess_bulk_median": float(np.median(summary["ess_bulk"])),
-        "ess_tail_min": float(np.min(summary["ess_tail"])),
-        "rhat_max": float(np.max(summary["rhat"])),
-        "gradient_evaluations": result.gradient_evaluations,
-        "potential_evaluations": result.potential_evaluations,
-        "ess_per_evaluation": ess_min / result.evaluations,
-        "sampling_seconds": result.seconds,
-        "ess_per_second": ess_min / result.seconds,
-        "warmup_seconds": result.warmup_seconds,
-        "warmup_evaluations": result.warmup_gradient_evaluations + result.warmup_potential_evaluations,
-        "acceptance_rate": result.acceptance_rate,
-        "divergences": result.num_divergent,
-        "warmup_divergences": result.warmup_divergences,
-        "step_size": result.step_size,
-        **moment_errors(result.samples, target.mean, target.variance),
-    }
-    if isinstance(target, GaussianMixture):
-        left = (target.mode_of(result.samples) == 0).double().numpy()
-        per_chain = left.mean(0)
-        out |= {
-            "left_mode_fraction": float(left.mean()),
-            "left_mode_se": float(mcse_mean(left)) if np.ptp(left) > 0 else 0.0,
-            "left_mode_exact": target.weight,
-            "chains_visiting_both_modes": int(((per_chain > 0) & (per_chain < 1)).sum()),
-        }
-    return out
-
-
 def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
     """Train both flows and compare the samplers on ``config["target"]``; write models and figures to ``run``'s
     directory; return the results of the module docstring."""
     config = complete(OPTIONS, config)
     name, seed = config["target"], config["seed"]
     torch.manual_seed(seed)
-    target = get_target(name)
-    cfg = settings(name, config["quick"])
-    dtype, device = torch_dtype(config), torch.device(config["device"])
-    gen = torch.Generator().manual_seed(seed)
-    chains, samples = cfg["chains"], cfg["samples"]
+    target, cfg, gen = get_target(name), settings(name, config["quick"]), torch.Generator().manual_seed(seed)
+    chains, samples, warmup, potential = cfg["chains"], cfg["samples"], cfg["warmup"], target.potential
     start = target.initial(chains, gen)
-    results = {
-        "hmc": hmc(target.potential, start, samples, warmup=cfg["warmup"], num_steps=cfg["hmc_steps"], generator=gen)
-    }
+    results = {"hmc": hmc(potential, start, samples, warmup=warmup, num_steps=cfg["hmc_steps"], generator=gen)}
     layers = {key: cfg[key] for key in LAYERS}
     flows = {
         "canonical": FlowSampler.canonical(target.dim, blocks=cfg["blocks"], hidden=cfg["hidden"], **layers),
@@ -137,50 +79,38 @@ def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
             target.dim, steps=cfg["leapfrog_steps"], hidden=cfg["hidden"], linear=cfg["linear_leapfrog"], **layers
         ),
     }
-    training = {}
+    preset, training = {"steps": cfg["train_steps"], "lr": cfg["lr"], "grad_clip": 10.0}, {}
     for flow_name, flow in flows.items():
-        flow.to(dtype=dtype, device=device)
-        preset = {"steps": cfg["train_steps"], "lr": cfg["lr"], "grad_clip": 10.0}
+        flow.to(dtype=torch_dtype(config), device=config["device"])
         checkpoint = f"{flow_name}_training.pt"
         options = run.training_options(config, preset, f"{flow_name} flow", checkpoint=checkpoint, evaluations=10)
-        trained = train_sampler(
-            flow,
-            target.potential,
-            TrainConfig(**options),
-            batch_size=cfg["batch"],
-            anneal=cfg["anneal"],
-            objective=cfg["objective"],
-        )
+        batch, anneal, objective = cfg["batch"], cfg["anneal"], cfg["objective"]
+        trained = train_sampler(flow, potential, TrainConfig(**options), batch, anneal=anneal, objective=objective)
         flows[flow_name] = flow.to(dtype=torch.float64, device="cpu")
-        training[flow_name] = {
-            "seconds": trained.seconds,
-            "steps": trained.steps,
-            "best_reverse_kl_bound": trained.best_validation,
-        }
+        bound = trained.best_validation
+        training[flow_name] = {"seconds": trained.seconds, "steps": trained.steps, "best_reverse_kl_bound": bound}
     flow, leap = flows["canonical"], flows["leapfrog"]
     neutra_steps = cfg.get("neutra_steps", cfg["hmc_steps"])
     results["neutra_hmc"] = neutra_hmc(
-        flow, target.potential, samples, chains, generator=gen, warmup=cfg["warmup"], num_steps=neutra_steps
+        flow, potential, samples, chains, generator=gen, warmup=warmup, num_steps=neutra_steps
     )
-    results["flow_mcmc"] = flow_mcmc(flow, target.potential, samples, chains, generator=gen)
-    results["learned_leapfrog_mcmc"] = flow_mcmc(leap, target.potential, samples, chains, generator=gen)
-
+    results["flow_mcmc"] = flow_mcmc(flow, potential, samples, chains, generator=gen)
+    results["learned_leapfrog_mcmc"] = flow_mcmc(leap, potential, samples, chains, generator=gen)
     scores = {sampler: sampler_metrics(result, target) for sampler, result in results.items()}
     for score in scores.values():
         score["ess_per_evaluation_vs_hmc"] = score["ess_per_evaluation"] / scores["hmc"]["ess_per_evaluation"]
     for flow_name, model in flows.items():
         started = time.perf_counter()
-        resampled = importance_resample(model, target.potential, 20000, 1000, generator=gen)
+        resampled = importance_resample(model, potential, 20000, 1000, generator=gen)
         training[flow_name] |= {
             "importance_ess_of_20000": resampled.ess,
             "log_normalizer_estimate": resampled.log_normalizer,
             "importance_seconds": time.perf_counter() - started,
             "parameters": sum(p.numel() for p in model.parameters()),
         }
-    summary = {"target": name, "dim": target.dim, "settings": cfg, "samplers": scores, "training": training}
     exact = target.sample(chains * samples, gen).reshape(samples, chains, target.dim)
-    summary["exact_iid_reference"] = moment_errors(exact, target.mean, target.variance)
-    summary["notes"] = NOTES
+    summary = {"target": name, "dim": target.dim, "settings": cfg, "samplers": scores, "training": training}
+    summary |= {"exact_iid_reference": moment_errors(exact, target.mean, target.variance), "notes": NOTES}
     if run.writes:
         extra = {"command": "sample", "target": name, "config": config}
         run.save_model(flow, extra)
@@ -212,12 +142,4 @@ def report(results: dict[str, Any]) -> list[str]:
     ]
 
 
-COMMAND = Command(
-    name="sample",
-    help="compare HMC, NeuTra-HMC and flow-MCMC samplers on a target density",
-    description=__doc__,
-    options=OPTIONS,
-    run=run,
-    report=report,
-    evaluate_checkpoint=evaluate_checkpoint,
-)
+COMMAND = command(__name__, "sample", "compare HMC, NeuTra-HMC and flow-MCMC samplers on a target density")

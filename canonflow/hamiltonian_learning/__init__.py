@@ -39,6 +39,7 @@ from canonflow.hamiltonian_learning.metrics import (
     hamiltonian_error,
     hamiltonian_test_sets,
     rollout,
+    rollout_errors,
 )
 from canonflow.hamiltonian_learning.model import HamiltonianNet
 
@@ -54,5 +55,6 @@ __all__ = [
     "hamiltonian_error",
     "hamiltonian_test_sets",
     "rollout",
+    "rollout_errors",
     "windows",
 ]

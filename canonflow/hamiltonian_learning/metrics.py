@@ -3,7 +3,7 @@
 ``H_θ`` is determined only up to an additive constant, so ``hamiltonian_error`` reports ``mean |H_θ(x) − c − H(x)|``
 over test points with the offset ``c = mean(H_θ − H)``; ``hamiltonian_test_sets`` gives the three test
 distributions and ``evaluate_hamiltonian`` the error on each. ``rollout`` integrates the learned and the true
-dynamics from the same initial states and reports the energy error along them.
+dynamics from the same initial states and reports the energy error along them; ``rollout_errors`` summarizes it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,14 @@ from canonflow.phase_space import join
 from canonflow.systems import HamiltonianSystem
 from canonflow.validation import check_phase_space, check_positive_int
 
-__all__ = ["Rollout", "evaluate_hamiltonian", "hamiltonian_error", "hamiltonian_test_sets", "rollout"]
+__all__ = [
+    "Rollout",
+    "evaluate_hamiltonian",
+    "hamiltonian_error",
+    "hamiltonian_test_sets",
+    "rollout",
+    "rollout_errors",
+]
 
 
 def _plane(
@@ -175,3 +182,49 @@ def rollout(
     with torch.no_grad():
         error = energy(learned.reshape(-1, width)) - energy(true.reshape(-1, width))
     return Rollout(reference.times, true, learned, error.reshape(true.shape[:2]))
+
+
+def rollout_errors(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    system: HamiltonianSystem,
+    initial: torch.Tensor,
+    t_end: float,
+    num_points: int,
+    *,
+    energy_scale: float = 1.0,
+    energy_units: str = "H",
+    integrator: str = "rk4",
+    substeps: int = 20,
+) -> tuple[dict[str, Any], Rollout]:
+    """The :func:`rollout` from ``initial`` (``(R, 2n)``) over ``[0, t_end]`` and a summary of its errors.
+
+    With ``s = energy_scale`` (energies reported in units ``s·H``, e.g. ``s = 2`` for Greydanus et al.'s
+    ``H_G = 2H``) and ``ΔE_{r,t}`` the energy error along rollout ``r``: ``energy_mse = s² mean_{r,t} ΔE²``,
+    ``energy_mse_per_rollout`` (``R`` values ``s² mean_t ΔE_{r,t}²``), ``energy_mse_librations`` and
+    ``num_librations`` (the mean over the rollouts that start below ``system.separatrix_energy``; ``None`` for
+    systems without one), ``energy_units`` (a label of ``s·H``), ``state_mse``, ``num_rollouts``, ``t_end``,
+    ``num_points`` and ``integrator``.
+
+    >>> from canonflow.systems import get_system
+    >>> system = get_system("oscillator")  # the true Hamiltonian as the "learned" one: no error
+    >>> summary, rolled = rollout_errors(system, system, torch.tensor([[1.0, 0.0]], dtype=torch.float64), 1.0, 11)
+    >>> summary["energy_mse"] < 1e-12, rolled.learned_states.shape
+    (True, torch.Size([1, 11, 2]))
+    """
+    rolled = rollout(model, system, initial, t_end, num_points, integrator=integrator, substeps=substeps)
+    per_rollout = energy_scale**2 * rolled.energy_error.pow(2).mean(1)
+    separatrix = getattr(system, "separatrix_energy", None)
+    librating = None if separatrix is None else system(initial) < separatrix
+    summary = {
+        "energy_mse": energy_scale**2 * rolled.energy_mse,
+        "energy_mse_per_rollout": per_rollout.tolist(),
+        "energy_mse_librations": None if librating is None else float(per_rollout[librating].mean()),
+        "num_librations": None if librating is None else int(librating.sum()),
+        "energy_units": energy_units,
+        "state_mse": rolled.state_mse,
+        "num_rollouts": initial.shape[0],
+        "t_end": t_end,
+        "num_points": num_points,
+        "integrator": f"{integrator}, {substeps} substeps per sample",
+    }
+    return summary, rolled

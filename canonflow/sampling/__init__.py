@@ -1,10 +1,11 @@
 """Sampling Boltzmann distributions ``π(q) ∝ e^{−U(q)}``: HMC, flow-preconditioned HMC (NeuTra), flow-MCMC with
 canonical-flow proposals, canonical flows (incl. learned leapfrog) trained as samplers by reverse and/or forward
-KL, MCMC diagnostics, and benchmark targets with exact moments."""
+KL, MCMC diagnostics and run metrics, and benchmark targets with exact moments."""
 
 from canonflow.sampling.diagnostics import ess, ess_bulk, ess_mean, ess_tail, mcse_mean, rank_normalize, rhat
 from canonflow.sampling.flow_mcmc import ImportanceResult, flow_mcmc, importance_resample, log_weights
 from canonflow.sampling.hmc import DualAveraging, adaptation_windows, hmc
+from canonflow.sampling.metrics import moment_errors, sampler_metrics
 from canonflow.sampling.model import ExpAffineAutoregressive, FlowSampler, joint_energy, joint_potential
 from canonflow.sampling.neutra import neutra_hmc
 from canonflow.sampling.result import SamplingResult
@@ -42,6 +43,8 @@ __all__ = [
     "mcse_mean",
     "rank_normalize",
     "rhat",
+    "moment_errors",
+    "sampler_metrics",
     "Target",
     "Funnel",
     "Banana",
