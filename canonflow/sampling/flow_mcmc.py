@@ -2,9 +2,9 @@
 
 The flow ``q(x)`` (a ``CanonicalFlow``, e.g. a ``FlowSampler``, on the augmented space ``x = (q, p) ∈ ℝ^{2d}``)
 has an exact density, ``log q(x) = log q₀(T(x))`` (``log|det J| = 0``), so the importance weight of a draw for the
-joint target
-``π(x) ∝ e^{−U(q) − |p|²/2}`` is ``log w(x) = −U(q) − |p|²/2 − log q(x)``, exact up to the constant ``log Z``
-(with learned auxiliary momenta, ``|p|²/2`` is replaced by ``−log r(p | q)``: ``FlowSampler.joint_potential``).
+joint target ``π(x) ∝ e^{−U(q) − |p|²/2}`` is ``log w(x) = −U(q) − |p|²/2 − log q(x)``, exact up to the constant
+``log Z`` (with learned auxiliary momenta, ``|p|²/2`` is replaced by ``−log r(p | q)``:
+``FlowSampler.joint_potential``).
 
 - *Independence MH*: propose ``x' ~ q`` independently of the current ``x`` and accept with probability
   ``min(1, w(x')/w(x))``; the chain is exactly ``π``-invariant and its efficiency is governed by how well

@@ -41,8 +41,8 @@ def neutra_hmc(
 
     ``flow``: a trained ``CanonicalFlow`` (e.g. a ``FlowSampler``) on ``ℝ^{2d}`` with a one-component base;
     ``potential``: ``U(q) -> (B,)`` on ``ℝ^d``. Chains start at draws of the flow (``w ~ N(0, I)``). Returns a
-    ``SamplingResult`` whose ``samples`` are the ``q`` halves
-    ``(num_samples, chains, d)`` of the mapped-back draws; the latent draws are in ``extra["latent"]``.
+    ``SamplingResult`` whose ``samples`` are the ``q`` halves ``(num_samples, chains, d)`` of the mapped-back draws;
+    the latent draws are in ``extra["latent"]``.
     Each latent gradient costs one gradient of ``U`` (counted) plus a flow pass. Input validation of the flow
     is switched off inside, so that a divergent trajectory's NaN is reported as a divergence instead of raising.
     """

@@ -47,8 +47,8 @@ def train_sampler(
     (mode-seeking; the loss is a bound on ``−log Z``); ``"forward"`` minimizes
     :func:`canonflow.estimators.forward_kl` (mass-covering, self-normalized importance sampling); ``"both"``
     their sum, whose fixed point is still ``q = π``: the reverse term fits the bulk with low-variance reparameterized
-    gradients, the forward term keeps ``q``'s tails and minor modes wide enough that
-    the importance weights ``π/q`` stay bounded, which is what flow-MCMC (independence MH) needs.
+    gradients, the forward term keeps ``q``'s tails and minor modes wide enough that the importance weights ``π/q``
+    stay bounded, which is what flow-MCMC (independence MH) needs.
     ``β`` rises geometrically from ``beta_start`` to 1 over the first ``anneal · config.steps`` steps (``anneal
     = 0``: no annealing). Validation (every ``config.eval_every`` steps) is the ``β = 1`` reverse-KL loss on a
     fixed batch of ``validation_size`` draws, an upper bound on ``−log Z``; with ``objective="reverse"`` the best
