@@ -1,10 +1,12 @@
 """A catalogue of Hamiltonian systems ``H(q, p)`` on phase space ``(B, 2n)`` with exact reference results.
 
 Every system subclasses :class:`HamiltonianSystem` and is callable as ``H(x)``; :func:`get_system` builds one
-by name.
+by name. Your own system needs no subclass: ``HamiltonianSystem.from_callable(H, n)`` wraps any ``H(x)``,
+``HamiltonianSystem.from_potential(V, n, mass=m)`` a potential ``V(q)`` (separable, ``H = Σ p²/(2m) + V``), both
+with an optional ``sample_initial(num, generator)``; :func:`as_system` accepts a system or a plain ``H(x)``.
 """
 
-from canonflow.systems.base import HamiltonianSystem, Quantity
+from canonflow.systems.base import CallableSystem, HamiltonianSystem, InitialSampler, Quantity, as_system
 from canonflow.systems.calogero_moser import CalogeroMoser
 from canonflow.systems.centre_of_mass import CentreOfMassFrame
 from canonflow.systems.coupled import CoupledOscillator
@@ -21,7 +23,10 @@ from canonflow.systems.toda import Toda
 
 __all__ = [
     "HamiltonianSystem",
+    "CallableSystem",
+    "InitialSampler",
     "Quantity",
+    "as_system",
     "HarmonicOscillator",
     "Pendulum",
     "DoubleWell",
