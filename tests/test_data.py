@@ -1,18 +1,28 @@
-"""Tests of the trajectory datasets."""
+"""Tests of the trajectory datasets (generated, and read from files), and of the point data sets."""
 
 from __future__ import annotations
 
 import math
 import os
+import re
 
 import numpy as np
 import pytest
 import torch
 from randomness import Z_SCORE, gen, seed
 
-from canonflow.data import BANANA_NLL, LogitPreprocessing, TrajectoryData, banana, load_dataset, trajectories
+from canonflow.data import (
+    BANANA_NLL,
+    LogitPreprocessing,
+    TrajectoryData,
+    banana,
+    load_dataset,
+    load_trajectories,
+    save_trajectories,
+    trajectories,
+)
 from canonflow.phase_space import hamiltonian_vector_field, join, split
-from canonflow.systems import HarmonicOscillator, Kepler, Pendulum, Ring2D
+from canonflow.systems import HamiltonianSystem, HarmonicOscillator, Kepler, Pendulum, Ring2D
 
 
 def test_shapes_and_exact_solution() -> None:
@@ -112,8 +122,33 @@ def test_bad_inputs() -> None:
         trajectories(system, 2, (1.0, 1))
     with pytest.raises(ValueError, match="num_trajectories"):
         trajectories(system, 0, (1.0, 3))
-    with pytest.raises(TypeError, match="HamiltonianSystem"):
+    with pytest.raises(TypeError, match="HamiltonianSystem or a callable"):
+        trajectories(3.0, 2, (1.0, 3))
+    with pytest.raises(ValueError, match=r"trajectories: a plain callable H\(x\).*initial"):
         trajectories(lambda x: x.sum(-1), 2, (1.0, 3))
+    with pytest.raises(NotImplementedError, match=r"'mine'.*sample_initial=.*initial=x0"):
+        trajectories(HamiltonianSystem.from_potential(lambda q: q.sum(-1), 1, name="mine"), 2, (1.0, 3))
+
+
+def test_a_plain_callable_is_a_system() -> None:
+    # H(x) = |x|²/2 given as a function: the same solution as HarmonicOscillator, named after the function
+    def spring(x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (x * x).sum(-1)
+
+    exact = HarmonicOscillator(2)
+    x0 = exact.sample_initial(3, generator=gen(4))
+    data = trajectories(spring, 3, (2.0, 9), initial=x0, noise_std=0.01, seed=2)
+    reference = trajectories(exact, 3, (2.0, 9), initial=x0, noise_std=0.01, seed=2)
+    assert data.system_name == "spring" and data.n == 2
+    for field in ("states", "clean_states", "derivatives"):
+        assert torch.equal(getattr(data, field), getattr(reference, field))
+    assert trajectories(lambda x: 0.5 * (x * x).sum(-1), 3, (2.0, 9), initial=x0).system_name == "custom"
+
+    def draws(num: int, generator: torch.Generator | None) -> torch.Tensor:
+        return exact.sample_initial(num, generator=generator)
+
+    own = HamiltonianSystem.from_potential(lambda q: 0.5 * (q * q).sum(-1), 2, sample_initial=draws)
+    assert torch.equal(trajectories(own, 3, (2.0, 9), seed=5).states, trajectories(exact, 3, (2.0, 9), seed=5).states)
 
 
 def test_trajectory_data_validation() -> None:
@@ -133,6 +168,118 @@ def test_trajectory_data_validation() -> None:
     with pytest.raises(ValueError, match="even"):
         y = torch.zeros(2, 4, 3, dtype=torch.float64)
         TrajectoryData(t, y, y, y, 0.0, "oscillator")
+
+
+# ---------------------------------------------------------------------------------------------- from outside
+def _oscillator_data(num: int = 3, points: int = 41) -> tuple[HarmonicOscillator, TrajectoryData]:
+    system = HarmonicOscillator(2, omega=[1.0, 2.0])
+    return system, trajectories(system, num, (2.0, points), seed=1)
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".csv"])
+def test_save_and_load_round_trip(tmp_path, suffix: str) -> None:
+    _, data = _oscillator_data()
+    path = tmp_path / f"measured{suffix}"
+    save_trajectories(data, path)
+    assert sorted(os.listdir(tmp_path)) == [path.name]  # written atomically: no temporary file left
+    loaded = load_trajectories(path)
+    assert torch.equal(loaded.times, data.times) and torch.equal(loaded.states, data.states)  # float64 exactly
+    assert torch.equal(loaded.clean_states, loaded.states) and loaded.noise_std == 0.0
+    assert loaded.system_name == "measured" and load_trajectories(path, name="x").system_name == "x"
+    # second-order finite differences: |error| ≤ max|x⁽³⁾| Δt²/3 (one-sided at the ends), ω ≤ 2, |x| ≤ 3.1
+    error = (loaded.derivatives - data.derivatives).abs().max().item()
+    assert 1e-4 < error < 3.1 * 2.0**3 * 0.05**2 / 3
+    assert load_trajectories(path, dtype=torch.float32).states.dtype == torch.float32
+
+
+def test_positions_only_need_a_mass(tmp_path) -> None:
+    # x(t) = (t², t) on uneven times: second-order differences are exact for quadratics, so p = m·dq/dt exactly
+    t = np.array([0.0, 0.1, 0.25, 0.3, 0.7, 1.0])
+    q = np.stack([t**2, t], axis=-1)[None]  # (1, T, 2)
+    with pytest.raises(ValueError, match=r"load_trajectories: the given arrays has positions q but no momenta p"):
+        load_trajectories({"t": t, "q": q})
+    data = load_trajectories({"t": t, "q": q}, mass=[2.0, 3.0])
+    assert data.system_name == "data" and data.n == 2
+    torch.testing.assert_close(data.states[0, :, 2:], torch.from_numpy(np.stack([4.0 * t, np.full_like(t, 3.0)], -1)))
+    torch.testing.assert_close(data.derivatives[0, :, :2], torch.from_numpy(np.stack([2.0 * t, np.ones_like(t)], -1)))
+    # a file of positions only: the same estimate, within the finite-difference error of p = q̇ (|q⁽³⁾| ≤ 3.1·2³)
+    _, generated = _oscillator_data()
+    save_trajectories(generated, tmp_path / "q.csv", momenta=False)
+    with pytest.raises(ValueError, match=r"q\.csv has positions q but no momenta p; pass mass=m"):
+        load_trajectories(tmp_path / "q.csv")
+    estimated = load_trajectories(tmp_path / "q.csv", mass=1.0)
+    assert torch.equal(estimated.states[..., :2], generated.states[..., :2])
+    assert (estimated.states[..., 2:] - generated.states[..., 2:]).abs().max() < 3.1 * 2.0**3 * 0.05**2 / 3
+
+
+def test_loaded_trajectories_come_from_any_layout(tmp_path) -> None:
+    _, data = _oscillator_data(num=2, points=5)
+    data.save(tmp_path / "full.npz")  # TrajectoryData.save keeps everything, and load_trajectories reads it
+    full = load_trajectories(tmp_path / "full.npz")
+    assert torch.equal(full.derivatives, data.derivatives) and full.system_name == "oscillator"
+    # a hand-written .csv: labels, comments, blank lines, rows in any order
+    text = "# measured\ntrajectory,t,q1,p1\nb,0.5,2.0,0.0\na,0.5,1.0,1.0\n\na,0.0,0.0,1.0\nb,0.0,1.0,0.5\n"
+    (tmp_path / "hand.csv").write_text(text)
+    hand = load_trajectories(tmp_path / "hand.csv", noise_std=0.1)
+    assert hand.noise_std == 0.1 and hand.times.tolist() == [0.0, 0.5]
+    assert hand.states.tolist() == [[[1.0, 0.5], [2.0, 0.0]], [[0.0, 1.0], [1.0, 1.0]]]  # b (first row), then a
+
+
+BAD_FILES = {
+    "missing.csv": (None, FileNotFoundError, "no such file"),
+    "data.txt": ("", ValueError, "suffix '.txt'"),
+    "empty.csv": ("# nothing\n", ValueError, "empty"),
+    "header.csv": ("traj,t,q1\n0,0,1\n", ValueError, "line 1: expected the header trajectory,t,q1"),
+    "columns.csv": ("trajectory,t,q1,p1\n0,0,1\n", ValueError, "line 2: expected 4 columns"),
+    "word.csv": ("trajectory,t,q1\n0,0,1\n0,0.1,one\n", ValueError, "line 3: could not convert"),
+    "rows.csv": ("trajectory,t,q1\n", ValueError, "no data rows"),
+    "times.csv": ("trajectory,t,q1\n0,0,1\n0,1,1\n1,0,1\n1,2,1\n", ValueError, "'1' is sampled at other times"),
+    "once.csv": ("trajectory,t,q1,p1\n0,0,1,1\n", ValueError, "at least 2 samples"),
+    "twice.csv": ("trajectory,t,q1,p1\n0,0,1,1\n0,0,1,1\n", ValueError, "strictly increasing"),
+    "nan.csv": ("trajectory,t,q1,p1\n0,0,1,1\n0,1,nan,1\n", ValueError, "NaN"),
+    "keys.npz": ({"t": np.zeros(3), "x": np.zeros((1, 3, 1))}, ValueError, r"found \['t', 'x'\] \(missing \['q'\]\)"),
+    "extra.npz": ({"t": np.arange(3.0), "q": np.zeros((1, 3, 1)), "v": 1}, ValueError, "optionally p, found"),
+    "rank.npz": ({"t": np.arange(3.0), "q": np.zeros((3, 1))}, ValueError, r"q of shape \(num, T, n\)"),
+    "length.npz": ({"t": np.arange(4.0), "q": np.zeros((1, 3, 1))}, ValueError, r"times of shape \(T,\) = \(3,\)"),
+    "momenta.npz": (
+        {"t": np.arange(3.0), "q": np.zeros((1, 3, 1)), "p": np.zeros((1, 3, 2))},
+        ValueError,
+        "expected p of the shape of q",
+    ),
+    "text.npz": ("not an archive", ValueError, "not a readable .npz archive"),
+    "strings.npz": ({"t": np.array(["a", "b"]), "q": np.zeros((1, 2, 1))}, ValueError, "real numbers"),
+}
+"""Bad files: name -> (content: text, arrays for numpy.savez or None for no file; error; what it says)."""
+
+
+@pytest.mark.parametrize("name", list(BAD_FILES))
+def test_bad_files_are_named(tmp_path, name: str) -> None:
+    content, error, message = BAD_FILES[name]
+    path = tmp_path / name
+    if isinstance(content, str):
+        path.write_text(content)
+    elif isinstance(content, dict):
+        np.savez(path, **content)
+    with pytest.raises(error, match=f"load_trajectories: {re.escape(str(path))}.*{message}"):
+        load_trajectories(path)
+
+
+def test_bad_loader_arguments() -> None:
+    arrays = {"t": np.arange(3.0), "q": np.zeros((1, 3, 1))}
+    with pytest.raises(ValueError, match="length n=1, got 2"):
+        load_trajectories(arrays, mass=[1.0, 2.0])
+    with pytest.raises(ValueError, match="mass > 0"):
+        load_trajectories(arrays, mass=-1.0)
+    with pytest.raises(ValueError, match="noise_std"):
+        load_trajectories({**arrays, "p": arrays["q"]}, noise_std=-0.1)
+    with pytest.raises(TypeError, match="expected a path"):
+        load_trajectories(3)
+    with pytest.raises(TypeError, match="q must be an array of real numbers"):
+        load_trajectories({"t": arrays["t"], "q": object()})
+    with pytest.raises(TypeError, match="save_trajectories: expected a TrajectoryData"):
+        save_trajectories(arrays, "x.npz")
+    with pytest.raises(ValueError, match="save_trajectories: .*suffix '.h5'"):
+        save_trajectories(_oscillator_data(1, 3)[1], "x.h5")
 
 
 # ---------------------------------------------------------------------------------------------- point data sets

@@ -1,12 +1,15 @@
 """Data: reference trajectories of Hamiltonian systems and the point data sets of the benchmarks.
 
 * :mod:`canonflow.data.trajectories`: :func:`trajectories` and :class:`TrajectoryData`;
+* :mod:`canonflow.data.measured`: :func:`load_trajectories` and :func:`save_trajectories`, trajectories from
+  outside (``(t, q, p)`` or ``(t, q)`` in ``.npz`` or ``.csv``);
 * :mod:`canonflow.data.digits`: the digits pipeline (split, dequantization, logit preprocessing);
 * :mod:`canonflow.data.datasets`: :func:`load_dataset` (digits, ring2d) and the :func:`banana` density.
 """
 
 from canonflow.data.datasets import BANANA_NLL, DATASETS, Dataset, banana, load_dataset
 from canonflow.data.digits import LogitPreprocessing, load_digits_split
+from canonflow.data.measured import load_trajectories, save_trajectories
 from canonflow.data.trajectories import TrajectoryData, trajectories
 
 __all__ = [
@@ -18,5 +21,7 @@ __all__ = [
     "banana",
     "load_dataset",
     "load_digits_split",
+    "load_trajectories",
+    "save_trajectories",
     "trajectories",
 ]

@@ -3,16 +3,16 @@
 :func:`trajectories` integrates ``ẋ = Ω∇H(x)`` for a batch of initial conditions with SciPy's ``DOP853``
 (an 8th-order Runge–Kutta method) at tight tolerances and returns a :class:`TrajectoryData` holding the
 sampled states, optionally with Gaussian observation noise, and the exact time derivatives at the clean
-states (for derivative-matching training).
+states (for derivative-matching training). The system is a :class:`~canonflow.systems.HamiltonianSystem` (from
+the catalogue, or your own by ``HamiltonianSystem.from_callable``/``from_potential``) or any callable ``H(x)``.
+Trajectories from outside canonflow are read by :func:`canonflow.data.load_trajectories`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from scipy.integrate import solve_ivp
 
-from canonflow.systems.base import HamiltonianSystem
+from canonflow.checkpoint import atomic_write
+from canonflow.systems.base import HamiltonianSystem, Quantity, as_system
 from canonflow.validation import check_positive_int, validation
 
 __all__ = ["TrajectoryData", "trajectories"]
@@ -54,9 +55,11 @@ class TrajectoryData:
         clean_states: the noise-free states ``x(t)`` (reference solution), shape ``(num, T, 2n)``.
         derivatives: the exact time derivatives ``ẋ = Ω∇H(x(t))`` at the clean states, shape ``(num, T, 2n)``.
         noise_std: the standard deviation of the observation noise (``≥ 0``).
-        system_name: the registry name of the system.
+        system_name: the name of the system (the registry name for the catalogue's).
 
-    All tensors share one floating dtype; the constructor validates shapes and finiteness.
+    All tensors share one floating dtype; the constructor validates shapes and finiteness. Data read by
+    :func:`canonflow.data.load_trajectories` have no reference solution: their ``clean_states`` are the observed
+    ``states`` and their ``derivatives`` finite-difference estimates.
     """
 
     times: torch.Tensor
@@ -132,28 +135,20 @@ class TrajectoryData:
         """Write the data to ``path`` as an ``.npz`` archive, atomically.
 
         The archive is written to a temporary file in the same directory and moved into place with
-        ``os.replace``, so readers never see a partial file. The path is used as given (no suffix is added).
+        ``os.replace`` (:func:`canonflow.checkpoint.atomic_write`), so readers never see a partial file. The path is
+        used as given (no suffix is added). :func:`canonflow.data.save_trajectories` writes the exchange layouts
+        (``t``, ``q``, ``p`` as ``.npz`` or ``.csv``) instead.
         """
-        path = Path(path)
-        directory = path.parent if str(path.parent) else Path(".")
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(
-                    handle,
-                    format_version=np.asarray(_FORMAT_VERSION),
-                    times=self.times.detach().cpu().numpy(),
-                    states=self.states.detach().cpu().numpy(),
-                    clean_states=self.clean_states.detach().cpu().numpy(),
-                    derivatives=self.derivatives.detach().cpu().numpy(),
-                    noise_std=np.asarray(self.noise_std, dtype=np.float64),
-                    system_name=np.asarray(self.system_name),
-                )
-            os.replace(tmp_name, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
-            raise
+        arrays = {
+            "format_version": np.asarray(_FORMAT_VERSION),
+            "times": self.times.detach().cpu().numpy(),
+            "states": self.states.detach().cpu().numpy(),
+            "clean_states": self.clean_states.detach().cpu().numpy(),
+            "derivatives": self.derivatives.detach().cpu().numpy(),
+            "noise_std": np.asarray(self.noise_std, dtype=np.float64),
+            "system_name": np.asarray(self.system_name),
+        }
+        atomic_write(path, lambda stream: np.savez(stream, **arrays))
         logger.debug("saved %d trajectories of %s to %s", self.num_trajectories, self.system_name, path)
 
     @classmethod
@@ -205,7 +200,7 @@ def _resolve_times(times: object) -> np.ndarray:
 
 
 def trajectories(
-    system: HamiltonianSystem,
+    system: HamiltonianSystem | Quantity,
     num_trajectories: int,
     times: object,
     *,
@@ -219,13 +214,15 @@ def trajectories(
     """Integrate Hamilton's equations ``ẋ = Ω∇H(x)`` and sample the solutions.
 
     Args:
-        system: the Hamiltonian system.
+        system: a :class:`~canonflow.systems.HamiltonianSystem`, or any callable ``H(x)``, ``(B, 2n) -> (B,)``
+            differentiable by autograd (wrapped by ``HamiltonianSystem.from_callable``; it needs ``initial``,
+            whose width gives ``n``, and is named ``"custom"`` or by its ``__name__``).
         num_trajectories: the number of trajectories ``num``.
         times: either a strictly increasing 1-D array (list, NumPy array or tensor) of sample times — the
             initial conditions are the states at ``times[0]`` — or a tuple ``(t_end, num_points)`` (an ``int``
             second entry) meaning ``linspace(0, t_end, num_points)``.
         initial: initial states of shape ``(num, 2n)``; by default ``system.sample_initial(num)`` drawn with a
-            generator seeded by ``seed``.
+            generator seeded by ``seed`` (a system without a sampler raises an error saying what to pass).
         noise_std: standard deviation of i.i.d. Gaussian noise added to the observed ``states`` (``≥ 0``).
         seed: seed of the ``torch.Generator`` used for the initial conditions and the noise.
         rtol, atol: tolerances of ``scipy.integrate.solve_ivp(method="DOP853")``.
@@ -237,7 +234,8 @@ def trajectories(
     """
     who = "trajectories"
     if not isinstance(system, HamiltonianSystem):
-        raise TypeError(f"{who}: expected a HamiltonianSystem, got {type(system).__name__}")
+        width = initial.shape[-1] if isinstance(initial, torch.Tensor) and initial.dim() == 2 else 0
+        system = as_system(system, width // 2 if width and width % 2 == 0 else None, who)
     num = check_positive_int(num_trajectories, "num_trajectories", who)
     if isinstance(noise_std, bool) or not isinstance(noise_std, (int, float)):
         raise TypeError(f"{who}: expected noise_std to be a real number, got {noise_std!r}")
