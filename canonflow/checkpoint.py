@@ -113,7 +113,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device | 
     except Exception as error:  # torch raises many types for truncated, corrupt or unsafe files
         raise CheckpointError(
             f"{path} is not a readable canonflow checkpoint (corrupted, truncated, or it contains code that "
-            f"weights_only loading refuses): {type(error).__name__}: {str(error).splitlines()[0][:200]}"
+            f"weights_only loading refuses): {type(error).__name__}: {(str(error).splitlines() or [''])[0][:200]}"
         ) from error
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is a torch file but not a canonflow checkpoint")

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from canonflow.checkpoint import atomic_write
+
 __all__ = [
     "plot_action_angle",
     "plot_bars",
@@ -281,6 +283,7 @@ def plot_bars(panels: Sequence[tuple[str, list[str], list[float], str]], ylabel:
 
 
 def _save(plt: Any, figure: Any, path: Path, dpi: int) -> None:
+    """Write ``figure`` to ``path`` atomically (a crash leaves the old file or none, never a torn one)."""
     figure.tight_layout()
-    figure.savefig(path, dpi=dpi)
+    atomic_write(path, lambda stream: figure.savefig(stream, dpi=dpi, format=Path(path).suffix.lstrip(".") or "png"))
     plt.close(figure)

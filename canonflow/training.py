@@ -16,9 +16,10 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -27,7 +28,7 @@ from tqdm.auto import tqdm
 from canonflow.checkpoint import CheckpointError, atomic_save, read_checkpoint
 from canonflow.distributed import DistributedContext, all_reduce_mean
 
-__all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "train"]
+__all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "loss_curve", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +73,12 @@ class TrainConfig:
             raise ValueError("TrainConfig: steps, eval_every and checkpoint_every must be positive")
         if isinstance(self.polish_steps, bool) or not isinstance(self.polish_steps, int) or self.polish_steps < 0:
             raise ValueError(f"TrainConfig: polish_steps must be an int >= 0, got {self.polish_steps!r}")
-        if not self.lr > 0:
-            raise ValueError(f"TrainConfig: expected lr > 0, got {self.lr}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"TrainConfig: expected a finite lr > 0, got {self.lr}")
+        if self.time_limit is not None and not (self.time_limit >= 0 and math.isfinite(self.time_limit)):
+            raise ValueError(f"TrainConfig: expected a finite time_limit >= 0 seconds or None, got {self.time_limit}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"TrainConfig: expected grad_clip > 0 or None, got {self.grad_clip}")
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"TrainConfig: schedule must be 'cosine' or 'constant', got {self.schedule!r}")
 
@@ -92,6 +97,27 @@ class TrainResult:
     seconds: float = 0.0
     stopped_early: bool = False
     polish_steps: int = 0
+
+    def summary(self, model: torch.nn.Module) -> dict[str, Any]:
+        """What a results entry reports of this training: ``parameters`` (of ``model``), ``train_seconds``,
+        ``steps_run`` and the ``loss_curve`` (:func:`loss_curve`)."""
+        return {
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "train_seconds": self.seconds,
+            "steps_run": self.steps,
+            "loss_curve": loss_curve(self.losses),
+        }
+
+
+def loss_curve(losses: Sequence[float], points: int = 200) -> dict[str, list[float]]:
+    """``losses`` averaged over at most ``points`` consecutive windows: ``{"steps": ..., "values": ...}``
+    (``steps``: the last step of each window), small enough for ``metrics.json``."""
+    window = max(1, math.ceil(len(losses) / points))
+    starts = range(0, len(losses), window)
+    return {
+        "steps": [min(i + window, len(losses)) for i in starts],
+        "values": [math.fsum(losses[i : i + window]) / len(losses[i : i + window]) for i in starts],
+    }
 
 
 def _schedule(config: TrainConfig) -> Callable[[int], float]:
@@ -185,7 +211,8 @@ def train(
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
         except (KeyError, RuntimeError, ValueError) as error:
-            raise CheckpointError(f"{config.checkpoint} does not fit this model/optimizer: {error}") from error
+            problem = " ".join(line.strip() for line in str(error).splitlines()[:2])[:200] or type(error).__name__
+            raise CheckpointError(f"{config.checkpoint} does not fit this model/optimizer: {problem}") from error
         scheduler.load_state_dict(state["scheduler"])
         generator.set_state(state["generator"])
         start_step = int(state["step"])

@@ -32,6 +32,8 @@ __all__ = [
     "check_times",
     "as_samples",
     "check_step_size",
+    "check_seed",
+    "check_device",
 ]
 
 _ENABLED = True
@@ -265,3 +267,29 @@ def check_real(value: object, name: str, who: str, *, positive: bool = False) ->
     if positive and value <= 0:
         raise ValueError(f"{who}: expected {name} > 0, got {value}")
     return value
+
+
+def check_seed(value: object, name: str, who: str) -> int:
+    """Return ``value`` if it is an ``int`` in ``[0, 2**63)``, a seed that ``torch.Generator.manual_seed`` takes
+    even after the offsets added for derived streams; else raise ``ValueError`` naming ``who`` and ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise ValueError(f"{who}: expected {name} to be an int in [0, 2**63), got {value!r}")
+    return value
+
+
+def check_device(value: object, name: str, who: str) -> torch.device:
+    """The ``torch.device`` named ``value`` (``"cpu"``, ``"cuda"``, ``"cuda:N"``) if this torch can use it; else a
+    ``ValueError`` naming ``who`` and ``name`` and why not."""
+    try:
+        device = torch.device(value)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"{who}: expected {name} to be 'cpu', 'cuda' or 'cuda:N', got {value!r}") from error
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"{who}: expected {name} to be 'cpu' or 'cuda[:N]', got {value!r}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"{who}: {value!r} requested but CUDA is not available to torch {torch.__version__}; use 'cpu'"
+        )
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"{who}: {value!r} requested but only {torch.cuda.device_count()} CUDA device(s) are visible")
+    return device

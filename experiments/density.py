@@ -23,9 +23,9 @@ from canonflow import load
 from canonflow.cli import density
 from canonflow.cli.options import Option
 from canonflow.cli.run import script_main
-from canonflow.cli.run_directory import Run
 from canonflow.data import load_dataset
 from canonflow.density import fit_density
+from canonflow.run_directory import Run
 from canonflow.training import TrainConfig
 
 BASELINES = {

@@ -23,9 +23,9 @@ import canonflow
 from canonflow.cli import free_energy
 from canonflow.cli.options import Option
 from canonflow.cli.run import script_main
-from canonflow.cli.run_directory import Run
 from canonflow.density import fit_variational
 from canonflow.plots import plot_training_curves
+from canonflow.run_directory import Run
 from canonflow.systems import get_system
 from canonflow.training import TrainConfig
 

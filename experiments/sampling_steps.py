@@ -24,19 +24,18 @@ import numpy as np
 import torch
 
 import canonflow
+from canonflow.checkpoint import atomic_write
 from canonflow.cli.options import COMMON_OPTIONS, Option, complete
 from canonflow.cli.run import Command, script_main
-from canonflow.cli.run_directory import Run
 from canonflow.plots import pyplot
+from canonflow.run_directory import Run
 from canonflow.sampling import TARGETS, SamplingResult, get_target, hmc, neutra_hmc
 
 
-def _step_list(value: str) -> str | None:
-    try:
-        steps = [int(s) for s in value.split(",")]
-    except ValueError:
-        return f"expected comma-separated positive integers, got {value!r}"
-    return None if steps and min(steps) > 0 else f"expected comma-separated positive integers, got {value!r}"
+def _step_list(value: str, name: str, who: str) -> None:
+    steps = [int(s) if s.strip().isdigit() else 0 for s in value.split(",")]
+    if min(steps) <= 0:
+        raise ValueError(f"{who}: expected {name} to be comma-separated positive integers, got {value!r}")
 
 
 OPTIONS = (
@@ -122,7 +121,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     ax.set_title(results["target"])
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    atomic_write(path, lambda stream: fig.savefig(stream, dpi=120, format="png"))
     plt.close(fig)
 
 

@@ -63,3 +63,12 @@ def _global_torch_state_is_left_as_found(request: pytest.FixtureRequest) -> Iter
         GLOBAL_STATE[name][1](before[name])
     if changed:
         pytest.fail(f"the test left global state changed (before, after): {changed}; restore it in a fixture")
+
+
+@pytest.fixture
+def restore_threads() -> Iterator[None]:
+    """For tests of in-process runs, which set torch's thread count from ``--threads`` as the command does: put
+    it back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)

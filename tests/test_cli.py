@@ -26,12 +26,13 @@ from canonflow.checkpoint import atomic_save, read_checkpoint
 from canonflow.cli import COMMANDS, demo, main
 from canonflow.cli import run as run_module
 from canonflow.cli.run import execute, script_main
-from canonflow.cli.run_directory import METRICS_SCHEMA_VERSION, Run
 from canonflow.distributed import DistributedContext
 from canonflow.presets import COMMANDS as PRESET_COMMANDS
 from canonflow.presets import load_preset, merge, presets
+from canonflow.run_directory import METRICS_SCHEMA_VERSION, Run
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.usefixtures("restore_threads")
 BANANA = ["demo", "--example", "banana"]  # the fast demo, for tests of the machinery around training
 SCHEMA_KEYS = {
     "schema_version",
@@ -72,14 +73,6 @@ def _run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 
 def _state(path: Path) -> dict[str, torch.Tensor]:
     return read_checkpoint(path)["state_dict"]
-
-
-@pytest.fixture(autouse=True)
-def _restore_threads():
-    """In-process runs set torch's thread count from ``--threads``, as the command does; put it back."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 def _fault_at(monkeypatch: pytest.MonkeyPatch, step: int | None, fault: str = "") -> list[int]:
@@ -215,9 +208,9 @@ def test_invalid_flags_give_clear_errors(capsys: pytest.CaptureFixture) -> None:
         main(["action-angle", "--system", "saturn"])
     assert exit_.value.code == 2 and "kepler2d" in capsys.readouterr().err
     assert main([*BANANA, "--steps", "0"]) == 2
-    assert "steps: must be positive" in capsys.readouterr().err
+    assert "command line: expected steps to be a positive int, got 0" in capsys.readouterr().err
     assert main([*BANANA, "--device", "cuda:99"]) == 2
-    assert "'cuda:99' was requested but" in capsys.readouterr().err
+    assert "'cuda:99' requested but" in capsys.readouterr().err
     assert main([*BANANA, "--resume"]) == 2
     assert "--resume needs --out" in capsys.readouterr().err
 
@@ -250,11 +243,16 @@ def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(
     assert metrics["resumed"] is True and metrics["results"]["steps"] == 30
 
 
-def test_resume_from_another_architecture_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert main([*BANANA, "--steps", "5", "--quiet", "--out", str(tmp_path)]) == 0
-    assert main([*BANANA, "--steps", "10", "--hidden", "8", "--quiet", "--out", str(tmp_path), "--resume"]) == 1
+def test_a_training_state_of_another_architecture_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    small, run = tmp_path / "small", tmp_path / "run"
+    assert main([*BANANA, "--steps", "5", "--hidden", "8", "--quiet", "--out", str(small)]) == 0
+    assert main([*BANANA, "--steps", "5", "--quiet", "--out", str(run)]) == 0
+    (run / "training.pt").write_bytes((small / "training.pt").read_bytes())  # the config still says hidden = 64
+    assert main([*BANANA, "--steps", "10", "--quiet", "--out", str(run), "--resume"]) == 1
     error = capsys.readouterr().err
-    assert "training.pt does not fit this model" in error and "Traceback" not in error
+    assert "training.pt does not fit this model" in error and len(error) < 400 and "Traceback" not in error
 
 
 # ---------------------------------------------------------------------------------------------- failures
@@ -291,6 +289,7 @@ def test_truncated_foreign_and_wrong_architecture_checkpoints_give_clear_errors(
     (tmp_path / "truncated.pt").write_bytes(good[: len(good) // 2])
     torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
     (tmp_path / "text.pt").write_bytes(pickle.dumps("not a checkpoint"))
+    (tmp_path / "empty.pt").write_bytes(b"")
     payload = read_checkpoint(tmp_path / "model.pt")
     payload["config"]["hidden"] = 32
     atomic_save(payload, tmp_path / "wrong.pt")
@@ -298,12 +297,14 @@ def test_truncated_foreign_and_wrong_architecture_checkpoints_give_clear_errors(
         "truncated.pt": "not a readable canonflow checkpoint",
         "foreign.pt": "not a canonflow checkpoint",
         "text.pt": "not a readable canonflow checkpoint",
+        "empty.pt": "not a readable canonflow checkpoint",
         "wrong.pt": "weights do not fit a CanonicalFlow",
         "training.pt": "is a training state",
         "missing.pt": "no checkpoint at",
     }
+    usage = ("training.pt", "missing.pt")  # the wrong file given: exit code 2; an unusable checkpoint: 1
     for name, message in expected.items():
-        assert main(["evaluate", str(tmp_path / name), "--quiet"]) != 0, name
+        assert main(["evaluate", str(tmp_path / name), "--quiet"]) == (2 if name in usage else 1), name
         error = capsys.readouterr().err
         assert message in error and "Traceback" not in error and len(error.strip().splitlines()) == 1, error
 

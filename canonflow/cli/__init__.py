@@ -2,7 +2,7 @@
 
 Every subcommand module (``demo``, ``action_angle``, ``free_energy``, ``density``, ``sample``,
 ``learn_hamiltonian``, ``evaluate``, ``bench``) defines ``OPTIONS``, a ``run(config, run) -> dict`` (``run``: a
-:class:`~canonflow.cli.run_directory.Run`, e.g. ``Run(out)``) that the scripts in ``experiments/`` call, a
+:class:`~canonflow.run_directory.Run`, e.g. ``Run(out)``) that the scripts in ``experiments/`` call, a
 ``report(results) -> lines``, optionally ``evaluate_checkpoint``, and ``COMMAND`` made of them by
 :func:`canonflow.cli.run.command`; :mod:`canonflow.cli.run` is the harness they share; their presets are data
 (:mod:`canonflow.presets`); the metrics they report are computed by the library.
@@ -19,9 +19,8 @@ from torch.distributed.elastic.multiprocessing.errors import record
 
 from canonflow.cli import bench, evaluate
 from canonflow.cli.run import Command, add_arguments, run_parsed
-from canonflow.cli.run_directory import Run
 
-__all__ = ["COMMANDS", "Run", "build_parser", "main"]
+__all__ = ["COMMANDS", "build_parser", "main"]
 
 COMMANDS: dict[str, Command] = {
     command.name: command for command in (*evaluate.EVALUATORS.values(), evaluate.COMMAND, bench.COMMAND)

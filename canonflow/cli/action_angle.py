@@ -21,10 +21,10 @@ import torch
 from canonflow.action_angle import ActionAngleFlow, evaluate, make_loss, parameter_count
 from canonflow.cli.options import COMMON_OPTIONS, TRAINING_OPTIONS, Option, complete
 from canonflow.cli.run import command
-from canonflow.cli.run_directory import Run
 from canonflow.data import TrajectoryData, trajectories
 from canonflow.plots import plot_action_angle
 from canonflow.presets import build_chart, build_system, initial_states, load_preset, presets
+from canonflow.run_directory import Run
 from canonflow.systems import HamiltonianSystem
 
 __all__ = ["COMMAND", "OPTIONS", "report", "run"]

@@ -18,8 +18,8 @@ import torch
 from canonflow.benchmark import measure, speedup_panels, tables
 from canonflow.cli.options import COMMON_OPTIONS, Option, complete
 from canonflow.cli.run import command
-from canonflow.cli.run_directory import Run
 from canonflow.plots import plot_bars
+from canonflow.run_directory import Run
 
 __all__ = ["COMMAND", "OPTIONS", "measure", "report", "run"]
 

@@ -20,25 +20,26 @@ from typing import Any
 import torch
 
 from canonflow.cli import action_angle
-from canonflow.cli.options import COMMON_OPTIONS, TRAINING_OPTIONS, Option, complete, torch_dtype
+from canonflow.cli.options import COMMON_OPTIONS, TRAINING_OPTIONS, Option, complete
 from canonflow.cli.run import command
-from canonflow.cli.run_directory import Run
 from canonflow.data import BANANA_NLL, banana
 from canonflow.distributed import check_global_batch, shard
 from canonflow.flow import CanonicalFlow
 from canonflow.plots import plot_scatter
 from canonflow.presets import load_preset
+from canonflow.run_directory import Run
 from canonflow.testing import symplectic_defect
 from canonflow.training import TrainConfig, train
+from canonflow.validation import as_dtype, check_positive_float, check_positive_int
 
 __all__ = ["COMMAND", "OPTIONS", "checks", "report", "run"]
 
 OPTIONS = (
     Option("example", "kepler", "which demo: Kepler action-angle coordinates or a banana density",
            choices=("kepler", "banana")),
-    Option("lr", 1e-2, "Adam learning rate (banana)"),
-    Option("batch_size", 256, "minibatch size (banana)"),
-    Option("hidden", 64, "hidden width of the gradient fields (banana)"),
+    Option("lr", 1e-2, "Adam learning rate (banana)", check=check_positive_float),
+    Option("batch_size", 256, "minibatch size (banana)", check=check_positive_int),
+    Option("hidden", 64, "hidden width of the gradient fields (banana)", check=check_positive_int),
     *TRAINING_OPTIONS,
     *COMMON_OPTIONS,
 )  # fmt: skip
@@ -75,7 +76,7 @@ def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
         shared = {option.name for option in action_angle.OPTIONS} - {"system"}
         kepler = {key: value for key, value in config.items() if key in shared}
         return action_angle.run(kepler | {"system": preset["action_angle"]}, run)
-    dtype, device = torch_dtype(config), run.device(config)
+    dtype, device = as_dtype(config["dtype"], "demo"), run.device(config)
     data, test = _data(config["seed"], dtype)
     data, batch = data.to(device), config["batch_size"]
     torch.manual_seed(config["seed"])

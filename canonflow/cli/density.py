@@ -25,21 +25,30 @@ import torch
 from nflows.flows import Flow
 
 import canonflow
-from canonflow.cli.options import COMMON_OPTIONS, TRAINING_OPTIONS, Option, complete, torch_dtype
+from canonflow.cli.options import COMMON_OPTIONS, TRAINING_OPTIONS, Option, complete
 from canonflow.cli.run import command
-from canonflow.cli.run_directory import Run, training_summary
 from canonflow.data import Dataset, load_dataset
 from canonflow.density import fit_density, held_out_nll
 from canonflow.flow import CanonicalFlow
 from canonflow.plots import plot_density_samples, plot_training_curves
 from canonflow.presets import load_preset, presets
+from canonflow.run_directory import Run
 from canonflow.training import TrainConfig, TrainResult
+from canonflow.validation import as_dtype, check_positive_int
 
 __all__ = ["COMMAND", "OPTIONS", "fit_entry", "plot", "report", "run", "settings", "test_entry"]
 
 OPTIONS = (
     Option("dataset", "ring2d", "data set (digits needs scikit-learn)", choices=sorted(presets("density"))),
-    Option("momenta", None, "momentum draws K of the test NLL", kind=int, default_text="64, 8 quick"),
+    Option(
+        "momenta",
+        None,
+        "momentum draws K of the test NLL",
+        kind=int,
+        default_text="64, 8 quick",
+        check=check_positive_int,
+        on_resume=True,
+    ),
     *TRAINING_OPTIONS,
     *COMMON_OPTIONS,
 )
@@ -66,7 +75,7 @@ def fit_entry(model: Flow, result: TrainResult) -> dict[str, Any]:
     """The training part of a results entry: size, time, steps, curves and the best validation NLL."""
     validation = result.validation
     return {
-        **training_summary(model, result),
+        **result.summary(model),
         "validation_curve": {"steps": [step for step, _ in validation], "values": [value for _, value in validation]},
         "validation_nll": result.best_validation,
     }
@@ -80,7 +89,7 @@ def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
     preset = settings(config)
     data = load_dataset(name, seed, **preset["data"])
     dim = data.train.shape[1]
-    dtype, device = torch_dtype(config), run.device(config)
+    dtype, device = as_dtype(config["dtype"], "density"), run.device(config)
     torch.manual_seed(seed)
     model = CanonicalFlow.build(dim, **preset["model"]).to(dtype=dtype, device=device)
     training = {key: preset[key] for key in ("steps", "lr", "grad_clip", "patience", "time_limit")}

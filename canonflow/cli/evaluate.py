@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from canonflow.checkpoint import load, read_checkpoint
 from canonflow.cli import action_angle, demo, density, free_energy, learn_hamiltonian, sample
 from canonflow.cli.options import COMMON_OPTIONS, Option, complete
 from canonflow.cli.run import Command, command
-from canonflow.cli.run_directory import Run
+from canonflow.run_directory import Run
 
 __all__ = ["COMMAND", "OPTIONS", "run"]
 
@@ -52,8 +53,8 @@ def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
     """Load ``config["checkpoint"]`` and return ``kind``, ``config``, ``parameters``, ``extra``, ``trained_by``
     and, when known, the recomputed held-out ``metrics``."""
     config = complete(OPTIONS, config)
-    if config["checkpoint"] is None:
-        raise ValueError("evaluate: expected the path of a checkpoint (model.pt)")
+    if config["checkpoint"] is None or not Path(config["checkpoint"]).is_file():
+        raise ValueError(f"evaluate: no checkpoint at {config['checkpoint']}; expected the path of a model.pt")
     payload = read_checkpoint(config["checkpoint"])
     if payload.get("kind") == "training-state":
         raise ValueError(

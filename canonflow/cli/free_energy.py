@@ -21,24 +21,26 @@ import torch
 from nflows.flows import Flow
 
 import canonflow
-from canonflow.cli.options import COMMON_OPTIONS, TRAINING_OPTIONS, Option, complete, positive, torch_dtype
+from canonflow.cli.options import COMMON_OPTIONS, TRAINING_OPTIONS, Option, complete
 from canonflow.cli.run import command
-from canonflow.cli.run_directory import Run, training_summary
 from canonflow.density import fit_variational, latent_spectrum
 from canonflow.estimators import free_energy
 from canonflow.flow import CanonicalFlow
 from canonflow.plots import plot_free_energy, plot_training_curves
 from canonflow.presets import load_preset, presets
+from canonflow.run_directory import Run
 from canonflow.systems import HamiltonianSystem, get_system
 from canonflow.training import TrainConfig, TrainResult
+from canonflow.validation import as_dtype, check_positive_float, check_positive_int
 
 __all__ = ["COMMAND", "OPTIONS", "estimate", "estimates", "report", "run", "settings"]
 
 OPTIONS = (
     Option("system", "double_well", "Boltzmann distribution e^{-βH} of this system",
            choices=sorted(presets("free-energy"))),
-    Option("beta", 1.0, "inverse temperature β", check=positive),
-    Option("samples", None, "model samples of the free-energy estimates", kind=int, default_text="200000, 10000 quick"),
+    Option("beta", 1.0, "inverse temperature β", check=check_positive_float),
+    Option("samples", None, "model samples of the free-energy estimates", kind=int, default_text="200000, 10000 quick",
+           check=check_positive_int, on_resume=True),
     Option("gradient", None,
            "reverse-KL gradient estimator: 'path' (path derivative, zero variance at the optimum) or 'total'",
            kind=str, choices=("path", "total"), default_text="the preset's"),
@@ -67,7 +69,7 @@ def estimate(
     model: Flow, system: HamiltonianSystem, beta: float, samples: int, seed: int, result: TrainResult
 ) -> dict[str, Any]:
     """The results entry of one trained model: size, training, free-energy estimates and their errors."""
-    entry = {**training_summary(model, result), **estimates(model, system, beta, samples, seed)}
+    entry = {**result.summary(model), **estimates(model, system, beta, samples, seed)}
     del entry["exact_free_energy"]
     return entry
 
@@ -81,7 +83,7 @@ def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
     system = get_system(name)
     torch.manual_seed(seed)
     model = CanonicalFlow.build(system.n, beta=beta, **preset["model"])
-    model = model.to(dtype=torch_dtype(config), device=run.device(config))
+    model = model.to(dtype=as_dtype(config["dtype"], "free-energy"), device=run.device(config))
     training = {key: preset[key] for key in ("steps", "lr", "time_limit")}
     options = run.training_options(config, training, description=f"{name}/canonflow")
     gradient, train_config = preset["gradient"], TrainConfig(**options)

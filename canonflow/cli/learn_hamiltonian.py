@@ -21,9 +21,8 @@ from typing import Any
 
 import torch
 
-from canonflow.cli.options import COMMON_OPTIONS, TRAINING_OPTIONS, Option, complete, non_negative
+from canonflow.cli.options import COMMON_OPTIONS, TRAINING_OPTIONS, Option, complete
 from canonflow.cli.run import command
-from canonflow.cli.run_directory import Run
 from canonflow.data import TrajectoryData, trajectories
 from canonflow.hamiltonian_learning import (
     MODES,
@@ -36,7 +35,9 @@ from canonflow.hamiltonian_learning import (
 )
 from canonflow.plots import plot_hamiltonian
 from canonflow.presets import build_system, initial_states, load_preset, presets
+from canonflow.run_directory import Run
 from canonflow.training import TrainConfig
+from canonflow.validation import check_non_negative_int, check_positive_float
 
 __all__ = ["COMMAND", "OPTIONS", "errors", "report", "run"]
 
@@ -44,11 +45,11 @@ OPTIONS = (
     Option("system", "spring", "system and protocol", choices=sorted(presets("learn-hamiltonian"))),
     Option("mode", None, "loss", kind=str, choices=MODES, default_text="the protocol's"),
     Option("adjoint", None, "implicit midpoint: adjoint gradients", kind=bool, default_text="on for implicit_midpoint"),
-    Option("lr", None, "Adam learning rate", kind=float, default_text="the protocol's"),
+    Option("lr", None, "Adam learning rate", kind=float, default_text="the protocol's", check=check_positive_float),
     Option("polynomial", None, "degree of HamiltonianNet's polynomial part (0: none)", kind=int,
-           default_text="the protocol's", check=non_negative),
+           default_text="the protocol's", check=check_non_negative_int),
     Option("base_steps", None, "steps fitting the polynomial part alone first (0: none)", kind=int,
-           default_text="the protocol's (0 without a polynomial part)", check=non_negative),
+           default_text="the protocol's (0 without a polynomial part)", check=check_non_negative_int),
     *TRAINING_OPTIONS,
     *COMMON_OPTIONS,
 )  # fmt: skip

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
+from canonflow.validation import check_device, check_positive_float, check_positive_int, check_seed
 
 __all__ = [
     "COMMON_OPTIONS",
@@ -23,11 +23,8 @@ __all__ = [
     "Option",
     "add_options",
     "complete",
-    "non_negative",
-    "positive",
     "read_config_file",
     "resolve_config",
-    "torch_dtype",
 ]
 
 
@@ -41,8 +38,10 @@ class Option:
 
     ``kind`` is ``int``, ``float``, ``str`` or ``bool`` (taken from ``default`` when that is not ``None``);
     ``None`` as default means "the preset's value" and is described by ``default_text`` in ``--help``.
-    ``check(value)`` returns an error text for an invalid value, or ``None``. A ``positional`` option is an
-    argument (as ``CHECKPOINT`` of ``evaluate``), required on the command line.
+    ``check(value, name, who)`` (a :mod:`canonflow.validation` check) raises ``ValueError`` for an invalid value.
+    A ``positional`` option is an argument (as ``CHECKPOINT`` of ``evaluate``), required on the command line.
+    ``on_resume``: the option may differ from the stored config when a run is resumed (budgets, evaluation
+    sizes, where it runs); any other difference is refused.
     """
 
     name: str
@@ -51,8 +50,9 @@ class Option:
     kind: type | None = None
     choices: Sequence[Any] | None = None
     default_text: str | None = None
-    check: Callable[[Any], str | None] | None = None
+    check: Callable[[Any, str, str], object] | None = None
     positional: bool = False
+    on_resume: bool = False
 
     @property
     def type(self) -> type:
@@ -65,44 +65,24 @@ class Option:
         return "--" + self.name.replace("_", "-")
 
 
-def positive(value: float) -> str | None:
-    """An option check: ``value > 0``."""
-    return None if value > 0 else f"must be positive, got {value}"
-
-
-def non_negative(value: float) -> str | None:
-    """An option check: ``value >= 0``."""
-    return None if value >= 0 else f"must be >= 0, got {value}"
-
-
-def _device(value: str) -> str | None:
-    try:
-        device = torch.device(value)
-    except RuntimeError:
-        return f"expected a torch device such as 'cpu', 'cuda' or 'cuda:1', got {value!r}"
-    if device.type == "cuda" and not torch.cuda.is_available():
-        return f"{value!r} was requested but CUDA is not available to this torch ({torch.__version__}); use 'cpu'"
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        return f"{value!r} was requested but only {torch.cuda.device_count()} CUDA device(s) are visible"
-    if device.type not in ("cpu", "cuda"):
-        return f"expected 'cpu' or 'cuda[:N]', got {value!r}"
-    return None
-
-
 COMMON_OPTIONS = (
-    Option("seed", 0, "random seed of data, initialization and minibatches"),
-    Option("device", "cpu", "torch device ('cpu', 'cuda', 'cuda:N')", check=_device),
+    Option("seed", 0, "random seed of data, initialization and minibatches", check=check_seed),
+    Option("device", "cpu", "torch device ('cpu', 'cuda', 'cuda:N')", check=check_device, on_resume=True),
     Option("dtype", "float64", "floating dtype of the model", choices=("float32", "float64")),
     Option("quick", False, "a smoke run of a few seconds (small data, few steps)"),
-    Option("threads", None, "torch CPU threads", kind=int, default_text="torch's default", check=positive),
-)
+    Option("threads", None, "torch CPU threads", kind=int, default_text="torch's default", check=check_positive_int,
+           on_resume=True),
+)  # fmt: skip
 """Options every subcommand takes."""
 
 TRAINING_OPTIONS = (
-    Option("steps", None, "optimizer steps", kind=int, default_text="the preset's", check=positive),
-    Option("time_limit", None, "training time limit in seconds", kind=float, default_text="the preset's"),
-    Option("checkpoint_every", 500, "write OUT/training.pt every this many steps", check=positive),
-)
+    Option("steps", None, "optimizer steps", kind=int, default_text="the preset's", check=check_positive_int,
+           on_resume=True),
+    Option("time_limit", None, "training time limit in seconds", kind=float, default_text="the preset's",
+           check=check_positive_float, on_resume=True),
+    Option("checkpoint_every", 500, "write OUT/training.pt every this many steps", check=check_positive_int,
+           on_resume=True),
+)  # fmt: skip
 """Options of every subcommand that trains (``steps`` and ``time_limit`` override the preset when given)."""
 
 
@@ -114,8 +94,8 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
             return tomllib.load(stream)
     except FileNotFoundError as error:
         raise ConfigError(f"no config file at {path}") from error
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path} is not valid TOML: {error}") from error
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path} is not a valid TOML text file: {error}") from error
 
 
 def _checked(option: Option, value: Any, source: str) -> Any:
@@ -128,9 +108,11 @@ def _checked(option: Option, value: Any, source: str) -> Any:
         raise ConfigError(f"{source}: {option.name} must be a {expected.__name__}, got {value!r}")
     if option.choices is not None and value not in option.choices:
         raise ConfigError(f"{source}: invalid {option.name} {value!r}; choose one of {', '.join(option.choices)}")
-    problem = option.check(value) if option.check is not None else None
-    if problem is not None:
-        raise ConfigError(f"{source}: {option.name}: {problem}")
+    if option.check is not None:
+        try:
+            option.check(value, option.name, source)
+        except (TypeError, ValueError) as error:
+            raise ConfigError(str(error)) from error
     return value
 
 
@@ -165,11 +147,6 @@ def resolve_config(
 def complete(options: Sequence[Option], config: Mapping[str, Any] | None) -> dict[str, Any]:
     """``config`` checked and completed with the defaults (what a subcommand's ``run`` does first)."""
     return resolve_config(options, config, source="config")
-
-
-def torch_dtype(config: Mapping[str, Any]) -> torch.dtype:
-    """The torch dtype named by ``config["dtype"]``."""
-    return {"float32": torch.float32, "float64": torch.float64}[config["dtype"]]
 
 
 def add_options(parser: argparse.ArgumentParser, options: Sequence[Option]) -> None:

@@ -2,14 +2,16 @@
 
 A subcommand is a :class:`Command`: a name, its :class:`~canonflow.cli.options.Option` list and a
 ``run(config, run) -> dict`` function that trains/evaluates and returns its results (``run`` is the
-:class:`~canonflow.cli.run_directory.Run` that owns the run directory). :func:`execute` resolves the config (the
-options' defaults < the ``--config`` TOML file < flags given on the command line), writes ``OUT/config.toml``
-and ``OUT/figures`` before and ``OUT/metrics.json`` after the run, prints the command's report, and turns the
-expected failures into one line on stderr and an exit code:
+:class:`~canonflow.run_directory.Run` that owns the run directory). :func:`execute` resolves the config (the
+options' defaults < the ``--config`` TOML file < flags given on the command line), claims the run directory
+(:meth:`~canonflow.run_directory.Run.claim`: locked, and refused when busy, not empty without ``--overwrite`` or
+not the run ``--resume`` asks for, before anything is written), writes ``OUT/config.toml`` and ``OUT/figures``
+before and ``OUT/metrics.json`` after the run, prints the command's report, and turns the expected failures
+into one line on stderr and an exit code:
 
 * ``0``: done; ``1``: training diverged (NaN/Inf loss) or a checkpoint could not be used;
 * ``2``: invalid input (unknown config key, invalid value, missing file, CUDA requested but unavailable) or a
-  run directory that cannot be written;
+  run directory that cannot be used (busy, not empty, another run than the one resumed, not writable);
 * ``130``: interrupted by Ctrl-C (the training state is saved first, so ``--resume`` continues).
 
 Data-parallel runs: a command with ``distributed=True`` takes ``--nproc N`` (:func:`run_parsed` then relaunches
@@ -34,8 +36,8 @@ import torch
 
 from canonflow.checkpoint import CheckpointError
 from canonflow.cli.options import ConfigError, Option, add_options, read_config_file, resolve_config
-from canonflow.cli.run_directory import Run
 from canonflow.distributed import DistributedContext, close_distributed, context_from_environment, launch
+from canonflow.run_directory import Run, RunDirectoryError
 from canonflow.training import TrainingDiverged
 
 __all__ = ["Command", "add_arguments", "command", "execute", "run_parsed", "script_main"]
@@ -76,11 +78,12 @@ def command(module: str, name: str, help: str, *, resumable: bool = True, distri
 
 
 def add_arguments(parser: argparse.ArgumentParser, command: Command) -> None:
-    """Add ``command``'s options and the run flags (``--config``, ``--out``, ``--resume``, ``--nproc``,
-    ``--quiet``) to ``parser``."""
+    """Add ``command``'s options and the run flags (``--config``, ``--out``, ``--overwrite``, ``--resume``,
+    ``--nproc``, ``--quiet``) to ``parser``."""
     add_options(parser, command.options)
     parser.add_argument("--config", type=Path, metavar="FILE.toml", help="config file; flags override it")
-    parser.add_argument("--out", type=Path, metavar="DIR", help="run directory (default: none, nothing written)")
+    parser.add_argument("--out", type=_directory, metavar="DIR", help="run directory (default: none, nothing written)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the run in a non-empty OUT (its files only)")
     if command.resumable:
         parser.add_argument(
             "--resume", action="store_true", help="continue from OUT/training.pt (with OUT/config.toml unless --config)"
@@ -94,6 +97,13 @@ def add_arguments(parser: argparse.ArgumentParser, command: Command) -> None:
             help="data-parallel processes on this machine, launched with torchrun (default: 1)",
         )
     parser.add_argument("--quiet", action="store_true", help="no progress bar, warnings only")
+
+
+def _directory(text: str) -> Path:
+    """``--out``'s value: a non-empty path."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("--out needs a directory, got an empty path")
+    return Path(text)
 
 
 def _process_count(text: str) -> int:
@@ -114,6 +124,7 @@ def execute(
     config_file: Path | None = None,
     out: Path | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     quiet: bool = False,
     argv: Sequence[str] | None = None,
     prog: str | None = None,
@@ -123,7 +134,11 @@ def execute(
     are reported as ``PROG: error: ...`` (``prog`` defaults to the command's name). ``distributed``: this
     rank's context in a data-parallel run (only rank 0 writes files and prints)."""
     name = prog or command.name
-    run = Run(out, progress=not quiet, resume=resume, distributed=distributed)
+    try:
+        run = Run(out, progress=not quiet, resume=resume, distributed=distributed, overwrite=overwrite)
+    except RunDirectoryError as error:
+        print(f"{name}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         if distributed is not None and not command.distributed:
             raise ConfigError(f"{command.name} does not support data-parallel runs; run it as a single process")
@@ -134,13 +149,14 @@ def execute(
             log.info("resuming with the config in %s", config_file)
         file_values = read_config_file(config_file) if config_file is not None else {}
         config = resolve_config(command.options, file_values, flags, source=str(config_file))
+        run.claim(command.name, config, {option.name for option in command.options if option.on_resume})
         if config.get("threads") is not None:
             torch.set_num_threads(config["threads"])
         if run.writes:
+            if resume and not run.has_training_state():
+                log.warning("%s: no training state in %s; starting from scratch", name, out)
             run.figures()
             run.write_config(command.name, config)
-            if resume and not (out / "training.pt").is_file():
-                log.warning("%s: no checkpoint in %s; starting from scratch", name, out)
         started, began = time.time(), time.perf_counter()
         results = command.run(config, run)
         if run.writes:
@@ -155,6 +171,8 @@ def execute(
     except (TrainingDiverged, CheckpointError, ValueError, OSError) as error:
         print(f"{name}: error: {error}", file=sys.stderr)
         return EXIT_FAILED if isinstance(error, (TrainingDiverged, CheckpointError)) else EXIT_USAGE
+    finally:
+        run.release()
     if run.is_main:
         for line in command.report(results):
             print(line)
@@ -186,6 +204,7 @@ def run_parsed(command: Command, args: argparse.Namespace, command_line: Sequenc
             config_file=args.config,
             out=out if out is not None else args.out,
             resume=getattr(args, "resume", False),
+            overwrite=args.overwrite,
             quiet=quiet,
             argv=command_line,
             prog=prog,

@@ -20,11 +20,11 @@ from typing import Any
 
 import torch
 
-from canonflow.cli.options import COMMON_OPTIONS, TRAINING_OPTIONS, Option, complete, torch_dtype
+from canonflow.cli.options import COMMON_OPTIONS, TRAINING_OPTIONS, Option, complete
 from canonflow.cli.run import command
-from canonflow.cli.run_directory import Run
 from canonflow.plots import plot_samplers
 from canonflow.presets import load_preset
+from canonflow.run_directory import Run
 from canonflow.sampling import (
     TARGETS,
     FlowSampler,
@@ -38,6 +38,7 @@ from canonflow.sampling import (
     train_sampler,
 )
 from canonflow.training import TrainConfig
+from canonflow.validation import as_dtype
 
 __all__ = ["COMMAND", "OPTIONS", "report", "run", "settings"]
 
@@ -81,7 +82,7 @@ def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
     }
     preset, training = {"steps": cfg["train_steps"], "lr": cfg["lr"], "grad_clip": 10.0}, {}
     for flow_name, flow in flows.items():
-        flow.to(dtype=torch_dtype(config), device=config["device"])
+        flow.to(dtype=as_dtype(config["dtype"], "sample"), device=config["device"])
         checkpoint = f"{flow_name}_training.pt"
         options = run.training_options(config, preset, f"{flow_name} flow", checkpoint=checkpoint, evaluations=10)
         batch, anneal, objective = cfg["batch"], cfg["anneal"], cfg["objective"]
