@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -12,9 +13,19 @@ from nflows.transforms import CompositeTransform
 from randomness import Z_SCORE, fixed_manual_seed, gen, manual_seed
 
 from canonflow import CanonicalFlow
-from canonflow.density import fit_density, fit_variational, gaussian_nll, latent_dependence, latent_frequencies, nll
+from canonflow.density import (
+    DEFAULT_GRAD_CLIP,
+    fit_density,
+    fit_variational,
+    gaussian_nll,
+    latent_dependence,
+    latent_frequencies,
+    nll,
+)
+from canonflow.density import fit as density_fit
 from canonflow.distributions import PhaseSpaceGaussian
-from canonflow.estimators import free_energy, reverse_kl
+from canonflow.estimators import forward_kl, free_energy, reverse_kl
+from canonflow.training import TrainConfig, TrainResult
 from canonflow.transforms import LinearSymplectic
 
 
@@ -172,3 +183,85 @@ def test_oscillator_mixture_rejects_bad_use() -> None:
         CanonicalFlow.build(2, blocks=0, components=3)
     x, log_q = flow.sample_and_log_prob(3)  # i.i.d. draws need no stratification
     torch.testing.assert_close(log_q, flow.log_prob(x))
+
+
+def test_fit_variational_clips_gradients_unless_a_config_says_otherwise(small_flow, monkeypatch) -> None:
+    seen: list[TrainConfig] = []
+
+    def record(model, loss_fn, config, **options) -> TrainResult:
+        seen.append(config)
+        return TrainResult()
+
+    monkeypatch.setattr(density_fit, "train", record)
+    energy = gaussian_target(2)
+    fit_variational(small_flow, energy)
+    fit_variational(small_flow, energy, steps=7, lr=0.1)
+    fit_variational(small_flow, energy, grad_clip=None)
+    given = quiet(5, 0.01)
+    fit_variational(small_flow, energy, config=given)
+    assert [config.grad_clip for config in seen] == [DEFAULT_GRAD_CLIP, DEFAULT_GRAD_CLIP, None, None]
+    assert (seen[1].steps, seen[1].lr, seen[1].description) == (7, 0.1, "fit_variational") and seen[3] is given
+    with pytest.raises(ValueError, match="fit_variational: pass either config or TrainConfig keyword"):
+        fit_variational(small_flow, energy, config=given, steps=3)
+
+
+@pytest.mark.parametrize("objective", ["reverse", "both"])
+def test_fit_variational_anneals_from_beta_start(small_flow, objective: str) -> None:
+    # the first loss is KL(q ‖ π_{β₀})/β up to a constant at β₀ = beta_start·β, on the first draws of the seed
+    energy, beta = gaussian_target(2), 2.0
+    start = copy.deepcopy(small_flow)
+    result = fit_variational(
+        small_flow, energy, beta, batch_size=64, objective=objective, anneal=0.5, beta_start=0.25, config=quiet(4, 0.01)
+    )
+    z = start.base.rsample(64, gen(0), stratified=True)
+    expected = reverse_kl(start, energy, z, 0.25 * beta) / beta
+    if objective == "both":
+        generator = gen(0)
+        start.base.rsample(64, generator, stratified=True)  # the forward term draws after the reverse one
+        expected = expected + forward_kl(start, energy, 64, 0.25 * beta, generator) / beta
+    assert result.losses[0] == pytest.approx(expected.item(), rel=1e-12)
+
+
+def test_an_annealed_fit_resumes_on_its_schedule(tmp_path) -> None:
+    # β follows the step: a fit stopped after one step (a 1 ns time limit) and resumed ends as one in one go does
+    target = gaussian_target(2)
+    config = quiet(6, 0.05, checkpoint=str(tmp_path / "training.pt"))
+    flows, results = {}, {}
+    for name, options in {
+        "whole": {"checkpoint": None},
+        "half": {"time_limit": 1e-9},
+        "resumed": {"resume": True},
+    }.items():
+        fixed_manual_seed(3)
+        flows[name] = CanonicalFlow.build(2, blocks=1, hidden=8).double()
+        results[name] = fit_variational(
+            flows[name], target, batch_size=32, anneal=1.0, config=TrainConfig(**{**config.__dict__, **options})
+        )
+    assert results["half"].steps == 1 and results["resumed"].losses == results["whole"].losses
+    for a, b in zip(flows["whole"].parameters(), flows["resumed"].parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.statistical
+def test_forward_kl_alone_fits_a_gaussian() -> None:
+    fixed_manual_seed(0)
+    energy = gaussian_target(1, seed=4)
+    flow = CanonicalFlow.build(1, blocks=0, linear="matrix_exp").double()
+    fit_variational(flow, energy, objective="forward", batch_size=128, config=quiet(150, 0.05))
+    estimate = free_energy(flow, energy, num_samples=20000, generator=gen(2))
+    exact = energy.free_energy(1.0)
+    assert abs(estimate.importance - exact) < 2e-3 and estimate.ess_fraction > 0.999  # seen: 1e-4, 0.99995
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"objective": "sideways"}, "objective"),
+        ({"anneal": 1.5}, "0 <= anneal <= 1"),
+        ({"anneal": True}, "0 <= anneal <= 1"),
+        ({"beta_start": 0.0}, "0 < beta_start <= 1"),
+    ],
+)
+def test_fit_variational_rejects_bad_options(small_flow, options: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=f"fit_variational.*{message}"):
+        fit_variational(small_flow, gaussian_target(2), config=quiet(1, 0.01), **options)
