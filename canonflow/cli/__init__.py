@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from torch.distributed.elastic.multiprocessing.errors import record
 
+import canonflow
 from canonflow.cli import bench, evaluate
 from canonflow.cli.run import Command, add_arguments, run_parsed
 
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Normalizing flows built from exact canonical transformations: train, evaluate, benchmark.",
         epilog="Each subcommand's --help lists its options with their choices and defaults.",
     )
+    parser.add_argument("--version", action="version", version=f"canonflow {canonflow.__version__}")
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS.values():
         formatter = argparse.RawDescriptionHelpFormatter

@@ -1,13 +1,7 @@
-"""``canonflow action-angle``: learn action-angle coordinates of a benchmark system and evaluate them.
+"""canonflow action-angle: learn action-angle coordinates of a benchmark system and evaluate them.
 
-:func:`run` trains an :class:`~canonflow.action_angle.ActionAngleFlow` on trajectories of one of the presets
-(``canonflow/presets/action-angle.toml``), evaluates it on held-out trajectories from another seed (drawn from
-the same region of phase space) and writes ``model.pt``, ``training.pt`` and ``figures/`` to ``OUT``. Results:
-the held-out metrics of :func:`canonflow.action_angle.evaluate` (``action_conservation``, ``angle_r2``,
-``angle_r2_min``, ``frequencies``, ``frequency_error``, ``frequency_matched``, ``angle_independence``) and
-``system``, ``description``, ``n``, ``model``, ``parameters``, ``training``, ``training_seconds``,
-``training_steps``, ``best_validation_loss`` (presets that train), ``data_seconds``, ``num_train``,
-``num_test``, ``anchor``, and ``action_error`` for presets that compare with the system's exact actions.
+Trains an action-angle flow on trajectories of the chosen system (its settings: canonflow/presets/action-angle.toml)
+and evaluates it on held-out trajectories from another seed. Results and files: docs/cli-results.md.
 """
 
 from __future__ import annotations

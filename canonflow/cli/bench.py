@@ -1,11 +1,8 @@
-"""``canonflow bench``: speed of canonflow's layers against their peers (forward + backward, batch 1024).
+"""canonflow bench: time canonflow's layers against their peers (forward + backward, batch 1024).
 
-Timed by :func:`canonflow.benchmark.measure` with ``torch.utils.benchmark`` (median of adaptive runs, at least
-``min_run_time`` seconds each): ``canonical_flow(n)`` vs nflows additive (NICE) couplings, ``IrrotationalMLP`` vs
-``GradientField``, diagonal ``LinearSymplectic`` vs ``MatrixExpSymplectic`` (sizes: see :mod:`canonflow.benchmark`).
-``--quick`` uses the two smallest sizes of each and 0.05 s per timing. Results: ``machine``, ``batch``,
-``dtype``, ``device`` and the rows ``flows``, ``fields`` and ``linear`` (times in ms; ``speedup`` = peer time /
-canonflow time); figure ``figures/speedups.png``.
+Canonical flows against nflows additive couplings, IrrotationalMLP against GradientField, diagonal
+LinearSymplectic against MatrixExpSymplectic; speedup = peer time / canonflow time. --quick: the two smallest
+sizes and 0.05 s per timing. Results: docs/cli-results.md.
 """
 
 from __future__ import annotations

@@ -1,15 +1,8 @@
-"""``canonflow demo``: the planar Kepler action-angle experiment in a few minutes, or a banana density.
+"""canonflow demo: learn action-angle coordinates of planar Kepler orbits in a few minutes, or fit a banana density.
 
-``--example kepler`` (default) is ``canonflow action-angle --system kepler2d_demo``: one canonical flow for a
-family of planar Kepler orbits (E ∈ [−0.8, −0.3], e ∈ [0.1, 0.7]), trained for at most 170 s, evaluated on
-held-out orbits; its results and files are those of :mod:`canonflow.cli.action_angle`.
-
-``--example banana`` fits a canonical flow to a banana density whose exact NLL is known, then checks the flow.
-The data are exact samples of ``N(0, I)`` pushed through the canonical shear ``(q, p) -> (q, p + q² − 1)``
-(:func:`canonflow.data.banana`), so the exact held-out NLL is ``log 2π + 1``. Results: ``steps``,
-``train_seconds``, ``parameters``, ``test_nll``, ``exact_nll``, ``round_trip_error`` (max ``|T⁻¹(T(x)) − x|``)
-and ``symplectic_defect`` (max ``|JᵀΩJ − Ω|``). Writes ``model.pt`` (a ``CanonicalFlow``), ``training.pt`` and
-``figures/samples.png``. Presets: ``canonflow/presets/demo.toml``.
+--example kepler (the default) runs canonflow action-angle --system kepler2d_demo. --example banana fits a
+canonical flow to a density whose exact NLL is known and checks the flow's exactness (inverse round trip,
+symplectic defect). Settings: canonflow/presets/demo.toml. Results and files: docs/cli-results.md.
 """
 
 from __future__ import annotations

@@ -1,18 +1,8 @@
-"""``canonflow density``: maximum-likelihood density estimation with a canonical flow on momentum-augmented data.
+"""canonflow density: maximum-likelihood density estimation with a canonical flow on momentum-augmented data.
 
-Configurations ``q`` (``digits``: scikit-learn's 8×8 images, 64 dims, dequantized with uniform noise, rescaled
-to ``(α, 1−α)`` and logit-transformed, then standardized; ``ring2d``: exact Boltzmann samples of Ring2D's
-positions; both from :func:`canonflow.data.load_dataset`) are augmented with momenta ``p ~ N(0, I)``, so the
-canonical flow models a 2n-dimensional phase space. Reported NLLs are of ``q`` alone: ``NLL(q, p) −
-NLL_gauss(p)`` averaged over momentum draws (an upper bound on ``NLL(q)``, see :mod:`canonflow.density`) and the
-tighter importance-weighted estimate over ``momenta`` draws. For digits they are also given in bits/dim of the
-dequantized pixel values (0..17). Presets: ``canonflow/presets/density.toml``.
-
-Results: ``dataset``, ``dim``, ``train``, ``validation``, ``test`` (sizes), ``exact_test_nll`` (ring2d) and
-``models.canonflow``: ``parameters``, ``train_seconds``, ``steps_run``, ``loss_curve``, ``validation_curve``,
-``validation_nll``, ``test_nll``, ``test_nll_stderr``, ``test_nll_importance_weighted`` (and for digits
-``test_bits_per_dim``, ``test_bits_per_dim_importance_weighted``). Writes ``model.pt``, ``training.pt`` and
-``figures/{training_curves,samples}.png``. ``experiments/density.py`` adds nflows baselines.
+Configurations q are augmented with momenta p ~ N(0, I); the reported NLLs are of q alone (an upper bound and
+an importance-weighted estimate). Settings: canonflow/presets/density.toml. Results and files:
+docs/cli-results.md.
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
-"""``canonflow evaluate CHECKPOINT``: describe any ``model.pt`` and recompute its held-out metrics.
+"""canonflow evaluate CHECKPOINT: describe any model.pt and recompute its held-out metrics.
 
-Loads the checkpoint with ``canonflow.load`` (``torch.load(weights_only=True)``; a corrupted, foreign or
-wrong-architecture file is a one-line error) and reports its ``kind``,
-``config``, ``parameters`` and ``extra``. When ``extra`` names what it was trained on (the subcommand that
-wrote it, or for older files a ``system``/``dataset``/``target`` key), the held-out metrics are recomputed by
-that subcommand and reported as ``metrics``.
+A corrupted, foreign or wrong-architecture file is a one-line error. When the checkpoint says what it was
+trained on, the held-out metrics are recomputed as the command that trained it computes them.
 """
 
 from __future__ import annotations

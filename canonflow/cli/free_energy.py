@@ -1,15 +1,8 @@
-"""``canonflow free-energy``: variational free energy of ``e^{−βH}`` with a canonical flow and oscillator base.
+"""canonflow free-energy: the free energy of a Boltzmann distribution e^(-βH) with a canonical flow.
 
-Trains a :class:`~canonflow.CanonicalFlow` by reverse KL (:func:`~canonflow.density.fit_variational`) and
-estimates ``F`` from fresh model samples. Presets: ``canonflow/presets/free-energy.toml``. Results: ``system``,
-``n``, ``beta``, ``exact_free_energy`` (``system.free_energy(β)``), ``neuralct_free_energy`` (the published
-neuralCT value, or ``null``), ``samples`` and ``models.canonflow``: ``parameters``, ``train_seconds``,
-``steps_run``, ``gradient``, ``loss_curve``, the fields of :class:`~canonflow.estimators.FreeEnergyEstimate`
-(``variational``, ``importance``, their ``*_stderr``, ``ess``, ``ess_fraction``, ...), ``variational_error``,
-``importance_error``, the learned latent ``frequencies`` (with a mixture base, ``base: "mixture"`` in the
-preset's model: one row of ``n`` per component, plus the ``mixture_weights``) and, for the harmonic chain,
-``exact_frequencies`` and ``frequency_relative_error_mean``/``_max``. Writes ``model.pt``, ``training.pt`` and
-``figures/{training_curves,latent_spectrum,samples}.png``. ``experiments/free_energy.py`` adds nflows baselines.
+Trains a canonical flow by reverse KL and estimates F from fresh model samples (variational and importance-
+sampled, with standard errors and ESS), against the exact value. Settings: canonflow/presets/free-energy.toml.
+Results and files: docs/cli-results.md.
 """
 
 from __future__ import annotations

@@ -1,15 +1,8 @@
-"""``canonflow learn-hamiltonian``: learn a Hamiltonian from noisy trajectories and compare it with the truth.
+"""canonflow learn-hamiltonian: learn a Hamiltonian from noisy trajectories and compare it with the truth.
 
-Protocols: one per preset (``canonflow/presets/learn-hamiltonian.toml``, whose comments describe them; all with
-canonflow's public API): ``spring`` and ``pendulum`` follow Greydanus et al. (2019), HNN (derivative matching;
-energy MSE along rollouts, in their units ``H_G = 2H``); ``double_well``, ``coupled_oscillator`` and
-``henon_heiles`` follow Choudhary et al. (2024) (trajectory matching through the implicit midpoint rule; error
-``mean |H_θ − c − H|`` on the test sets of ``canonflow.hamiltonian_learning.hamiltonian_test_sets``).
-
-Results: ``system``, ``system_repr``, ``protocol``, ``mode``, ``adjoint``, ``derivatives``, ``data``,
-``model``, ``training``, ``hamiltonian_error`` (per test set), ``rollout`` (``energy_mse`` and per rollout,
-``energy_mse_librations``, ``state_mse``, ...), ``anchors``, ``total_seconds``, ``total_cpu_seconds``. Writes
-``model.pt``, ``training.pt`` and ``figures/{hamiltonian_contours,rollouts,energy_error}.png``.
+One protocol per system, from the literature it reproduces (Greydanus et al. 2019 for spring and pendulum,
+Choudhary et al. 2024 for the others); canonflow/presets/learn-hamiltonian.toml describes them. Reports the
+Hamiltonian error on test sets and the energy error along rollouts. Results and files: docs/cli-results.md.
 """
 
 from __future__ import annotations

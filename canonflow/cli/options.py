@@ -8,6 +8,7 @@ the command line. :func:`resolve_config` checks types, choices and values and ra
 from __future__ import annotations
 
 import argparse
+import difflib
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -107,7 +108,9 @@ def _checked(option: Option, value: Any, source: str) -> Any:
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
         raise ConfigError(f"{source}: {option.name} must be a {expected.__name__}, got {value!r}")
     if option.choices is not None and value not in option.choices:
-        raise ConfigError(f"{source}: invalid {option.name} {value!r}; choose one of {', '.join(option.choices)}")
+        close = difflib.get_close_matches(str(value), list(map(str, option.choices)), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigError(f"{source}: invalid {option.name} {value!r}; {hint}choose one of {', '.join(option.choices)}")
     if option.check is not None:
         try:
             option.check(value, option.name, source)
@@ -151,7 +154,8 @@ def complete(options: Sequence[Option], config: Mapping[str, Any] | None) -> dic
 
 def add_options(parser: argparse.ArgumentParser, options: Sequence[Option]) -> None:
     """Add ``options`` to ``parser``. Defaults are ``SUPPRESS``ed: only flags actually given reach the
-    namespace, so they override the config file and nothing else does."""
+    namespace, so they override the config file and nothing else does. Choices are checked with the config
+    (:func:`resolve_config`), which suggests the closest one."""
     for option in options:
         shown = option.default_text if option.default is None else repr(option.default)
         text = f"{option.help} (default: {shown})"
@@ -164,6 +168,6 @@ def add_options(parser: argparse.ArgumentParser, options: Sequence[Option]) -> N
         else:
             metavar = "{" + ",".join(map(str, option.choices)) + "}" if option.choices else option.name.upper()
             parser.add_argument(
-                option.flag, type=option.type, choices=option.choices, default=argparse.SUPPRESS, metavar=metavar,
+                option.flag, type=option.type, default=argparse.SUPPRESS, metavar=metavar,
                 help=text,
             )  # fmt: skip

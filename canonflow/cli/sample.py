@@ -1,15 +1,8 @@
-"""``canonflow sample``: compare samplers on a hard target: tuned HMC, NeuTra-HMC, flow-MCMC, learned leapfrog.
+"""canonflow sample: compare samplers on a hard target: tuned HMC, NeuTra-HMC, flow-MCMC, learned leapfrog.
 
-Trains a canonical :class:`~canonflow.sampling.FlowSampler` and a leapfrog one (reverse KL, forward KL by
-self-normalized importance sampling, or both; per-target choices in ``canonflow/presets/sample.toml``), then
-samples the target with tuned HMC, NeuTra-HMC and flow-MCMC (with either flow). Results: ``target``, ``dim``,
-``settings``, ``samplers`` (per sampler: bulk/tail ESS, R̂, ESS per target evaluation and per second and
-relative to HMC, acceptance, divergences, moment errors in Monte Carlo standard errors, and for the mixture
-the mode fractions), ``training`` (per flow: seconds, steps, best reverse-KL bound, importance-sampling ESS
-and ``log Z`` estimate, parameters), ``exact_iid_reference`` (the moment check applied to exact i.i.d. draws
-of the same size, to calibrate it) and ``notes``. Writes ``model.pt`` (the canonical flow), ``leapfrog.pt``,
-their ``*_training.pt`` and ``figures/{samples,traces,ess}.png``. ``experiments/sampling_table.py`` prints
-the table of several runs.
+Trains a canonical flow sampler and a leapfrog one, then samples the target with each method and reports
+ESS per target evaluation, R-hat, acceptance and moment errors. Settings: canonflow/presets/sample.toml.
+Results and files: docs/cli-results.md.
 """
 
 from __future__ import annotations
