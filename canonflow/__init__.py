@@ -21,7 +21,7 @@ from canonflow.checkpoint import load
 from canonflow.flow import CanonicalFlow
 from canonflow.validation import set_validation, validation, validation_enabled
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "__version__",
