@@ -9,6 +9,7 @@ chosen step, as a Ctrl-C or a diverging loss would.
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 import subprocess
@@ -384,3 +385,46 @@ def test_run_writes_only_with_a_directory_and_on_rank_0(tmp_path: Path) -> None:
     )
     assert options["steps"] == 40 and options["time_limit"] == 5.0 and options["eval_every"] == 2
     assert options["checkpoint"] == str(tmp_path / "training.pt") and options["resume"] and options["seed"] == 3
+
+
+# ---------------------------------------------------------------------------------------------- your own objects
+OWN_SYSTEM = """
+from canonflow.systems import HamiltonianSystem
+
+def potential(q):
+    return 0.5 * (q[:, 0] ** 2 - 1) ** 2 + 2.0 * q[:, 1] ** 2
+
+system = HamiltonianSystem.from_potential(potential, n=2)
+not_a_system = potential
+"""
+
+
+def test_free_energy_of_your_own_system_from_a_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "mine.py").write_text(OWN_SYSTEM)
+    spec, out = f"{tmp_path / 'mine.py'}:system", tmp_path / "run"
+    argv = ["free-energy", "--system", spec, "--quick", "--quiet", "--steps", "30", "--samples", "4000"]
+    assert main([*argv, "--out", str(out)]) == 0
+    assert "exact F unknown" in capsys.readouterr().out
+    results = json.loads((out / "metrics.json").read_text())["results"]
+    assert results["system"] == spec and results["n"] == 2 and results["exact_free_energy"] is None
+    entry = results["models"]["canonflow"]
+    assert entry["importance_error"] is None and math.isfinite(entry["importance"]) and entry["ess"] > 0
+    assert main(["evaluate", str(out / "model.pt"), "--quick", "--quiet"]) == 0  # re-imports the system
+    assert "importance" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [("{dir}/missing.py:system", "no file"), ("{dir}/mine.py:nothing", "to be a HamiltonianSystem, got nothing"),
+     ("{dir}/mine.py:not_a_system", "to be a HamiltonianSystem, got function"),
+     ("no_such_module_anywhere:system", "importing no_such_module_anywhere failed: ModuleNotFoundError"),
+     ("{dir}/mine.py:", "expected 'package.module:name' or 'path/to/file.py:name'")],
+)  # fmt: skip
+def test_a_bad_object_spec_is_a_one_line_error_before_anything_is_written(
+    tmp_path: Path, spec: str, message: str, capsys: pytest.CaptureFixture
+) -> None:
+    (tmp_path / "mine.py").write_text(OWN_SYSTEM)
+    out = tmp_path / "run"
+    assert main(["free-energy", "--system", spec.format(dir=tmp_path), "--quick", "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert message in error and len(error.strip().splitlines()) == 1 and not out.exists(), error

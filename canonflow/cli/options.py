@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import functools
+import importlib
+import importlib.util
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from canonflow.validation import check_device, check_positive_float, check_positive_int, check_seed
@@ -24,6 +28,7 @@ __all__ = [
     "Option",
     "add_options",
     "complete",
+    "import_object",
     "read_config_file",
     "resolve_config",
 ]
@@ -42,7 +47,9 @@ class Option:
     ``check(value, name, who)`` (a :mod:`canonflow.validation` check) raises ``ValueError`` for an invalid value.
     A ``positional`` option is an argument (as ``CHECKPOINT`` of ``evaluate``), required on the command line.
     ``on_resume``: the option may differ from the stored config when a run is resumed (budgets, evaluation
-    sizes, where it runs); any other difference is refused.
+    sizes, where it runs); any other difference is refused. ``objects``: besides its choices the option takes
+    the user's own object of this type (e.g. ``"HamiltonianSystem"``), named ``package.module:name`` or
+    ``path/to/file.py:name`` (:func:`import_object`).
     """
 
     name: str
@@ -54,6 +61,7 @@ class Option:
     check: Callable[[Any, str, str], object] | None = None
     positional: bool = False
     on_resume: bool = False
+    objects: type | None = None
 
     @property
     def type(self) -> type:
@@ -107,7 +115,9 @@ def _checked(option: Option, value: Any, source: str) -> Any:
         value = float(value)
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
         raise ConfigError(f"{source}: {option.name} must be a {expected.__name__}, got {value!r}")
-    if option.choices is not None and value not in option.choices:
+    if option.objects is not None and isinstance(value, str) and ":" in value:
+        import_object(value, option.objects, f"{source}: {option.name}")
+    elif option.choices is not None and value not in option.choices:
         close = difflib.get_close_matches(str(value), list(map(str, option.choices)), n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise ConfigError(f"{source}: invalid {option.name} {value!r}; {hint}choose one of {', '.join(option.choices)}")
@@ -117,6 +127,37 @@ def _checked(option: Option, value: Any, source: str) -> Any:
         except (TypeError, ValueError) as error:
             raise ConfigError(str(error)) from error
     return value
+
+
+def import_object(spec: str, kind: type, who: str) -> Any:
+    """The object named by ``spec``: ``package.module:name`` (importable) or ``path/to/file.py:name``, imported
+    once per process; it must be an instance of ``kind``. Raises :class:`ConfigError` naming ``who`` and what went
+    wrong."""
+    module_name, _, attribute = spec.rpartition(":")
+    if not module_name or not attribute.isidentifier():
+        raise ConfigError(f"{who}: expected 'package.module:name' or 'path/to/file.py:name', got {spec!r}")
+    if module_name.endswith(".py") and not Path(module_name).is_file():
+        raise ConfigError(f"{who}: no file {module_name}")
+    try:
+        module = _import_module(module_name)
+    except Exception as error:  # the user's module may raise anything while it is imported
+        raise ConfigError(f"{who}: importing {module_name} failed: {type(error).__name__}: {error}") from error
+    value = getattr(module, attribute, None)
+    if not isinstance(value, kind):
+        got = "nothing" if value is None else type(value).__name__
+        raise ConfigError(f"{who}: expected {spec} to be a {kind.__name__}, got {got}")
+    return value
+
+
+@functools.cache
+def _import_module(name: str) -> ModuleType:
+    """The module ``name``, or the file ``name`` (ending in ``.py``) run as a module."""
+    if not name.endswith(".py"):
+        return importlib.import_module(name)
+    found = importlib.util.spec_from_file_location(Path(name).stem, name)
+    module = importlib.util.module_from_spec(found)
+    found.loader.exec_module(module)
+    return module
 
 
 def resolve_config(
@@ -158,7 +199,10 @@ def add_options(parser: argparse.ArgumentParser, options: Sequence[Option]) -> N
     (:func:`resolve_config`), which suggests the closest one."""
     for option in options:
         shown = option.default_text if option.default is None else repr(option.default)
-        text = f"{option.help} (default: {shown})"
+        own = (
+            "" if option.objects is None else f", or your own {option.objects.__name__} as MODULE:NAME or FILE.py:NAME"
+        )
+        text = f"{option.help}{own} (default: {shown})"
         if option.positional:
             parser.add_argument(option.name, type=option.type, help=option.help)
         elif option.type is bool:
