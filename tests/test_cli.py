@@ -389,6 +389,7 @@ def test_run_writes_only_with_a_directory_and_on_rank_0(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------- your own objects
 OWN_SYSTEM = """
+import torch
 from canonflow.systems import HamiltonianSystem
 
 def potential(q):
@@ -396,6 +397,13 @@ def potential(q):
 
 system = HamiltonianSystem.from_potential(potential, n=2)
 not_a_system = potential
+
+
+def initial(num, generator):
+    return 2 * torch.rand(num, 2, generator=generator, dtype=torch.float64) - 1
+
+
+quartic = HamiltonianSystem.from_potential(lambda q: 0.25 * q[:, 0] ** 4, n=1, sample_initial=initial)
 """
 
 
@@ -428,3 +436,18 @@ def test_a_bad_object_spec_is_a_one_line_error_before_anything_is_written(
     assert main(["free-energy", "--system", spec.format(dir=tmp_path), "--quick", "--out", str(out)]) == 2
     error = capsys.readouterr().err
     assert message in error and len(error.strip().splitlines()) == 1 and not out.exists(), error
+
+
+def test_action_angle_of_your_own_system_from_a_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    (tmp_path / "my_systems.py").write_text(OWN_SYSTEM)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = tmp_path / "run"
+    argv = ["action-angle", "--system", "my_systems:quartic", "--quick", "--quiet", "--steps", "10"]
+    assert main([*argv, "--out", str(out)]) == 0
+    results = json.loads((out / "metrics.json").read_text())["results"]
+    assert results["system"] == "my_systems:quartic" and results["n"] == 1 and results["training_steps"] == 10
+    assert results["description"] == "your own system (generic preset)" and len(results["action_conservation"]) == 1
+    assert main(["evaluate", str(out / "model.pt"), "--quick", "--quiet"]) == 0
+    assert "action_conservation" in capsys.readouterr().out

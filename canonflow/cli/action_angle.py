@@ -1,7 +1,9 @@
 """canonflow action-angle: learn action-angle coordinates of a benchmark system and evaluate them.
 
 Trains an action-angle flow on trajectories of the chosen system (its settings: canonflow/presets/action-angle.toml)
-and evaluates it on held-out trajectories from another seed. Results and files: docs/cli-results.md.
+and evaluates it on held-out trajectories from another seed. --system also takes your own HamiltonianSystem as
+MODULE:NAME (with a sample_initial for its initial states), trained with the generic preset. Results and files:
+docs/cli-results.md.
 """
 
 from __future__ import annotations
@@ -13,26 +15,38 @@ from typing import Any
 import torch
 
 from canonflow.action_angle import ActionAngleFlow, evaluate, make_loss, parameter_count
-from canonflow.cli.options import COMMON_OPTIONS, TRAINING_OPTIONS, Option, complete
+from canonflow.cli.options import COMMON_OPTIONS, TRAINING_OPTIONS, Option, complete, import_object
 from canonflow.cli.run import command
 from canonflow.data import TrajectoryData, trajectories
 from canonflow.plots import plot_action_angle
-from canonflow.presets import build_chart, build_system, initial_states, load_preset, presets
+from canonflow.presets import GENERIC, build_chart, build_system, initial_states, load_preset, presets
 from canonflow.run_directory import Run
 from canonflow.systems import HamiltonianSystem
 
-__all__ = ["COMMAND", "OPTIONS", "report", "run"]
+__all__ = ["COMMAND", "OPTIONS", "report", "run", "setup"]
 
 OPTIONS = (
-    Option("system", "oscillator", "benchmark system", choices=sorted(presets("action-angle"))),
+    Option(
+        "system",
+        "oscillator",
+        "benchmark system",
+        choices=sorted(set(presets("action-angle")) - {GENERIC}),
+        objects=HamiltonianSystem,
+    ),
     *TRAINING_OPTIONS,
     *COMMON_OPTIONS,
 )
 TEST_SEED_OFFSET = 1000
 
 
-def _system(preset: Mapping[str, Any]) -> HamiltonianSystem:
-    return build_system(preset["system"], preset.get("centre_of_mass", False))
+def setup(name: str, quick: bool = False) -> tuple[dict[str, Any], HamiltonianSystem]:
+    """The settings (``quick``: with the preset's quick changes) and the system of ``name``: a preset of the
+    catalogue, or the user's own system ``MODULE:NAME`` with the generic preset."""
+    if ":" in name:
+        system = import_object(name, HamiltonianSystem, "action-angle: system")
+        return load_preset("action-angle", GENERIC).settings(quick), system
+    preset = load_preset("action-angle", name).settings(quick)
+    return preset, build_system(preset["system"], preset.get("centre_of_mass", False))
 
 
 def _trajectories(preset: Mapping[str, Any], system: HamiltonianSystem, num: int, seed: int) -> TrajectoryData:
@@ -59,8 +73,7 @@ def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
     """
     config = complete(OPTIONS, config)
     name, seed = config["system"], config["seed"]
-    preset = load_preset("action-angle", name).settings(config["quick"])
-    system = _system(preset)
+    preset, system = setup(name, config["quick"])
     torch.manual_seed(seed)
     chart = {"chart": build_chart(preset["chart"], system)} if "chart" in preset else {}
     model = ActionAngleFlow(system.n, dtype=config["dtype"], **preset["model"], **chart)
@@ -102,8 +115,7 @@ def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
 def evaluate_checkpoint(model: torch.nn.Module, trained: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     """The held-out metrics of an action-angle ``model.pt`` (trained with the config ``trained``) on fresh
     held-out trajectories of its system (``config["quick"]``: 16 of them instead of the preset's number)."""
-    preset = load_preset("action-angle", trained["system"]).settings()
-    system = _system(preset)
+    preset, system = setup(trained["system"])
     num = 16 if config["quick"] else preset["num_test"]
     test = _trajectories(preset, system, num, trained["seed"] + TEST_SEED_OFFSET)
     return _evaluate(model, preset, system, test, trained["seed"])[0]

@@ -21,7 +21,7 @@ from canonflow.density import fit_variational, latent_spectrum
 from canonflow.estimators import free_energy
 from canonflow.flow import CanonicalFlow
 from canonflow.plots import plot_free_energy, plot_training_curves
-from canonflow.presets import Preset, load_preset, presets
+from canonflow.presets import GENERIC, Preset, load_preset, presets
 from canonflow.run_directory import Run
 from canonflow.systems import HamiltonianSystem, get_system
 from canonflow.training import TrainConfig, TrainResult
@@ -40,8 +40,6 @@ __all__ = [
     "system_of",
 ]
 
-GENERIC = "generic"
-"""The preset of a user's own system."""
 
 OPTIONS = (
     Option("system", "double_well", "Boltzmann distribution e^{-βH} of this system",

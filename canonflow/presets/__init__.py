@@ -26,6 +26,7 @@ from canonflow.presets.builders import build_chart, build_system, initial_states
 
 __all__ = [
     "COMMANDS",
+    "GENERIC",
     "Preset",
     "build_chart",
     "build_system",
@@ -37,6 +38,8 @@ __all__ = [
 
 COMMANDS = ("action-angle", "demo", "density", "free-energy", "learn-hamiltonian", "sample")
 """The commands with presets (a file ``<command>.toml`` each)."""
+GENERIC = "generic"
+"""The preset a command uses for the user's own object (given as ``MODULE:NAME`` instead of a preset name)."""
 
 
 def merge(*tables: Mapping[str, Any]) -> dict[str, Any]:
