@@ -1,10 +1,10 @@
 """MkDocs hooks of canonflow's site: the parts of the site generated from the code and the repository.
 
-* ``docs/cli.md``: the marker ``<!-- cli-options -->`` becomes one option table per subcommand, read from
-  ``canonflow.cli.COMMANDS``.
+* ``docs/cli.md``: the marker ``<!-- cli-options -->`` becomes one table per subcommand: its options, read from
+  ``canonflow.cli.COMMANDS``, and the run flags that ``canonflow.cli.run.add_arguments`` adds.
 * ``api/*.md``: one API page per top-level module of ``canonflow``. Every public name (each module's
-  ``__all__``) is documented once, under the shallowest module that exports it; a page that the ``nav`` of
-  ``mkdocs.yml`` does not list is a warning, so ``mkdocs build --strict`` fails on a new module without a page.
+  ``__all__``) is documented once, under the shallowest module that exports it; a new module's page that the
+  ``nav`` of ``mkdocs.yml`` does not list yet is added at the end of the "API reference" section.
 * ``results/``: ``experiments/results/*.md`` and the reference runs' figures, served from where they are.
 * ``tutorials/``: the notebooks, rendered as pages (they are stored without outputs) and offered for download.
 
@@ -15,6 +15,7 @@ file: it turns the reStructuredText of the docstrings (``:func:`name```, ``text:
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 import logging
@@ -30,7 +31,7 @@ log = logging.getLogger("mkdocs.hooks.canonflow")  # under "mkdocs": its warning
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI_MARKER = "<!-- cli-options -->"
-GENERATED: list[str] = []  # the pages on_files generated, which on_nav checks
+GENERATED: list[str] = []  # the pages on_files generated, which on_nav puts in the nav
 ROLE = re.compile(r":(?:py:)?[a-z]+:`[~!]?([^`]+)`")
 
 
@@ -57,12 +58,31 @@ def _fence_doctests(text: str) -> str:
     return "\n".join(out)
 
 
+SECTION = re.compile(r"^[A-Z][A-Za-z ]*:\s*$")  # a Google-style section title: "Args:", "Returns:", ...
+
+
+def _unquote_displays(text: str) -> str:
+    """``text`` with the ``code`` marks of reStructuredText block quotes (an indented block after a blank line,
+    outside a section and not a literal block after ``::``) removed: they hold displayed formulas, and Markdown
+    shows an indented block as code already."""
+    lines, heading, display = text.splitlines(), "", False
+    for index, line in enumerate(lines):
+        if line.strip() and not line.startswith("    "):
+            heading, display = line, False
+        elif line.startswith("    ") and index > 0 and not lines[index - 1].strip():
+            display = not SECTION.match(heading) and not heading.rstrip().endswith("::")
+        if display:
+            lines[index] = line.replace("``", "")
+    return "\n".join(lines)
+
+
 class ReStructuredTextRoles(griffe.Extension):
-    """Docstrings as Markdown: roles as code spans, ``::`` as ``:``, ``>>>`` examples fenced."""
+    """Docstrings as Markdown: roles as code spans, ``::`` as ``:``, displayed formulas without code marks,
+    ``>>>`` examples fenced."""
 
     def on_instance(self, *, obj: griffe.Object, **kwargs: object) -> None:
         if obj.docstring is not None:
-            obj.docstring.value = _fence_doctests(_markdown_text(obj.docstring.value))
+            obj.docstring.value = _fence_doctests(_markdown_text(_unquote_displays(obj.docstring.value)))
 
 
 # --- the API reference -----------------------------------------------------------------------------------------
@@ -140,21 +160,33 @@ def _option_row(option: object) -> str:
     return f"| `{flag}` | {shown} | {choices} | {_cell(_markdown_text(option.help))} |\n"
 
 
+def _run_flag_rows(command: object) -> str:
+    """Rows of the run flags that ``canonflow.cli.run.add_arguments`` gives ``command`` besides its options."""
+    from canonflow.cli.run import add_arguments
+
+    parser = argparse.ArgumentParser(add_help=False)
+    add_arguments(parser, command)
+    options = {option.name for option in command.options}
+    flags = [action for action in parser._actions if action.dest not in options]  # argparse lists them nowhere else
+    return "".join(
+        f"| `{'/'.join(action.option_strings)}{' ' + action.metavar if action.metavar else ''}` | | "
+        f"| {_cell(_markdown_text(action.help))} |\n"
+        for action in flags
+    )
+
+
 def cli_tables() -> str:
-    """One section per subcommand: its help, the run flags it takes and a table of its options."""
+    """One section per subcommand: its help and a table of its options, then of its run flags."""
     from canonflow.cli import COMMANDS
 
     sections = []
     for command in COMMANDS.values():
-        flags = ["--config", "--out", "--quiet"]
-        flags += ["--resume"] if getattr(command, "resumable", False) else []
-        flags += ["--nproc"] if getattr(command, "distributed", False) else []
         help_text = _markdown_text(command.help)
         sections.append(
-            f"### `canonflow {command.name}`\n\n{help_text[:1].upper()}{help_text[1:]}. "
-            f"Run flags: {', '.join(f'`{flag}`' for flag in flags)}.\n\n"
+            f"### `canonflow {command.name}`\n\n{help_text[:1].upper()}{help_text[1:]}.\n\n"
             "| option | default | choices | meaning |\n|---|---|---|---|\n"
             + "".join(_option_row(option) for option in command.options)
+            + _run_flag_rows(command)
         )
     return "\n".join(sections)
 
@@ -194,12 +226,27 @@ def on_files(files, config):
     return files
 
 
+def _sections(items):
+    for item in items:
+        if item.is_section:
+            yield item
+            yield from _sections(item.children)
+
+
 def on_nav(nav, config, files):
-    """Warn about a generated page that the nav does not list."""
+    """Append a generated page that the nav of ``mkdocs.yml`` does not list to the section of its folder's index
+    (a new module's API page to "API reference"), so that every public module is in the nav."""
     listed = {page.file.src_uri for page in nav.pages}
     for uri in GENERATED:
-        if uri not in listed:
-            log.warning("%s is generated but not in the nav of mkdocs.yml; add it there", uri)
+        if uri in listed:
+            continue
+        index = uri.split("/")[0] + "/index.md"
+        section = next(s for s in _sections(nav.items) if index in {c.file.src_uri for c in s.children if c.is_page})
+        page = files.get_file_from_path(uri).page
+        page.parent = section
+        section.children.append(page)
+        nav.pages.append(page)
+        log.info("%s is not in the nav of mkdocs.yml; added at the end of %r", uri, section.title)
     return nav
 
 
