@@ -1,15 +1,13 @@
 """Canonical layers as ``torch.distributions`` transforms, for ``TransformedDistribution``, zuko and Pyro.
 
 canonflow follows nflows: a layer ``T``'s ``forward`` maps data ``x`` to latent ``z = T(x)`` and ``inverse``
-maps ``z`` back to ``x``, both on ``(B, 2n)``. The other libraries use two conventions, so the adapters take a
-``direction``:
+maps ``z`` back to ``x``, both on ``(B, 2n)``. The other libraries use one direction or the other, so the adapters
+take a ``direction``:
 
-=====================================================  ===============================  =======================
-consumer                                               its transform maps               ``direction``
-=====================================================  ===============================  =======================
-``torch.distributions.TransformedDistribution``, Pyro  base draw ``z`` -> data ``x``    ``"inverse"`` (``T⁻¹``)
-a zuko ``Flow`` stage (``NormalizingFlow``)            data ``x`` -> latent ``z``       ``"forward"`` (``T``)
-=====================================================  ===============================  =======================
+- ``torch.distributions.TransformedDistribution`` and Pyro map a base draw ``z`` to data ``x``: use
+  ``direction="inverse"`` (``T⁻¹``);
+- a stage of a zuko ``Flow`` maps data ``x`` to latent ``z`` (zuko's ``NormalizingFlow``): use
+  ``direction="forward"`` (``T``, the default).
 
 A canonical map has ``det ∂T/∂x = 1``, so every log-determinant here is exactly zero and the density is the base
 density moved along the map: ``log q(x) = log p(T(x))``.
@@ -85,6 +83,15 @@ def _check_cache_size(cache_size: object, who: str) -> int:
     return int(cache_size)
 
 
+def _check_points(x: object, who: str) -> None:
+    """A ``TypeError`` or ``ValueError`` naming ``who`` unless ``x`` is a tensor with an event dimension; the layer
+    checks the rest (width ``2n``, dtype, device, finite values)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{who}: expected a torch.Tensor of shape (..., 2n), got {type(x).__name__}")
+    if x.dim() == 0:
+        raise ValueError(f"{who}: expected a tensor of shape (..., 2n), got a 0-dimensional tensor")
+
+
 class TorchTransform(Transform):
     """A canonical nflows transform ``T`` as a bijective ``torch.distributions.Transform`` on ``ℝ²ⁿ``.
 
@@ -142,10 +149,7 @@ class TorchTransform(Transform):
 
     def _map(self, x: torch.Tensor, inverse: bool, who: str) -> torch.Tensor:
         """``T(x)`` (``inverse=False``) or ``T⁻¹(x)`` on ``(..., 2n)`` through the layer's ``(B, 2n)``."""
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{who}: expected a torch.Tensor of shape (..., 2n), got {type(x).__name__}")
-        if x.dim() == 0:
-            raise ValueError(f"{who}: expected a tensor of shape (..., 2n), got a 0-dimensional tensor")
+        _check_points(x, who)
         flat = x if x.dim() == 2 else x.reshape(math.prod(x.shape[:-1]), x.shape[-1])
         y = self.module.inverse(flat)[0] if inverse else self.module(flat)[0]
         return y if x.dim() == 2 else y.reshape(x.shape)
@@ -160,8 +164,7 @@ class TorchTransform(Transform):
 
     def log_abs_det_jacobian(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """``log|det ∂y/∂x| = 0`` exactly: zeros of shape ``x.shape[:-1]`` in ``x``'s dtype and device."""
-        if not isinstance(x, torch.Tensor) or x.dim() == 0:
-            raise ValueError(f"{type(self).__name__}.log_abs_det_jacobian: expected x of shape (..., 2n)")
+        _check_points(x, f"{type(self).__name__}.log_abs_det_jacobian")
         return x.new_zeros(x.shape[:-1])
 
 
