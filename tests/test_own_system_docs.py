@@ -1,0 +1,54 @@
+"""``docs/own-system.md`` runs as written and reaches what it says: a quartic oscillator from its potential
+(trajectories, a learned Hamiltonian), the Müller–Brown free energy and flow-MCMC with one flow, and measured
+trajectories read back from a CSV file.
+
+``python tests/test_own_system_docs.py`` runs the page's blocks and prints what the page quotes; ``--all`` adds the
+blocks the test leaves out (the "When training stalls" table, minutes of training)."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "own-system.md"
+SKIP = "# not run by the tests"
+
+
+def blocks(everything: bool = False) -> list[str]:
+    """The page's ``python`` code blocks in order; those starting with ``SKIP`` only with ``everything``."""
+    found = re.findall(r"```python\n(.*?)```", PAGE.read_text(), re.S)
+    return [block for block in found if everything or not block.startswith(SKIP)]
+
+
+def test_the_page_runs_and_reaches_its_numbers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)  # the CSV example writes quartic.csv in the working directory
+    code = blocks()
+    assert len(code) == 3, "docs/own-system.md should have three python blocks that the tests run"
+    namespace: dict = {}
+    for block in code:
+        exec(compile(block, str(PAGE), "exec"), namespace)
+    printed = capsys.readouterr().out
+    assert printed.count("\n") == 3
+    # (a) leapfrog's energy error at h = 0.01 is O(h²); the polynomial model recovers H = p²/2 + q⁴/4
+    assert namespace["drift"] < 1e-4
+    assert max(namespace["errors"].values()) < 0.02
+    # (b) the quadrature is converged (2401² points on a wider box give −13.567467624751...); F_IS is near it even
+    # if the short fit misses the upper wells, which shifts it up by −ln(1 − 0.026) = 0.026 at most
+    assert namespace["exact"] == pytest.approx(-13.5675, abs=1e-4)
+    assert namespace["upper"] == pytest.approx(0.026, abs=1e-3)
+    estimate = namespace["estimate"]
+    assert abs(estimate.importance - namespace["exact"]) < 0.03 + 3 * estimate.importance_stderr
+    assert namespace["chains"].acceptance_rate > 0.1 and namespace["chains"].samples.shape == (500, 8, 2)
+    # (c) momenta from noisy positions: noise 0.01·√2 over 2Δt = 0.2 alone gives a mean |error| of 0.056
+    measured = namespace["measured"]
+    assert (measured.num_trajectories, measured.num_times, measured.n) == (32, 41, 1)
+    assert namespace["momentum_error"] < 0.1
+
+
+if __name__ == "__main__":
+    namespace: dict = {}
+    for block in blocks(everything="--all" in sys.argv):
+        exec(compile(block, str(PAGE), "exec"), namespace)
