@@ -160,18 +160,30 @@ def _option_row(option: object) -> str:
     return f"| `{flag}` | {shown} | {choices} | {_cell(_markdown_text(option.help))} |\n"
 
 
+class _RecordingParser(argparse.ArgumentParser):
+    """An argument parser that keeps the names and keyword arguments of every ``add_argument`` call."""
+
+    def __init__(self) -> None:
+        super().__init__(add_help=False)
+        self.recorded: list[tuple[tuple[str, ...], dict]] = []
+
+    def add_argument(self, *names: str, **kwargs: object) -> argparse.Action:
+        self.recorded.append((names, kwargs))
+        return super().add_argument(*names, **kwargs)
+
+
 def _run_flag_rows(command: object) -> str:
     """Rows of the run flags that ``canonflow.cli.run.add_arguments`` gives ``command`` besides its options."""
     from canonflow.cli.run import add_arguments
 
-    parser = argparse.ArgumentParser(add_help=False)
+    parser = _RecordingParser()
     add_arguments(parser, command)
-    options = {option.name for option in command.options}
-    flags = [action for action in parser._actions if action.dest not in options]  # argparse lists them nowhere else
+    options = {option.flag for option in command.options} | {option.name for option in command.options}
+    flags = [(names, kwargs) for names, kwargs in parser.recorded if not options & set(names)]
     return "".join(
-        f"| `{'/'.join(action.option_strings)}{' ' + action.metavar if action.metavar else ''}` | | "
-        f"| {_cell(_markdown_text(action.help))} |\n"
-        for action in flags
+        f"| `{'/'.join(names)}{' ' + kwargs['metavar'] if kwargs.get('metavar') else ''}` | | "
+        f"| {_cell(_markdown_text(kwargs.get('help', '')))} |\n"
+        for names, kwargs in flags
     )
 
 
