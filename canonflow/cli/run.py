@@ -1,23 +1,12 @@
 """The harness every subcommand runs in: config resolution, the run directory, the report and the exit code.
 
-A subcommand is a :class:`Command`: a name, its :class:`~canonflow.cli.options.Option` list and a
-``run(config, run) -> dict`` function that trains/evaluates and returns its results (``run`` is the
-:class:`~canonflow.run_directory.Run` that owns the run directory). :func:`execute` resolves the config (the
-options' defaults < the ``--config`` TOML file < flags given on the command line), claims the run directory
-(:meth:`~canonflow.run_directory.Run.claim`: locked, and refused when busy, not empty without ``--overwrite`` or
-not the run ``--resume`` asks for, before anything is written), writes ``OUT/config.toml`` and ``OUT/figures``
-before and ``OUT/metrics.json`` after the run, prints the command's report, and turns the expected failures
-into one line on stderr and an exit code:
-
-* ``0``: done; ``1``: training diverged (NaN/Inf loss) or a checkpoint could not be used;
-* ``2``: invalid input (unknown config key, invalid value, missing file, CUDA requested but unavailable) or a
-  run directory that cannot be used (busy, not empty, another run than the one resumed, not writable);
-* ``130``: interrupted by Ctrl-C (the training state is saved first, so ``--resume`` continues).
-
-Data-parallel runs: a command with ``distributed=True`` takes ``--nproc N`` (:func:`run_parsed` then relaunches
-the same command line, ``canonflow ...`` or a script, as N processes under torchrun); started by torchrun, its
-``Run`` carries the rank's ``canonflow.distributed.DistributedContext``. Only rank 0 writes files, logs at INFO
-and prints the report; every rank reads the same ``training.pt`` when resuming.
+A subcommand is a :class:`Command`: its :class:`~canonflow.cli.options.Option` list and a ``run(config, run) ->
+dict`` function (``run``: the :class:`~canonflow.run_directory.Run` that owns the run directory). :func:`execute`
+resolves the config (defaults < ``--config`` file < flags), claims the run directory before anything is written,
+runs the command, writes ``config.toml``, ``figures/`` and ``metrics.json``, prints the report, and turns the
+expected failures into one line on stderr and an exit code: 0 done, 1 diverged or an unusable checkpoint,
+2 invalid input or an unusable run directory, 130 interrupted (docs/run-directory.md). A ``distributed``
+command takes ``--nproc N`` (relaunched under torchrun); only rank 0 writes and prints.
 """
 
 from __future__ import annotations
