@@ -1,6 +1,6 @@
 """``docs/own-system.md`` runs as written and reaches what it says: a quartic oscillator from its potential
 (trajectories, a learned Hamiltonian), the Müller–Brown free energy and flow-MCMC with one flow, and measured
-trajectories read back from a CSV file.
+trajectories read back from a CSV file, and the module its command-line section names.
 
 ``python tests/test_own_system_docs.py`` runs the page's blocks and prints what the page quotes; ``--all`` adds the
 blocks the test leaves out (the "When training stalls" table, minutes of training)."""
@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "own-system.md"
 SKIP = "# not run by the tests"
@@ -26,7 +27,7 @@ def blocks(everything: bool = False) -> list[str]:
 def test_the_page_runs_and_reaches_its_numbers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)  # the CSV example writes quartic.csv in the working directory
     code = blocks()
-    assert len(code) == 3, "docs/own-system.md should have three python blocks that the tests run"
+    assert len(code) == 4, "docs/own-system.md should have four python blocks that the tests run"
     namespace: dict = {}
     for block in code:
         exec(compile(block, str(PAGE), "exec"), namespace)
@@ -46,6 +47,9 @@ def test_the_page_runs_and_reaches_its_numbers(tmp_path: Path, monkeypatch: pyte
     measured = namespace["measured"]
     assert (measured.num_trajectories, measured.num_times, measured.n) == (32, 41, 1)
     assert namespace["momentum_error"] < 0.1
+    # (d) the module of the command-line section defines the two systems its commands name
+    assert (namespace["muller"].n, namespace["quartic_oscillator"].n) == (2, 1)
+    assert namespace["quartic_oscillator"].sample_initial(3, torch.Generator().manual_seed(0)).shape == (3, 2)
 
 
 if __name__ == "__main__":
