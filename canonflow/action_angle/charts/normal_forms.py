@@ -70,9 +70,13 @@ class BirkhoffChart(SymplecticTransform):
         self.powers = powers
 
     def _shear(self, y: torch.Tensor, j: int, sign: float) -> torch.Tensor:
+        # ``y + (sign k a_j) (c_j · y)^{k−1} Ωc_j``, the products written as matrix products with an inner
+        # dimension of 1: the same single-rounded products as elementwise ones (identical results), but under
+        # the nested forward-mode derivatives of ``taylor_part`` a broadcast elementwise product goes through
+        # torch's Python reference implementation, and the matrix products run about 8x faster.
         power = self.powers[j]
-        along = y @ self.directions[j]
-        return y + (sign * power * self.coefficients[j]) * along.unsqueeze(-1) ** (power - 1) * self.kicks[j]
+        along = (y @ self.directions[j]).unsqueeze(-1) ** (power - 1)
+        return y + (along @ (sign * power * self.coefficients[j]).reshape(1, 1)) @ self.kicks[j].unsqueeze(0)
 
     def forward_map(self, x: torch.Tensor) -> torch.Tensor:
         y = self.affine.forward_map(x)
