@@ -29,7 +29,7 @@ from canonflow.cli import run as run_module
 from canonflow.cli.run import execute, script_main
 from canonflow.distributed import DistributedContext
 from canonflow.presets import COMMANDS as PRESET_COMMANDS
-from canonflow.presets import load_preset, merge, presets
+from canonflow.presets import GENERIC, load_preset, merge, presets
 from canonflow.run_directory import METRICS_SCHEMA_VERSION, Run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -360,8 +360,9 @@ def test_nproc_relaunches_a_script_under_torchrun(monkeypatch: pytest.MonkeyPatc
 
 # ---------------------------------------------------------------------------------------------- presets
 def test_presets_are_the_choices_and_quick_merges_over_them() -> None:
-    choices = {option.name: option.choices for option in COMMANDS["action-angle"].options}
-    assert sorted(presets("action-angle")) == list(choices["system"])
+    for command in ("action-angle", "free-energy"):  # the generic preset is for the user's own systems
+        choices = {option.name: option.choices for option in COMMANDS[command].options}
+        assert sorted(set(presets(command)) - {GENERIC}) == list(choices["system"])
     for command in PRESET_COMMANDS:  # every shipped file loads, and --quick changes only what it lists
         for preset in presets(command).values():
             assert preset.settings(quick=True) == merge(preset.settings(), preset.quick)

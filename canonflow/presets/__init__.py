@@ -10,7 +10,7 @@ into table) ``defaults``, the preset, and with ``quick=True`` ``defaults.quick``
 >>> preset.settings()["steps"], preset.settings(quick=True)["steps"]
 (4000, 100)
 >>> sorted(presets("free-energy"))
-['double_well', 'harmonic_chain', 'ring2d']
+['double_well', 'generic', 'harmonic_chain', 'ring2d']
 """
 
 from __future__ import annotations
