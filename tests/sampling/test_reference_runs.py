@@ -54,12 +54,14 @@ def test_every_sampler_matches_exact_moments_with_the_reference_flows(name):
 
 
 def test_sampling_steps_script_sweeps_both_samplers(tmp_path):
-    # experiments/sampling_steps.py end to end at smoke size: one L each, two seeds, the banana reference flow.
+    # experiments/sampling_steps.py end to end at smoke size: one L each, two seeds, the banana reference flow, 40
+    # warm-up iterations and draws per chain (--quick would run 100 of each; the checks are of the sweep's output)
     root = REFERENCE_RUNS.parents[1]
     command = [
         sys.executable,
         str(root / "experiments" / "sampling_steps.py"),
-        "--quick",
+        "--samples=40",
+        "--warmup=40",
         "--seeds=2",
         "--hmc-steps=2",
         "--neutra-steps=2",
