@@ -44,11 +44,17 @@ def test_restored_state_and_generator_for_the_next_test():
 """
 
 
-def test_a_test_that_leaks_global_state_fails_and_the_next_starts_clean(pytester: pytest.Pytester) -> None:
+def test_a_test_that_leaks_global_state_fails_and_the_next_starts_clean(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name in ("conftest.py", "randomness.py"):
         pytester.makepyfile(**{name.removesuffix(".py"): (HERE / name).read_text()})
     pytester.makepyfile(test_leaky=LEAKY_TESTS)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:xdist")
+    # In this process (a second interpreter would spend seconds importing torch): the inner run's modules get
+    # names of their own (importlib mode), and it is not told of the xdist workers, whose thread share this one
+    # already took. Should the guard under test fail to restore some state, this test's own guard fails it.
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:xdist", "--import-mode=importlib")
     result.assert_outcomes(passed=6, errors=3)
     result.stdout.fnmatch_lines(["*the test left global state changed*torch.get_default_dtype()*"])
     result.stdout.fnmatch_lines(["*the test left global state changed*canonflow.validation_enabled()*"])
