@@ -110,11 +110,10 @@ class HamiltonianNet(nn.Module):
             start += count
         return monomials @ self.polynomial_coefficients[block]
 
-    def _quadratic(self, parts: tuple[torch.Tensor, ...], first: int = 0) -> torch.Tensor:
-        """``Σ_i ½ zᵢᵀ Sᵢ zᵢ`` with ``Sᵢ`` the symmetrised ``quadratic_forms[first + i]``."""
-        forms = self.quadratic_forms[first : first + len(parts)]
-        forms = 0.5 * (forms + forms.transpose(1, 2))
-        return sum(0.5 * ((z @ form) * z).sum(-1) for z, form in zip(parts, forms, strict=True))
+    def _quadratic(self, z: torch.Tensor, block: int) -> torch.Tensor:
+        """``½ zᵀ S z`` with ``S`` the symmetrised ``quadratic_forms[block]``."""
+        form = self.quadratic_forms[block]
+        return 0.5 * ((z @ (0.5 * (form + form.T))) * z).sum(-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``H_θ(x)`` of shape ``(B,)`` for ``x`` of shape ``(B, 2n)``."""
@@ -122,27 +121,30 @@ class HamiltonianNet(nn.Module):
         if self.separable:
             q, p = split(x)
             return self.kinetic(p) + self.potential(q)
-        value = self.networks[0](x) if self.networks else x.new_zeros(x.shape[0])
-        return self._closed_form(value, x, 0)
+        return self._closed_form(self.networks[0](x) if self.networks else None, x, 0)
 
     def kinetic(self, p: torch.Tensor) -> torch.Tensor:
         """``K_θ(p)`` of shape ``(B,)`` (separable models only)."""
         self._require_separable("kinetic")
-        value = self.networks[0](p) if self.networks else p.new_zeros(p.shape[0])
-        return self._closed_form(value, p, 0)
+        return self._closed_form(self.networks[0](p) if self.networks else None, p, 0)
 
     def potential(self, q: torch.Tensor) -> torch.Tensor:
         """``V_θ(q)`` of shape ``(B,)`` (separable models only)."""
         self._require_separable("potential")
-        value = self.networks[1](q) if self.networks else q.new_zeros(q.shape[0])
-        return self._closed_form(value, q, 1)
+        return self._closed_form(self.networks[1](q) if self.networks else None, q, 1)
 
-    def _closed_form(self, value: torch.Tensor, z: torch.Tensor, block: int) -> torch.Tensor:
-        """``value`` plus the quadratic form and/or polynomial of block ``block`` (0: all of x, or p; 1: q)."""
+    def _closed_form(self, value: torch.Tensor | None, z: torch.Tensor, block: int) -> torch.Tensor:
+        """``value`` (``None``: no network) plus the quadratic form and/or polynomial of block ``block`` (0: all of
+        x, or p; 1: q). Without a network the sum starts at the first closed-form term, not at a tensor of zeros:
+        the same values, with fewer operations for autograd to record and differentiate again."""
+        terms = [] if value is None else [value]
         if self.quadratic:
-            value = value + self._quadratic((z,), block)
+            terms.append(self._quadratic(z, block))
         if self.polynomial:
-            value = value + self._polynomial(z, block)
+            terms.append(self._polynomial(z, block))
+        value = terms[0]
+        for term in terms[1:]:
+            value = value + term
         return value
 
     def _require_separable(self, method: str) -> None:
