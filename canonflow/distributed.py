@@ -94,9 +94,13 @@ def context_from_environment(timeout_s: float = 300.0) -> DistributedContext | N
     return init_distributed(timeout_s=timeout_s)
 
 
-def close_distributed() -> None:
-    """Destroy the process group if one is running (call once when a distributed job is done)."""
+def close_distributed(synchronize: bool = False) -> None:
+    """Destroy the process group if one is running (call once when a distributed job is done). ``synchronize``
+    (on a successful run, which every rank reaches): wait at a barrier first, so that no rank tears its group
+    down while a peer's communication threads still work (Gloo can abort a process at exit otherwise)."""
     if dist.is_available() and dist.is_initialized():
+        if synchronize:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -48,7 +48,7 @@ def main(out: str, crash: bool) -> None:
     if context is None or context.is_main:
         rank, size = (0, 1) if context is None else (context.rank, context.world_size)
         torch.save({"rank": rank, "world_size": size, "state": state}, out)
-    close_distributed()
+    close_distributed(synchronize=True)
 
 
 if __name__ == "__main__":

@@ -186,8 +186,9 @@ def run_parsed(command: Command, args: argparse.Namespace, command_line: Sequenc
     distributed = context_from_environment()
     quiet = args.quiet or not (distributed is None or distributed.is_main)
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
+    code = 1
     try:
-        return execute(
+        code = execute(
             command,
             {option.name: getattr(args, option.name) for option in command.options if hasattr(args, option.name)},
             config_file=args.config,
@@ -199,8 +200,9 @@ def run_parsed(command: Command, args: argparse.Namespace, command_line: Sequenc
             prog=prog,
             distributed=distributed,
         )
+        return code
     finally:
-        close_distributed()
+        close_distributed(synchronize=code == 0)
 
 
 def script_main(
