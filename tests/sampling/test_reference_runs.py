@@ -6,15 +6,15 @@ their own rather than one module's."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from randomness import gen
 
 from canonflow import load
+from canonflow.cli.run import script_main
 from canonflow.sampling import TARGETS, flow_mcmc, get_target, hmc, neutra_hmc
 from sampling.common import assert_moments, checked_coordinates
 
@@ -53,13 +53,18 @@ def test_every_sampler_matches_exact_moments_with_the_reference_flows(name):
             raise AssertionError(f"{sampler} on {name}: {error}") from None
 
 
+@pytest.mark.usefixtures("restore_threads")  # --threads=1 sets torch's thread count, as the script does
 def test_sampling_steps_script_sweeps_both_samplers(tmp_path):
     # experiments/sampling_steps.py end to end at smoke size: one L each, two seeds, the banana reference flow, 40
-    # warm-up iterations and draws per chain (--quick would run 100 of each; the checks are of the sweep's output)
-    root = REFERENCE_RUNS.parents[1]
-    command = [
-        sys.executable,
-        str(root / "experiments" / "sampling_steps.py"),
+    # warm-up iterations and draws per chain (--quick would run 100 of each; the checks are of the sweep's output).
+    # Run in this process as its __main__ runs it (script_main on its COMMAND), without a second interpreter's
+    # seconds of imports.
+    spec = importlib.util.spec_from_file_location(
+        "sampling_steps", REFERENCE_RUNS.parents[1] / "experiments" / "sampling_steps.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    argv = [
         "--samples=40",
         "--warmup=40",
         "--seeds=2",
@@ -70,7 +75,7 @@ def test_sampling_steps_script_sweeps_both_samplers(tmp_path):
         "--threads=1",
         "--quiet",
     ]
-    subprocess.run(command, check=True, cwd=root, capture_output=True, text=True)
+    assert script_main(script.COMMAND, argv, description=script.__doc__) == 0
     results = json.loads((tmp_path / "metrics.json").read_text())["results"]
     assert set(results["hmc"]["steps"]) == {"2"} and len(results["hmc"]["steps"]["2"]["ess_per_evaluation"]) == 2
     assert results["neutra_hmc"]["best_steps"] == 2 and results["neutra_vs_hmc"] > 0
