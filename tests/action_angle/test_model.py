@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from layer_contract import randomize_
@@ -47,22 +48,34 @@ def test_quick_oscillator_conserves_actions_to_1e_3() -> None:
     assert metrics["angle_independence"] < 1e-2
 
 
+@pytest.fixture(scope="module")
+def kepler_orbits() -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    """The 48 Kepler orbits of the Kepler training tests (drawn with seed 0) as ``(states, times)`` at 24 and at 40
+    times over ``[0, 8]``, from one integration at the union of both grids: the solver's steps do not depend on
+    the sample times, so each grid's samples are those of an integration of its own, bit for bit."""
+    grids = {points: np.linspace(0.0, 8.0, points) for points in (24, 40)}
+    union = np.union1d(grids[24], grids[40])
+    system = Kepler(2)
+    data = trajectories(system, 48, union, initial=system.sample_orbits(48, generator=torch.Generator().manual_seed(0)))
+    picks = {points: torch.from_numpy(np.searchsorted(union, grid)) for points, grid in grids.items()}
+    return {points: (data.states[:, pick], data.times[pick]) for points, pick in picks.items()}
+
+
 @pytest.mark.statistical
-def test_kepler_loss_improves_tenfold_from_initialization() -> None:
+@pytest.mark.xdist_group("kepler_orbits")  # one worker integrates the module fixture once
+def test_kepler_loss_improves_tenfold_from_initialization(kepler_orbits) -> None:
     # A test that trains to a threshold: orbits and weights are fixed set-up. The gain depends strongly on
     # which 48 orbits are drawn (86x on these, 3.4x to 100x over shifted draws), so the orbits are not shifted by
     # the seed sweep; the verdict is the same with 1 and 2 threads (86.5x both).
-    system = Kepler(2)
-    initial = system.sample_orbits(48, generator=torch.Generator().manual_seed(0))
-    data = trajectories(system, 48, (8.0, 24), initial=initial)
+    states, times = kepler_orbits[24]
     fixed_manual_seed(0)
     model = ActionAngleFlow(2, blocks=2, hidden=16, householder=0)
     loss = TrajectoryLoss("mean")
     with torch.no_grad():
-        before = float(loss(model, data.states))
-    model.fit(data.states, data.times, loss=loss, batch_size=24, steps=600, lr=2e-2, progress=False)
+        before = float(loss(model, states))
+    model.fit(states, times, loss=loss, batch_size=24, steps=600, lr=2e-2, progress=False)
     with torch.no_grad():
-        after = float(loss(model, data.states))
+        after = float(loss(model, states))
     assert after < before / 10
 
 
@@ -140,14 +153,14 @@ def test_fit_refuses_a_loss_that_is_not_a_loss_and_points_for_a_loss_that_needs_
 
 
 @pytest.mark.statistical
-def test_kepler_chart_model_learns_winding_angles_and_saves(tmp_path) -> None:
+@pytest.mark.xdist_group("kepler_orbits")  # one worker integrates the module fixture once
+def test_kepler_chart_model_learns_winding_angles_and_saves(tmp_path, kepler_orbits) -> None:
     system = Kepler(2)
-    initial = system.sample_orbits(48, generator=torch.Generator().manual_seed(0))
-    data = trajectories(system, 48, (8.0, 40), initial=initial)
+    states, times = kepler_orbits[40]
     fixed_manual_seed(0)
     model = ActionAngleFlow(2, chart={"name": "kepler"}, symmetry_planes=1, blocks=1, hidden=8, householder=0)
-    before = evaluate(model, data.states, data.times)["action_conservation"][0]
-    model.fit(data.states, data.times, batch_size=24, steps=150, lr=1e-2, polish_steps=6, progress=False)
+    before = evaluate(model, states, times)["action_conservation"][0]
+    model.fit(states, times, batch_size=24, steps=150, lr=1e-2, polish_steps=6, progress=False)
     test_initial = system.sample_orbits(16, generator=torch.Generator().manual_seed(1))
     test = trajectories(system, 16, (8.0, 40), initial=test_initial)
     metrics = evaluate(model, test.states, test.times, system, system.frequencies(test_initial))
