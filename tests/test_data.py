@@ -238,7 +238,11 @@ BAD_FILES = {
     "twice.csv": ("trajectory,t,q1,p1\n0,0,1,1\n0,0,1,1\n", ValueError, "strictly increasing"),
     "nan.csv": ("trajectory,t,q1,p1\n0,0,1,1\n0,1,nan,1\n", ValueError, "NaN"),
     "keys.npz": ({"t": np.zeros(3), "x": np.zeros((1, 3, 1))}, ValueError, r"found \['t', 'x'\] \(missing \['q'\]\)"),
-    "extra.npz": ({"t": np.arange(3.0), "q": np.zeros((1, 3, 1)), "v": 1}, ValueError, "optionally p, found"),
+    "extra.npz": (
+        {"t": np.arange(3.0), "q": np.zeros((1, 3, 1)), "v": 1},
+        ValueError,
+        "optionally p, xdot, trajectory; found",
+    ),
     "rank.npz": ({"t": np.arange(3.0), "q": np.zeros((3, 1))}, ValueError, r"q of shape \(num, T, n\)"),
     "length.npz": ({"t": np.arange(4.0), "q": np.zeros((1, 3, 1))}, ValueError, r"times of shape \(T,\) = \(3,\)"),
     "momenta.npz": (

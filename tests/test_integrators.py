@@ -81,11 +81,21 @@ def defect(jac: torch.Tensor) -> float:
     return (jac.transpose(1, 2) @ omega @ jac - omega).abs().max().item()
 
 
-ORDERS = {"symplectic_euler": 1, "leapfrog": 2, "yoshida4": 4, "yoshida6": 6, "implicit_midpoint": 2, "rk4": 4}
+ORDERS = {
+    "symplectic_euler": 1,
+    "leapfrog": 2,
+    "yoshida4": 4,
+    "yoshida6": 6,
+    "implicit_midpoint": 2,
+    "rk4": 4,
+    "conformal_leapfrog": 2,
+    "conformal_midpoint": 2,
+}
 # Step counts over T = 2 chosen in the asymptotic regime, with errors well above round-off (1e-13).
 STEP_COUNTS = {"yoshida6": [8, 12, 18, 27]}
 
 
+IMPLICIT = {"implicit_midpoint", "conformal_midpoint"}
 ORDER_CASES = [(name, "oscillator") for name in ORDERS] + [(name, "pendulum") for name in ORDERS]
 ORDER_CASES += [("implicit_midpoint", "coupled_oscillator"), ("rk4", "coupled_oscillator")]
 
@@ -93,7 +103,7 @@ ORDER_CASES += [("implicit_midpoint", "coupled_oscillator"), ("rk4", "coupled_os
 @pytest.mark.parametrize(("name", "system_name"), ORDER_CASES)
 def test_measured_order_of_accuracy(name: str, system_name: str) -> None:
     integrator = get_integrator(name)
-    extra = {"tol": 1e-15} if name == "implicit_midpoint" else {}
+    extra = {"tol": 1e-15} if name in IMPLICIT else {}
     x0 = torch.tensor([[1.0, 0.5], [-0.3, 1.2]], dtype=DT)
     t_end = 2.0
     if system_name == "pendulum":
@@ -263,7 +273,7 @@ def test_differentiable_in_x0_step_size_and_parameters(name: str) -> None:
 
     x0 = torch.tensor([[1.0, 0.5], [0.2, -0.3]], dtype=DT, requires_grad=True)
     h = torch.tensor(0.15, dtype=DT, requires_grad=True)
-    extra = {"tol": 1e-14} if name == "implicit_midpoint" else {}
+    extra = {"tol": 1e-14} if name in IMPLICIT else {}
 
     assert torch.autograd.gradcheck(lambda x, step: integrator(hamiltonian, x, step, 3, **extra), (x0, h))
     integrator(hamiltonian, x0, h, 3, **extra).sum().backward()
@@ -351,8 +361,9 @@ def test_splitting_methods_refuse_non_separable_systems(name: str) -> None:
         INTEGRATORS[name](CoupledOscillator(0.5), torch.tensor([[1.0, 0.5]], dtype=DT), 0.1, 3)
 
 
-SYMMETRIC = {"leapfrog", "yoshida4", "yoshida6", "implicit_midpoint"}
-SPLITTING = {"symplectic_euler", "leapfrog", "yoshida4", "yoshida6"}
+SYMMETRIC = {"leapfrog", "yoshida4", "yoshida6", "implicit_midpoint", "conformal_leapfrog", "conformal_midpoint"}
+SPLITTING = {"symplectic_euler", "leapfrog", "yoshida4", "yoshida6", "conformal_leapfrog"}
+DISSIPATIVE = {"conformal_leapfrog", "conformal_midpoint"}
 
 
 def test_method_records_state_the_properties_the_tests_above_measure() -> None:
@@ -360,7 +371,8 @@ def test_method_records_state_the_properties_the_tests_above_measure() -> None:
         assert method.name == name and method.order == ORDERS[name], name
         assert method.symmetric == (name in SYMMETRIC), name
         assert method.separable == (name in SPLITTING), name
-        assert method.symplectic == (name != "rk4"), name
+        assert method.symplectic == (name not in {"rk4"} | DISSIPATIVE), name
+        assert method.dissipative == (name in DISSIPATIVE), name
 
 
 def test_a_new_method_is_a_step_function_and_a_record() -> None:
@@ -388,3 +400,102 @@ def test_a_new_method_is_a_step_function_and_a_record() -> None:
     assert abs(slope - 1.0) <= 0.15, slope
     with pytest.raises(ValueError, match="explicit_euler.*steps"):
         integrate(euler, system, x0, 0.1, 0)
+
+
+# ---------------------------------------------------------------------------------------------- damped, separable parts
+def damped_oscillator_flow(x0: torch.Tensor, gamma: float, t: float) -> torch.Tensor:
+    """The exact flow of ``q̇ = p``, ``ṗ = −q − γp`` (underdamped, ``γ < 2``) from ``x0`` ``(B, 2)``."""
+    a, w = -0.5 * gamma, math.sqrt(1.0 - 0.25 * gamma**2)
+    c, s, e = math.cos(w * t), math.sin(w * t), math.exp(a * t)
+    # x(t) = e^{at} [cos(wt) I + sin(wt)/w (A − a I)] x0 with A = [[0, 1], [−1, −γ]]
+    matrix = torch.tensor([[c - a * s / w, s / w], [-s / w, c + (-gamma - a) * s / w]], dtype=x0.dtype) * e
+    return x0 @ matrix.T
+
+
+class Parts:
+    """``H = p²/2 + (1 − cos q)`` with its parts; counts how often the full ``H`` and each part are evaluated."""
+
+    separable = True
+    separable_parts = True
+
+    def __init__(self) -> None:
+        self.calls = {"full": 0, "kinetic": 0, "potential": 0}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls["full"] += 1
+        return self.kinetic(x[:, 1:]) + self.potential(x[:, :1])
+
+    def kinetic(self, p: torch.Tensor) -> torch.Tensor:
+        self.calls["kinetic"] += 1
+        return 0.5 * p[:, 0] ** 2
+
+    def potential(self, q: torch.Tensor) -> torch.Tensor:
+        self.calls["potential"] += 1
+        return 1.0 - torch.cos(q[:, 0])
+
+
+@pytest.mark.parametrize("name", ["conformal_leapfrog", "conformal_midpoint"])
+def test_conformal_methods_integrate_the_damped_oscillator_to_second_order(name: str) -> None:
+    x0 = torch.tensor([[1.0, 0.5], [-0.3, 1.2]], dtype=DT)
+    reference = damped_oscillator_flow(x0, 0.3, 2.0)
+    extra = {"tol": 1e-15} if name in IMPLICIT else {}
+    counts = [10, 20, 40, 80]
+    errors = [
+        (INTEGRATORS[name](HarmonicOscillator(), x0, 2.0 / m, m, damping=0.3, **extra) - reference).abs().max().item()
+        for m in counts
+    ]
+    slope = np.polyfit(np.log(2.0 / np.array(counts)), np.log(errors), 1)[0]
+    assert abs(slope - 2.0) <= 0.15, (name, slope, errors)
+
+
+@pytest.mark.parametrize("name", ["conformal_leapfrog", "conformal_midpoint"])
+def test_conformal_methods_contract_the_symplectic_form_exactly(name: str) -> None:
+    # Φ_h^*ω = e^{−γh}ω for every step, on a nonlinear H: JᵀΩJ = e^{−γ h L} Ω for L steps
+    gamma, h, steps = 0.4, 0.2, 3
+    x0 = torch.tensor([[1.0, 0.5], [2.0, -0.7]], dtype=DT)
+    extra = {"tol": 1e-15} if name in IMPLICIT else {}
+    jac = map_jacobian(lambda x: INTEGRATORS[name](Pendulum(), x, h, steps, damping=gamma, **extra), x0)
+    omega = symplectic_form(1, dtype=DT)
+    contracted = jac.transpose(1, 2) @ omega @ jac
+    torch.testing.assert_close(
+        contracted, math.exp(-gamma * h * steps) * omega.expand_as(contracted), rtol=0, atol=1e-12
+    )
+    assert defect(jac) > 0.1  # not symplectic: the friction contracts ω by e^{−0.24}
+
+
+def test_damping_is_taken_from_the_hamiltonian_and_conservative_methods_refuse_it() -> None:
+    class Damped(HarmonicOscillator):
+        damping = 0.3
+
+    x0 = torch.tensor([[1.0, 0.5]], dtype=DT)
+    from_attribute = INTEGRATORS["conformal_leapfrog"](Damped(), x0, 0.1, 5)
+    torch.testing.assert_close(
+        from_attribute, INTEGRATORS["conformal_leapfrog"](HarmonicOscillator(), x0, 0.1, 5, damping=0.3)
+    )
+    torch.testing.assert_close(
+        INTEGRATORS["conformal_leapfrog"](HarmonicOscillator(), x0, 0.1, 5), leapfrog(HarmonicOscillator(), x0, 0.1, 5)
+    )
+    for name in ("leapfrog", "implicit_midpoint", "rk4", "yoshida4"):
+        with pytest.raises(ValueError, match=f"{name}: the Hamiltonian has a damping.*conformal"):
+            INTEGRATORS[name](Damped(), x0, 0.1, 2)
+    with pytest.raises(ValueError, match="conformal_midpoint: the Hamiltonian has its own damping"):
+        INTEGRATORS["conformal_midpoint"](Damped(), x0, 0.1, 2, damping=0.1)
+    for bad in (-0.1, math.nan, torch.tensor([0.1, 0.2], dtype=DT)):
+        with pytest.raises(ValueError, match="conformal_leapfrog.*damping"):
+            INTEGRATORS["conformal_leapfrog"](HarmonicOscillator(), x0, 0.1, 2, damping=bad)
+    # gradients reach a tensor damping
+    gamma = torch.tensor(0.3, dtype=DT, requires_grad=True)
+    INTEGRATORS["conformal_midpoint"](HarmonicOscillator(), x0, 0.1, 5, damping=gamma).sum().backward()
+    assert gamma.grad is not None and gamma.grad.abs().item() > 0
+
+
+def test_splitting_methods_use_the_separable_parts_alone() -> None:
+    x0 = torch.tensor([[1.0, 0.5], [0.2, -0.3]], dtype=DT)
+    hamiltonian = Parts()
+    path = leapfrog(hamiltonian, x0, 0.1, 4, trajectory=True)
+    # L drifts take ∂K/∂p, L + 1 kicks ∂V/∂q (first same as last); the full H is never evaluated
+    assert hamiltonian.calls == {"full": 0, "kinetic": 4, "potential": 5}
+    torch.testing.assert_close(path, leapfrog(Pendulum(), x0, 0.1, 4, trajectory=True), rtol=0, atol=1e-15)
+    hamiltonian.separable_parts = False  # not declared: the full gradient, the same values
+    torch.testing.assert_close(leapfrog(hamiltonian, x0, 0.1, 4, trajectory=True), path, rtol=0, atol=1e-15)
+    assert hamiltonian.calls["full"] == 9

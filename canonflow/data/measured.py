@@ -1,5 +1,6 @@
 """Trajectories from outside canonflow: read measured or externally simulated ``(t, q, p)`` or ``(t, q)`` into
-:class:`~canonflow.data.TrajectoryData`, and write them back in the same layouts.
+:class:`~canonflow.data.TrajectoryData` (shared, uniform-or-not times) or, with ``record=True``, into a
+:class:`TrajectoryRecord` (trajectories as measured: own times, unequal lengths, gaps), and write them back.
 
 Two file layouts, chosen by the suffix, and the same arrays in memory:
 
@@ -14,11 +15,19 @@ Two file layouts, chosen by the suffix, and the same arrays in memory:
     lines starting with ``#`` are skipped.
 a mapping
     ``{"t": ..., "q": ..., "p": ...}`` of arrays or tensors with the ``.npz`` shapes.
+one row per sample (``.npz`` or a mapping)
+    ``trajectory`` ``(N,)`` (labels: numbers or strings), ``t`` ``(N,)``, ``q`` ``(N, n)`` (or ``(N,)`` for
+    ``n = 1``), optionally ``p`` of the shape of ``q``: the layout of the ``.csv``, as arrays (e.g. a measured
+    record of ``(trial, t, angle, angular velocity)``).
+
+Both array layouts may carry given derivatives ``xdot`` = ``dx/dt`` (``(num, T, 2n)``, or ``(N, 2n)`` one row per
+sample); without them the derivatives are estimated (``derivatives=``, see :func:`estimate_derivatives`).
 
 Without momenta, ``p`` is estimated as ``p = m·dq/dt`` when a ``mass`` is given (the momentum of
 ``H = Σ_k p_k²/(2m_k) + V(q)``) and refused otherwise. Time derivatives ``dq/dt`` and the stored
-``derivatives = dx/dt`` are finite differences along each trajectory (``numpy.gradient``: second-order central
-differences inside, second-order one-sided at the ends, for uneven spacing too; first order with two samples).
+``derivatives = dx/dt`` are estimated along each trajectory (each gap-free segment of a record) by the chosen
+estimator: ``"central"`` (default; ``numpy.gradient``: second-order central differences inside, second-order
+one-sided at the ends, for uneven spacing too; first order with two samples), ``"forward"`` or ``"spline"``.
 Loaded data know no noise-free reference: ``clean_states`` are the observed ``states``, ``derivatives`` are
 estimates (not exact, unlike those of :func:`~canonflow.data.trajectories`), and ``noise_std`` only records
 what the caller states. Learning a Hamiltonian from them uses finite differences or trajectory matching
@@ -30,9 +39,11 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import math
 import os
 import zipfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,16 +52,36 @@ import torch
 from canonflow.checkpoint import atomic_write
 from canonflow.data.trajectories import TrajectoryData
 from canonflow.systems.base import check_masses
-from canonflow.validation import check_non_negative_float, check_times, check_trajectories
+from canonflow.validation import (
+    check_choice,
+    check_non_negative_float,
+    check_positive_float,
+    check_times,
+    check_trajectories,
+)
 
-__all__ = ["FORMATS", "load_trajectories", "save_trajectories"]
+__all__ = [
+    "DERIVATIVE_ESTIMATORS",
+    "FORMATS",
+    "TrajectoryRecord",
+    "estimate_derivatives",
+    "load_trajectories",
+    "save_trajectories",
+]
 
 logger = logging.getLogger(__name__)
 
 FORMATS = (".npz", ".csv")
 """The file suffixes :func:`load_trajectories` and :func:`save_trajectories` read and write."""
 
-_KEYS = {"t", "q", "p"}
+_KEYS = {"t", "q", "p", "xdot"}
+_ROW_KEYS = _KEYS | {"trajectory"}  # one row per sample
+
+DERIVATIVE_ESTIMATORS = ("central", "forward", "spline")
+"""The derivative estimators of :func:`estimate_derivatives` (``load_trajectories(derivatives=...)``)."""
+
+DEFAULT_GAP_FACTOR = 1.5
+"""A record's default ``max_gap``: intervals longer than this many median intervals are gaps."""
 _SAVED_KEYS = {"format_version", "times", "states"}  # a TrajectoryData.save archive
 
 
@@ -61,7 +92,10 @@ def load_trajectories(
     noise_std: float = 0.0,
     name: str | None = None,
     dtype: torch.dtype = torch.float64,
-) -> TrajectoryData:
+    derivatives: str = "central",
+    record: bool = False,
+    max_gap: float | None = None,
+) -> TrajectoryData | TrajectoryRecord:
     """Trajectories ``(t, q, p)`` or ``(t, q)`` from a ``.npz`` or ``.csv`` file or a mapping of arrays.
 
     Args:
@@ -72,12 +106,20 @@ def load_trajectories(
             momenta in the data, ``mass`` is not used.
         noise_std: the observation noise's standard deviation, if known (recorded, nothing is added).
         name: ``TrajectoryData.system_name`` (default: the file's stem, or ``"data"`` for a mapping).
-        dtype: the floating dtype of the result (files are read in float64).
+        dtype: the floating dtype of the states and derivatives (files are read in float64; a record keeps its
+            times in float64 whatever ``dtype``, so that its steps are exact).
+        derivatives: the estimator of ``dx/dt`` (and of ``dq/dt`` for ``p = m·dq/dt``) where the data give no
+            ``xdot``: ``"central"``, ``"forward"`` or ``"spline"`` (:func:`estimate_derivatives`).
+        record: return a :class:`TrajectoryRecord` (every trajectory with its own times and length, cut into
+            gap-free segments) instead of a ``TrajectoryData`` (all trajectories at one set of times).
+        max_gap: with ``record=True``, intervals longer than ``max_gap`` are gaps (no derivative estimate or
+            training window spans one); default ``1.5 ×`` the median interval of the record.
 
     Returns a :class:`~canonflow.data.TrajectoryData` with ``states = [q, p]`` ``(num, T, 2n)``, ``clean_states``
-    equal to ``states`` and finite-difference ``derivatives``. A missing file, an unknown suffix, a malformed
-    file (missing or unexpected keys, wrong shapes, unequal times, text that is not a number, NaN or Inf) raises
-    an error naming ``load_trajectories`` and the file.
+    equal to ``states`` and the given or estimated ``derivatives``; or, with ``record=True``, a
+    :class:`TrajectoryRecord`. A missing file, an unknown suffix, a malformed file (missing or unexpected keys,
+    wrong shapes, unequal times without ``record=True``, repeated times, text that is not a number, NaN or Inf)
+    raises an error naming ``load_trajectories`` and the file.
     """
     who = "load_trajectories"
     if isinstance(source, Mapping):
@@ -104,7 +146,22 @@ def load_trajectories(
         raise TypeError(f"{who}: expected name to be a non-empty str, got {name!r}")
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"{who}: expected a floating dtype, got {dtype}")
-    data = _trajectory_data(arrays, mass, noise_std, default_name if name is None else name, f"{who}: {where}")
+    check_choice(derivatives, DERIVATIVE_ESTIMATORS, "derivatives", who)
+    if not isinstance(record, bool):
+        raise TypeError(f"{who}: expected record to be a bool, got {record!r}")
+    if max_gap is not None:
+        if not record:
+            raise ValueError(f"{who}: max_gap applies to a record (record=True) only")
+        max_gap = check_positive_float(max_gap, "max_gap", who)
+    name = default_name if name is None else name
+    if record:
+        groups = _groups(arrays, f"{who}: {where}")
+        result = _record(groups, mass, noise_std, name, derivatives, max_gap, dtype, f"{who}: {where}")
+        logger.debug("loaded a record of %d trajectories, %d samples from %s", len(groups), result.num_samples, where)
+        return result
+    if "trajectory" in arrays:
+        arrays = _shared_times(_groups(arrays, f"{who}: {where}"), f"{who}: {where}")
+    data = _trajectory_data(arrays, mass, noise_std, name, derivatives, f"{who}: {where}")
     logger.debug("loaded %d trajectories of %d samples from %s", data.num_trajectories, data.num_times, where)
     return data.to(dtype)
 
@@ -172,18 +229,38 @@ def _as_array(value: object, key: str, where: str) -> np.ndarray:
 
 
 def _check_keys(keys: set[str], where: str) -> None:
-    """A ``ValueError`` naming ``where`` unless ``keys`` are ``t``, ``q`` and optionally ``p``."""
-    if not {"t", "q"} <= keys or not keys <= _KEYS:
+    """A ``ValueError`` naming ``where`` unless ``keys`` are ``t``, ``q`` and optionally ``p``, ``xdot`` and (one row
+    per sample) ``trajectory``."""
+    if not {"t", "q"} <= keys or not keys <= _ROW_KEYS:
         missing = sorted({"t", "q"} - keys)
         raise ValueError(
-            f"{where}: expected the arrays t, q and optionally p, found {sorted(map(str, keys))}"
+            f"{where}: expected the arrays t, q and optionally p, xdot, trajectory; found {sorted(map(str, keys))}"
             + (f" (missing {missing})" if missing else "")
         )
 
 
+def _labels(value: object, where: str) -> np.ndarray:
+    """The ``trajectory`` labels ``(N,)`` as strings (numbers or strings in the data)."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    array = np.asarray(value)
+    if array.ndim != 1:
+        raise ValueError(f"{where}: expected trajectory labels of shape (N,), got {array.shape}")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise ValueError(f"{where}: the trajectory labels contain NaN or Inf")
+    if array.dtype.kind not in "iufUS":
+        raise TypeError(f"{where}: trajectory labels must be numbers or strings, got dtype {array.dtype}")
+    if array.dtype.kind in "iuf":
+        return np.array([f"{label:g}" for label in array.astype(np.float64)])
+    return array.astype(str)
+
+
 def _from_mapping(source: Mapping[str, object], where: str) -> dict[str, np.ndarray]:
     _check_keys(set(source), where)
-    return {key: _as_array(value, key, where) for key, value in source.items()}
+    return {
+        key: _labels(value, where) if key == "trajectory" else _as_array(value, key, where)
+        for key, value in source.items()
+    }
 
 
 def _read_npz(path: Path, where: str) -> dict[str, np.ndarray] | TrajectoryData:
@@ -201,13 +278,17 @@ def _read_npz(path: Path, where: str) -> dict[str, np.ndarray] | TrajectoryData:
             return TrajectoryData.load(path)
         _check_keys(keys, where)
         try:
-            return {key: np.asarray(archive[key], dtype=np.float64) for key in keys}
+            return {
+                key: _labels(archive[key], where) if key == "trajectory" else np.asarray(archive[key], dtype=np.float64)
+                for key in keys
+            }
         except (zipfile.BadZipFile, TypeError, ValueError) as error:
             raise ValueError(f"{where}: cannot read its arrays as real numbers: {error}") from error
 
 
 def _read_csv(path: Path, where: str) -> dict[str, np.ndarray]:
-    """The arrays ``t``, ``q`` (and ``p``) of a ``.csv`` file in the layout of the module docstring."""
+    """The arrays ``trajectory``, ``t``, ``q`` (and ``p``), one row per sample, of a ``.csv`` file in the layout of
+    the module docstring."""
     try:
         with path.open(newline="") as handle:
             lines = [(k, line) for k, line in enumerate(handle, 1) if line.strip() and not line.startswith("#")]
@@ -218,35 +299,23 @@ def _read_csv(path: Path, where: str) -> dict[str, np.ndarray]:
     rows = [(k, next(csv.reader([line]))) for k, line in lines]
     header = [column.strip() for column in rows[0][1]]
     n = _check_header(header, where, rows[0][0])
-    labels: dict[str, list[tuple[float, list[float]]]] = {}
+    labels, values = [], []
     for number, row in rows[1:]:
         if len(row) != len(header):
             raise ValueError(
                 f"{where}, line {number}: expected {len(header)} columns ({','.join(header)}), got {len(row)}"
             )
         try:
-            values = [float(entry) for entry in row[1:]]
+            values.append([float(entry) for entry in row[1:]])
         except ValueError as error:
             raise ValueError(f"{where}, line {number}: {error}") from error
-        labels.setdefault(row[0].strip(), []).append((values[0], values[1:]))
+        labels.append(row[0].strip())
     if not labels:
         raise ValueError(f"{where}: the file has a header but no data rows")
-    first, times, columns = next(iter(labels)), None, []
-    for label, samples in labels.items():
-        samples.sort(key=lambda sample: sample[0])
-        t = np.array([sample[0] for sample in samples])
-        if times is None:
-            times = t
-        elif not np.array_equal(t, times):
-            raise ValueError(
-                f"{where}: trajectory {label!r} is sampled at other times than trajectory {first!r} "
-                f"({len(t)} and {len(times)} samples); all trajectories must share one set of times"
-            )
-        columns.append(np.array([sample[1] for sample in samples]))
-    values = np.stack(columns)  # (num, T, n or 2n)
-    arrays = {"t": times, "q": values[..., :n]}
-    if values.shape[-1] == 2 * n:
-        arrays["p"] = values[..., n:]
+    table = np.array(values)  # (N, 1 + n or 1 + 2n)
+    arrays = {"trajectory": np.array(labels), "t": table[:, 0], "q": table[:, 1 : 1 + n]}
+    if table.shape[1] == 1 + 2 * n:
+        arrays["p"] = table[:, 1 + n :]
     return arrays
 
 
@@ -266,39 +335,363 @@ def _check_header(header: list[str], where: str, line: int) -> int:
     return n
 
 
+# ---------------------------------------------------------------------------------------------- derivatives
+
+
+_MIN_SAMPLES = {"forward": 2, "central": 2, "spline": 5}
+
+
+def estimate_derivatives(
+    times: np.ndarray | torch.Tensor, values: np.ndarray | torch.Tensor, method: str
+) -> np.ndarray:
+    """``d values/dt`` along one gap-free sequence: ``times`` ``(T,)`` strictly increasing, ``values`` ``(T, w)``.
+
+    ``method``:
+
+    ``"central"``
+        ``numpy.gradient``: the second-order central difference for uneven spacing inside,
+        ``(h₋² x_{i+1} − h₊² x_{i−1} + (h₊² − h₋²) x_i) / (h₋h₊(h₋ + h₊))``, second-order one-sided at the ends; the
+        first-order difference with two samples. Error ``O(h²)``; noise ``σ`` enters as ``≈ σ/(√2 h)``.
+    ``"forward"``
+        ``(x_{i+1} − x_i) / (t_{i+1} − t_i)`` at ``t_i`` (the backward difference at the last sample). Error
+        ``O(h)``, for comparison with the protocols that use it.
+    ``"spline"``
+        the derivative of a cubic smoothing spline through the samples (``scipy.interpolate.make_smoothing_spline``,
+        its smoothing chosen by generalized cross-validation, per column): for noisy records; at least 5 samples.
+
+    Returns a float64 array ``(T, w)``. Raises a ``ValueError`` for an unknown method or too few samples
+    (2 for ``"forward"`` and ``"central"``, 5 for ``"spline"``).
+    """
+    who = "estimate_derivatives"
+    check_choice(method, DERIVATIVE_ESTIMATORS, "method", who)
+    t = np.asarray(times.detach().cpu() if isinstance(times, torch.Tensor) else times, dtype=np.float64)
+    x = np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values, dtype=np.float64)
+    if t.ndim != 1 or x.ndim != 2 or x.shape[0] != t.shape[0]:
+        raise ValueError(f"{who}: expected times (T,) and values (T, w), got {t.shape} and {x.shape}")
+    if t.shape[0] < _MIN_SAMPLES[method]:
+        raise ValueError(f"{who}: method {method!r} needs at least {_MIN_SAMPLES[method]} samples, got {t.shape[0]}")
+    if not (np.diff(t) > 0).all():
+        raise ValueError(f"{who}: times must be strictly increasing")
+    if method == "central":
+        return np.gradient(x, t, axis=0, edge_order=2 if len(t) >= 3 else 1)
+    if method == "forward":
+        step = np.diff(x, axis=0) / np.diff(t)[:, None]
+        return np.concatenate([step, step[-1:]], axis=0)
+    from scipy.interpolate import make_smoothing_spline
+
+    return np.stack([make_smoothing_spline(t, x[:, k]).derivative()(t) for k in range(x.shape[1])], axis=1)
+
+
+def _rate(values: np.ndarray, t: np.ndarray, method: str) -> np.ndarray:
+    """``d values/dt`` along axis 1 of ``values`` ``(num, T, w)`` by :func:`estimate_derivatives`."""
+    return np.stack([estimate_derivatives(t, trajectory, method) for trajectory in values])
+
+
 # ---------------------------------------------------------------------------------------------- assembling
 
 
-def _rate(values: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """``d values/dt`` along axis 1 by finite differences (``numpy.gradient``; second order with ≥ 3 samples)."""
-    return np.gradient(values, t, axis=1, edge_order=2 if len(t) >= 3 else 1)
+@dataclass
+class _Group:
+    """One trajectory of the data: its label, times ``(T,)``, ``q`` ``(T, n)``, ``p`` and ``xdot`` (or ``None``)."""
+
+    label: str
+    t: np.ndarray
+    q: np.ndarray
+    p: np.ndarray | None
+    xdot: np.ndarray | None
 
 
-def _trajectory_data(
-    arrays: dict[str, np.ndarray], mass: object, noise_std: float, name: str, where: str
-) -> TrajectoryData:
-    """A :class:`TrajectoryData` from checked arrays ``t``, ``q`` (and ``p``)."""
-    t, q, p = arrays["t"], arrays["q"], arrays.get("p")
+def _groups(arrays: dict[str, np.ndarray], where: str) -> list[_Group]:
+    """The trajectories of either layout, each sorted by time (labels in the order of their first sample)."""
+    t, q, p, xdot = arrays["t"], arrays["q"], arrays.get("p"), arrays.get("xdot")
+    if "trajectory" not in arrays:  # (num, T, n) arrays at shared times
+        _check_wide(t, q, p, where)
+        if xdot is not None and xdot.shape != q.shape[:2] + (2 * q.shape[2],):
+            raise ValueError(f"{where}: expected xdot of shape {q.shape[:2] + (2 * q.shape[2],)}, got {xdot.shape}")
+        return [
+            _Group(str(r), t, q[r], None if p is None else p[r], None if xdot is None else xdot[r])
+            for r in range(q.shape[0])
+        ]
+    labels = arrays["trajectory"]
+    if q.ndim == 1:
+        q = q[:, None]
+        p = None if p is None else p.reshape(-1, 1)
+    count = labels.shape[0]
+    n = q.shape[1] if q.ndim == 2 else 0
+    if t.shape != (count,) or q.ndim != 2 or q.shape[0] != count or n == 0:
+        raise ValueError(
+            f"{where}: one row per sample needs trajectory (N,), t (N,) and q (N, n) with one N; got "
+            f"{labels.shape}, {t.shape} and {q.shape}"
+        )
+    for key, value, width in (("p", p, n), ("xdot", xdot, 2 * n)):
+        if value is not None and value.shape != (count, width):
+            raise ValueError(f"{where}: expected {key} of shape ({count}, {width}), got {value.shape}")
+    for key, value in (("t", t), ("q", q), ("p", p), ("xdot", xdot)):
+        if value is not None and not np.isfinite(value).all():
+            raise ValueError(f"{where}: {key} contains NaN or Inf")
+    groups = []
+    for label in dict.fromkeys(labels.tolist()):
+        rows = np.flatnonzero(labels == label)
+        rows = rows[np.argsort(t[rows], kind="stable")]
+        times = t[rows]
+        repeated = np.flatnonzero(np.diff(times) <= 0)
+        if repeated.size:
+            raise ValueError(
+                f"{where}: the times of trajectory {label!r} must be strictly increasing; t = {times[repeated[0]]!r} "
+                f"occurs twice"
+            )
+        groups.append(
+            _Group(label, times, q[rows], None if p is None else p[rows], None if xdot is None else xdot[rows])
+        )
+    return groups
+
+
+def _check_wide(t: np.ndarray, q: np.ndarray, p: np.ndarray | None, where: str) -> None:
     if q.ndim != 3 or q.shape[0] < 1 or q.shape[2] < 1:
         raise ValueError(
             f"{where}: expected q of shape (num, T, n) (for one trajectory q[None], for n = 1 q[..., None]), "
             f"got {q.shape}"
         )
-    n = q.shape[2]
     if q.shape[1] < 2:
         raise ValueError(f"{where}: expected at least 2 samples per trajectory, got T={q.shape[1]}")
+    if p is not None and p.shape != q.shape:
+        raise ValueError(f"{where}: expected p of the shape of q {q.shape}, got {p.shape}")
+
+
+def _shared_times(groups: list[_Group], where: str) -> dict[str, np.ndarray]:
+    """``(num, T, ·)`` arrays of trajectories sampled at one set of times; else a ``ValueError`` naming the first
+    trajectory that is not."""
+    first = groups[0]
+    for group in groups[1:]:
+        if not np.array_equal(group.t, first.t):
+            raise ValueError(
+                f"{where}: trajectory {group.label!r} is sampled at other times than trajectory {first.label!r} "
+                f"({len(group.t)} and {len(first.t)} samples); all trajectories must share one set of times "
+                f"(load_trajectories(..., record=True) reads trajectories with their own times)"
+            )
+    arrays = {"t": first.t, "q": np.stack([g.q for g in groups])}
+    for key in ("p", "xdot"):
+        if getattr(first, key) is not None:
+            arrays[key] = np.stack([getattr(g, key) for g in groups])
+    return arrays
+
+
+def _trajectory_data(
+    arrays: dict[str, np.ndarray], mass: object, noise_std: float, name: str, method: str, where: str
+) -> TrajectoryData:
+    """A :class:`TrajectoryData` from checked arrays ``t``, ``q`` (and ``p``, ``xdot``)."""
+    t, q, p, xdot = arrays["t"], arrays["q"], arrays.get("p"), arrays.get("xdot")
+    _check_wide(t, q, p, where)
+    n = q.shape[2]
     times = check_times(torch.from_numpy(t), q.shape[1], where, torch.float64)
+    if method == "spline" and q.shape[1] < _MIN_SAMPLES["spline"] and (p is None or xdot is None):
+        raise ValueError(f"{where}: derivatives='spline' needs at least 5 samples per trajectory, got {q.shape[1]}")
     if p is None:
         if mass is None:
             raise ValueError(
                 f"{where} has positions q but no momenta p; pass mass=m to estimate p = m·dq/dt by finite "
                 f"differences, or add the momenta p (shape (num, T, n); columns p1..pn in a .csv)"
             )
-        p = np.array(check_masses(mass, n, where)) * _rate(q, t)
-    elif p.shape != q.shape:
-        raise ValueError(f"{where}: expected p of the shape of q {q.shape}, got {p.shape}")
+        p = np.array(check_masses(mass, n, where)) * _rate(q, t, method)
     states = check_trajectories(torch.from_numpy(np.concatenate([q, p], axis=-1)), n, where)
-    derivatives = torch.from_numpy(_rate(states.numpy(), t))
+    if xdot is not None:
+        if xdot.shape != states.shape:
+            raise ValueError(f"{where}: expected xdot of shape {tuple(states.shape)}, got {xdot.shape}")
+        derivatives = torch.from_numpy(xdot)
+    else:
+        derivatives = torch.from_numpy(_rate(states.numpy(), t, method))
     if not torch.isfinite(derivatives).all():
-        raise ValueError(f"{where}: the finite-difference derivatives overflow (times too close together?)")
+        raise ValueError(f"{where}: the derivatives are not finite (given NaN, or times too close together?)")
     return TrajectoryData(times, states, states.clone(), derivatives, noise_std, name)
+
+
+def _record(
+    groups: list[_Group],
+    mass: object,
+    noise_std: float,
+    name: str,
+    method: str,
+    max_gap: float | None,
+    dtype: torch.dtype,
+    where: str,
+) -> TrajectoryRecord:
+    """A :class:`TrajectoryRecord` of the trajectories ``groups`` (each cut at its gaps for the estimates)."""
+    n = groups[0].q.shape[1]
+    for group in groups:
+        if group.q.shape[1] != n or (group.p is None) != (groups[0].p is None):
+            raise ValueError(f"{where}: trajectory {group.label!r} has other columns than {groups[0].label!r}")
+        if len(group.t) < 2:
+            raise ValueError(f"{where}: expected at least 2 samples per trajectory, trajectory {group.label!r} has 1")
+    intervals = np.concatenate([np.diff(g.t) for g in groups])
+    max_gap = DEFAULT_GAP_FACTOR * float(np.median(intervals)) if max_gap is None else max_gap
+    if groups[0].p is None and mass is None:
+        raise ValueError(
+            f"{where} has positions q but no momenta p; pass mass=m to estimate p = m·dq/dt by finite "
+            f"differences, or add the momenta p (columns p1..pn in a .csv)"
+        )
+    masses = None if mass is None else np.array(check_masses(mass, n, where))
+    given = all(g.xdot is not None for g in groups)
+    times, states, derivatives, labels, dropped = [], [], [], [], 0
+    for group in groups:
+        keep, parts_x, parts_d = [], [], []
+        for piece in _pieces(group.t, max_gap):
+            t = group.t[piece]
+            q = group.q[piece]
+            if group.p is None:
+                if len(t) < _MIN_SAMPLES[method]:
+                    dropped += len(t)  # no estimate of p = m·dq/dt on this segment
+                    continue
+                p = masses * estimate_derivatives(t, q, method)
+            else:
+                p = group.p[piece]
+            x = np.concatenate([q, p], axis=-1)
+            if given:
+                d = group.xdot[piece]
+            elif len(t) >= _MIN_SAMPLES[method]:
+                d = estimate_derivatives(t, x, method)
+            else:
+                d = np.full_like(x, np.nan)  # too short for the estimator: no derivative target here
+            keep.append(piece)
+            parts_x.append(x)
+            parts_d.append(d)
+        if not keep:
+            continue
+        times.append(torch.from_numpy(group.t[np.concatenate(keep)]))
+        states.append(torch.from_numpy(np.concatenate(parts_x)).to(dtype))
+        derivatives.append(torch.from_numpy(np.concatenate(parts_d)).to(dtype))
+        labels.append(group.label)
+    if dropped:
+        logger.warning("%s: %d samples on segments too short to estimate p = m·dq/dt were dropped", where, dropped)
+    if not times:
+        raise ValueError(f"{where}: no segment is long enough to estimate the momenta by {method!r}")
+    return TrajectoryRecord(
+        times, states, derivatives, "given" if given else method, max_gap, labels, noise_std, name, dropped
+    )
+
+
+def _pieces(t: np.ndarray, max_gap: float) -> list[np.ndarray]:
+    """Index ranges of the gap-free segments of times ``t`` (cut where ``t_{i+1} − t_i > max_gap``)."""
+    cuts = np.flatnonzero(np.diff(t) > max_gap) + 1
+    return [np.arange(a, b) for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(t)], strict=True)]
+
+
+@dataclass
+class TrajectoryRecord:
+    """Trajectories as measured: each with its own sample times and length, with gaps, in one record.
+
+    Attributes:
+        times: one float64 tensor ``(T_r,)`` of strictly increasing times per trajectory (kept in float64 whatever
+            the states' dtype, so that intervals are exact).
+        states: one tensor ``(T_r, 2n)`` of observed states ``[q, p]`` per trajectory.
+        derivatives: one tensor ``(T_r, 2n)`` of ``dx/dt`` per trajectory, given or estimated on each gap-free
+            segment by ``derivative_method``; NaN on segments too short for the estimator (no target there).
+        derivative_method: ``"given"``, or the estimator of :func:`estimate_derivatives` that made them.
+        max_gap: intervals longer than this are gaps: :meth:`segments` cuts there.
+        labels: the trajectories' labels in the data.
+        noise_std: the observation noise's standard deviation, as stated by the caller (nothing is added).
+        name: a name for reports.
+        dropped: samples left out because their segment was too short to estimate ``p = m·dq/dt``.
+
+    Made by :func:`load_trajectories` with ``record=True``; the constructor validates shapes, dtypes and times.
+    """
+
+    times: list[torch.Tensor]
+    states: list[torch.Tensor]
+    derivatives: list[torch.Tensor]
+    derivative_method: str
+    max_gap: float
+    labels: list[str]
+    noise_std: float = 0.0
+    name: str = "record"
+    dropped: int = 0
+
+    def __post_init__(self) -> None:
+        who = "TrajectoryRecord"
+        count = len(self.times)
+        if not count or not (len(self.states) == len(self.derivatives) == len(self.labels) == count):
+            raise ValueError(f"{who}: expected equally long, non-empty lists of times, states, derivatives, labels")
+        width = self.states[0].shape[-1] if self.states[0].dim() == 2 else 0
+        if width == 0 or width % 2:
+            raise ValueError(f"{who}: expected states of shape (T_r, 2n), got {tuple(self.states[0].shape)}")
+        dtype = self.states[0].dtype
+        for label, t, x, d in zip(self.labels, self.times, self.states, self.derivatives, strict=True):
+            if t.dtype != torch.float64 or t.dim() != 1 or t.shape[0] < 1:
+                raise ValueError(
+                    f"{who}: trajectory {label!r}: expected float64 times (T,), got {t.dtype} {tuple(t.shape)}"
+                )
+            if x.shape != (t.shape[0], width) or d.shape != x.shape or x.dtype != dtype or d.dtype != dtype:
+                raise ValueError(
+                    f"{who}: trajectory {label!r}: expected states and derivatives ({t.shape[0]}, {width})"
+                )
+            if not x.is_floating_point() or not bool(torch.isfinite(x).all()) or not bool(torch.isfinite(t).all()):
+                raise ValueError(f"{who}: trajectory {label!r}: states or times contain NaN or Inf")
+            if t.shape[0] > 1 and not bool((t[1:] > t[:-1]).all()):
+                raise ValueError(f"{who}: trajectory {label!r}: times must be strictly increasing")
+        self.max_gap = check_positive_float(self.max_gap, "max_gap", who)
+        self.noise_std = check_non_negative_float(self.noise_std, "noise_std", who)
+
+    @property
+    def n(self) -> int:
+        """Degrees of freedom (states have width ``2n``)."""
+        return self.states[0].shape[-1] // 2
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the states and derivatives."""
+        return self.states[0].dtype
+
+    @property
+    def num_trajectories(self) -> int:
+        """The number of trajectories."""
+        return len(self.times)
+
+    @property
+    def num_samples(self) -> int:
+        """The number of samples over all trajectories."""
+        return sum(t.shape[0] for t in self.times)
+
+    def segments(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """The gap-free pieces ``(times (T_s,), states (T_s, 2n), derivatives (T_s, 2n))`` of all trajectories, in
+        order: each trajectory cut where an interval exceeds ``max_gap``."""
+        pieces = []
+        for t, x, d in zip(self.times, self.states, self.derivatives, strict=True):
+            for index in _pieces(t.numpy(), self.max_gap):
+                pieces.append((t[index], x[index], d[index]))
+        return pieces
+
+    def summary(self) -> dict[str, object]:
+        """Counts and intervals: ``trajectories``, ``samples``, ``segments``, ``gaps``, ``median_step``,
+        ``min_step``, ``max_step`` (over the gap-free intervals), ``largest_gap``, ``max_gap``,
+        ``derivative_method``, ``dropped``."""
+        steps = np.concatenate([np.diff(t.numpy()) for t in self.times])
+        inside = steps[steps <= self.max_gap]
+        segments = len(self.segments())
+        return {
+            "trajectories": self.num_trajectories,
+            "samples": self.num_samples,
+            "segments": segments,
+            "gaps": segments - self.num_trajectories,
+            "median_step": float(np.median(inside)) if inside.size else math.nan,
+            "min_step": float(inside.min()) if inside.size else math.nan,
+            "max_step": float(inside.max()) if inside.size else math.nan,
+            "largest_gap": float(steps.max()) if steps.size and steps.max() > self.max_gap else None,
+            "max_gap": self.max_gap,
+            "derivative_method": self.derivative_method,
+            "dropped": self.dropped,
+        }
+
+    def to(self, dtype: torch.dtype) -> TrajectoryRecord:
+        """A copy with the states and derivatives in the floating ``dtype`` (times stay float64)."""
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise TypeError(f"TrajectoryRecord.to: expected a floating dtype, got {dtype}")
+        return TrajectoryRecord(
+            list(self.times),
+            [x.to(dtype) for x in self.states],
+            [d.to(dtype) for d in self.derivatives],
+            self.derivative_method,
+            self.max_gap,
+            list(self.labels),
+            self.noise_std,
+            self.name,
+            self.dropped,
+        )

@@ -16,8 +16,16 @@ import torch
 from torch import nn
 
 from canonflow.batches import Batches
-from canonflow.data import TrajectoryData
-from canonflow.hamiltonian_learning.losses import DERIVATIVES, DerivativeLoss, WindowLoss, derivative_pairs, windows
+from canonflow.data import TrajectoryData, TrajectoryRecord
+from canonflow.hamiltonian_learning.losses import (
+    DERIVATIVES,
+    DerivativeLoss,
+    WindowLoss,
+    derivative_pairs,
+    record_pairs,
+    record_windows,
+    windows,
+)
 from canonflow.hamiltonian_learning.model import HamiltonianNet, model_dtype
 from canonflow.losses import Loss
 from canonflow.training import TrainConfig, TrainResult, train
@@ -40,13 +48,19 @@ _VALIDATION_ROWS = 4096
 
 
 def _time_step(times: torch.Tensor, who: str) -> float:
-    """The common spacing ``Δt`` of uniformly spaced ``times`` (relative tolerance 1e-6)."""
+    """The common spacing ``Δt`` of uniformly spaced ``times``: every interval within ``1e-6·Δt`` plus the rounding
+    of the times themselves, ``4 ε max|t|`` (``ε`` the machine epsilon of their dtype: float32 times such as
+    ``arange(m)·Δt`` are uniform to that)."""
     if times.shape[0] < 2:
         raise ValueError(f"{who}: need at least two time samples per trajectory, got {times.shape[0]}")
-    steps = times[1:] - times[:-1]
+    steps = (times[1:] - times[:-1]).to(torch.float64)
     dt = float(steps.mean())
-    if not bool(((steps - dt).abs() <= 1e-6 * abs(dt)).all()):
-        raise ValueError(f"{who}: the sample times must be uniformly spaced (trajectory matching needs one Δt)")
+    rounding = 4.0 * torch.finfo(times.dtype).eps * float(times.abs().max())
+    if not bool(((steps - dt).abs() <= 1e-6 * abs(dt) + rounding).all()):
+        raise ValueError(
+            f"{who}: the sample times must be uniformly spaced (trajectory matching needs one Δt); read irregular "
+            f"times with canonflow.data.load_trajectories(..., record=True)"
+        )
     return dt
 
 
@@ -76,9 +90,32 @@ def _observations(
     return states.to(dtype), dt, None if derivatives is None else derivatives.to(dtype)
 
 
+def _record_rows(
+    record: TrajectoryRecord, mode: str, window: int, adjoint: bool, derivatives: str, dtype: torch.dtype, who: str
+) -> tuple[torch.Tensor, float | None]:
+    """Rows of a measured record and their ``Δt`` (``None``: windows carrying their own times)."""
+    record = record.to(dtype)
+    if mode == "derivative":
+        if derivatives == "exact":
+            raise ValueError(
+                f"{who}: a TrajectoryRecord has no exact derivatives; its derivatives are "
+                f"{record.derivative_method!r} (choose the estimator when loading it)"
+            )
+        log.info("%s: derivative targets of the record: %s", who, record.derivative_method)
+        return record_pairs(record, who), None
+    rows = record_windows(record, window, who)
+    if not adjoint:
+        return rows, None
+    times = rows[..., -1]
+    step = float(times[0, 1])
+    if not bool(((times[:, 1:] - times[:, :-1] - step).abs() <= 1e-6 * step + 8 * torch.finfo(dtype).eps).all()):
+        raise ValueError(f"{who}: adjoint=True needs one sampling interval; the record's windows have irregular steps")
+    return rows[..., :-1], step
+
+
 def fit_hamiltonian(
     model: nn.Module,
-    data: TrajectoryData | torch.Tensor,
+    data: TrajectoryData | TrajectoryRecord | torch.Tensor,
     mode: str = "derivative",
     *,
     adjoint: bool = False,
@@ -97,14 +134,19 @@ def fit_hamiltonian(
 
     Args:
         model: the Hamiltonian to train in place, e.g. a ``HamiltonianNet``; data are cast to its dtype.
-        data: a ``TrajectoryData`` (uniformly spaced ``times``) or a tensor ``(num, T, 2n)`` of observed states.
+        data: a ``TrajectoryData`` (uniformly spaced ``times``), a tensor ``(num, T, 2n)`` of observed states, or a
+            ``canonflow.data.TrajectoryRecord`` (measured: own times, gaps, unequal lengths). From a record,
+            derivative fitting takes the record's given or estimated derivatives (``record.derivative_method``) and
+            the trajectory modes take windows inside its gap-free segments, integrated with the actual steps (with
+            ``adjoint=True`` the steps must be regular).
         mode: ``"derivative"`` (``DerivativeLoss``), ``"leapfrog"`` (``WindowLoss`` with leapfrog; needs
             ``model.separable``) or ``"implicit_midpoint"`` (``WindowLoss`` with the implicit midpoint rule).
         adjoint: with ``mode="implicit_midpoint"``, take gradients by the discrete adjoint (memory constant in
             the window length) instead of backpropagation.
         dt: the sampling interval ``Δt``; required for a tensor, taken from ``data.times`` otherwise.
         derivatives: derivative mode's targets: ``"finite_difference"`` (central differences of the observed,
-            noisy states) or ``"exact"`` (``data.derivatives``, exact at the clean states).
+            noisy states; for a record, its derivatives) or ``"exact"`` (``data.derivatives``, exact at the clean
+            states; not for a record).
         window: ``k``, the number of observation intervals per window in trajectory modes.
         substeps: integrator steps per observation interval (step size ``Δt / substeps``).
         batch_size: rows (pairs or windows) per optimizer step, drawn uniformly with replacement from the
@@ -120,8 +162,12 @@ def fit_hamiltonian(
             networks then learn the residual instead of competing with the closed-form part from the start.
             Skipped when ``config.resume`` finds a checkpoint (it holds the weights). ``0``: no such stage.
 
+    A damped model (``HamiltonianNet(damping=True)``) is fitted with its friction: the derivative loss compares
+    ``Ω∇H_θ − γ(0, p)`` with ``ẋ``, the trajectory modes integrate with ``conformal_leapfrog`` /
+    ``conformal_midpoint`` (not with ``adjoint=True``), and ``γ`` is trained with the other parameters.
+
     Raises ``ValueError``/``TypeError`` naming ``fit_hamiltonian`` for malformed data (shape, NaN/Inf,
-    ``dt ≤ 0``, non-uniform times, too few samples for the window) or incompatible options.
+    ``dt ≤ 0``, non-uniform times of a ``TrajectoryData``, too few samples for the window) or incompatible options.
     """
     who = "fit_hamiltonian"
     if not isinstance(model, nn.Module):
@@ -130,6 +176,8 @@ def fit_hamiltonian(
         raise ValueError(f"{who}: unknown mode {mode!r}; choose one of {list(MODES)}")
     if adjoint and mode != "implicit_midpoint":
         raise ValueError(f"{who}: adjoint=True is only available with mode='implicit_midpoint', got mode={mode!r}")
+    if adjoint and getattr(model, "damping", None) is not None:
+        raise ValueError(f"{who}: adjoint=True does not support a damped model; use adjoint=False")
     if mode == "leapfrog" and getattr(model, "separable", False) is not True:
         raise ValueError(
             f"{who}: mode='leapfrog' needs a separable Hamiltonian K(p) + V(q) (e.g. HamiltonianNet(separable=True)); "
@@ -150,7 +198,13 @@ def fit_hamiltonian(
     n = model.n if isinstance(getattr(model, "n", None), int) else None
     dtype = model_dtype(model)
 
-    def rows(source: TrajectoryData | torch.Tensor) -> tuple[torch.Tensor, float]:
+    def rows(source: TrajectoryData | TrajectoryRecord | torch.Tensor) -> tuple[torch.Tensor, float | None]:
+        if isinstance(source, TrajectoryRecord):
+            if dt is not None:
+                raise ValueError(f"{who}: a TrajectoryRecord has its own times; leave dt unset")
+            if n is not None and source.n != n:
+                raise ValueError(f"{who}: the record has n={source.n} degrees of freedom, the model n={n}")
+            return _record_rows(source, mode, window, adjoint, derivatives, dtype, who)
         states, step, exact = _observations(source, dt, n, dtype, who)
         if mode == "derivative":
             return derivative_pairs(states, step, exact, derivatives, who), step
@@ -164,7 +218,9 @@ def fit_hamiltonian(
     validation_rows = None
     if validation_data is not None:
         validation_rows, validation_step = rows(validation_data)
-        if abs(validation_step - step) > 1e-6 * step:
+        both = step is not None and validation_step is not None
+        timed_differs = mode != "derivative" and (step is None) != (validation_step is None)
+        if timed_differs or (both and abs(validation_step - step) > 1e-6 * step):
             raise ValueError(f"{who}: validation_data has Δt={validation_step}, data has Δt={step}")
         count = validation_rows.shape[0]
         keep = torch.linspace(0, count - 1, min(count, _VALIDATION_ROWS)).round().long()
@@ -195,4 +251,6 @@ def fit_hamiltonian(
         with torch.no_grad():
             for target, source in zip(model.closed_form_parameters, base.closed_form_parameters, strict=True):
                 target.copy_(source)
+            if model.damped:
+                model.damping_root.copy_(base.damping_root)
     return fit(model, config)

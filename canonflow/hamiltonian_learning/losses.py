@@ -14,6 +14,15 @@ Both are ``canonflow.losses.Loss`` values, called as ``loss(model, batch)`` on a
     2024; any ``H_θ``), with gradients by backpropagation through the integrator or, for the implicit midpoint
     rule with ``adjoint=True``, by its discrete adjoint (the loss accumulated state by state: memory does not
     grow with the window length).
+
+Measured records (``canonflow.data.TrajectoryRecord``): ``record_pairs`` pairs every sample with its given or
+estimated derivative; ``record_windows`` cuts windows inside the gap-free segments and carries each sample's time
+in a last column, rows ``(B, k + 1, 2n + 1)``, which ``WindowLoss(None, ...)`` integrates with the actual steps
+(``canonflow.integrators.integrate_times``: ``h_{b,j} = (t_{b,j+1} − t_{b,j}) / substeps``).
+
+Damped models (``model.damping`` set, ``ẋ = Ω∇H_θ − γ(0, p)``): ``DerivativeLoss`` compares
+``damped_vector_field`` with ``ẋ``; ``WindowLoss`` integrates with the conformally symplectic counterpart of its
+integrator (``conformal_leapfrog``, ``conformal_midpoint``). The adjoint does not support damping.
 """
 
 from __future__ import annotations
@@ -21,12 +30,29 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from canonflow.integrators import implicit_midpoint, implicit_midpoint_adjoint, leapfrog
+from canonflow.data import TrajectoryRecord
+from canonflow.integrators import (
+    METHODS,
+    damped_vector_field,
+    implicit_midpoint_adjoint,
+    integrate,
+    integrate_times,
+    resolve_damping,
+)
 from canonflow.losses import Loss
 from canonflow.phase_space import hamiltonian_vector_field
 from canonflow.validation import check_choice, check_positive_float, check_positive_int
 
-__all__ = ["DERIVATIVES", "DerivativeLoss", "WINDOW_INTEGRATORS", "WindowLoss", "derivative_pairs", "windows"]
+__all__ = [
+    "DERIVATIVES",
+    "DerivativeLoss",
+    "WINDOW_INTEGRATORS",
+    "WindowLoss",
+    "derivative_pairs",
+    "record_pairs",
+    "record_windows",
+    "windows",
+]
 
 DERIVATIVES = ("finite_difference", "exact")
 """The targets of ``derivative_pairs``."""
@@ -67,20 +93,58 @@ def windows(states: torch.Tensor, window: int, who: str) -> torch.Tensor:
     return rows.permute(0, 1, 3, 2).reshape(-1, window + 1, states.shape[-1])
 
 
+def record_pairs(record: TrajectoryRecord, who: str) -> torch.Tensor:
+    """Rows ``[x, ẋ]`` ``(M, 2, 2n)`` of every sample of ``record`` that has a derivative (given, or estimated on a
+    segment long enough for ``record.derivative_method``)."""
+    states = torch.cat(record.states)
+    targets = torch.cat(record.derivatives)
+    keep = torch.isfinite(targets).all(-1)
+    if not bool(keep.any()):
+        raise ValueError(f"{who}: the record has no derivative targets (every segment too short for the estimator)")
+    return torch.stack([states[keep], targets[keep]], dim=1)
+
+
+def record_windows(record: TrajectoryRecord, window: int, who: str) -> torch.Tensor:
+    """All overlapping windows of ``k = window`` intervals inside the gap-free segments of ``record``, as rows
+    ``(M, k + 1, 2n + 1)``: the states ``x_s, …, x_{s+k}`` and, in the last column, their times minus ``t_s``
+    (in the record's dtype). Segments shorter than ``k + 1`` samples give none."""
+    rows = []
+    for times, states, _ in record.segments():
+        if times.shape[0] < window + 1:
+            continue
+        offsets = times.unfold(0, window + 1, 1)  # (T - k, k + 1), float64
+        offsets = (offsets - offsets[:, :1]).to(states.dtype)
+        cut = states.unfold(0, window + 1, 1).transpose(1, 2)  # (T - k, k + 1, 2n)
+        rows.append(torch.cat([cut, offsets[..., None]], dim=-1))
+    if not rows:
+        longest = max(t.shape[0] for t, _, _ in record.segments())
+        raise ValueError(
+            f"{who}: windows of {window} intervals need a gap-free segment of at least {window + 1} samples; the "
+            f"record's longest has {longest} (lower window, or raise the record's max_gap)"
+        )
+    return torch.cat(rows)
+
+
 class DerivativeLoss(Loss):
-    """``mean ‖Ω∇H_θ(x) − ẋ‖²`` over rows ``[x, ẋ]`` of shape ``(B, 2, 2n)`` (see ``derivative_pairs``)."""
+    """``mean ‖f_θ(x) − ẋ‖²`` over rows ``[x, ẋ]`` of shape ``(B, 2, 2n)`` (see ``derivative_pairs``), with
+    ``f_θ = Ω∇H_θ`` (``damped_vector_field``, ``Ω∇H_θ − γ(0, p)``, for a model with a ``damping``)."""
 
     separable = True
 
     def __call__(self, model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
-        return (hamiltonian_vector_field(model, batch[:, 0]) - batch[:, 1]).pow(2).mean()
+        if getattr(model, "damping", None) is None:
+            field = hamiltonian_vector_field(model, batch[:, 0])
+        else:
+            field = damped_vector_field(model, batch[:, 0])
+        return (field - batch[:, 1]).pow(2).mean()
 
 
 class WindowLoss(Loss):
     """``mean_j ‖Φ^{j}(x_s) − x_{s+j}‖²`` over windows ``(B, k + 1, 2n)`` (see ``windows``), ``j = 1..k``.
 
     Args:
-        dt: the sampling interval ``Δt`` of the windows.
+        dt: the sampling interval ``Δt`` of the windows; ``None``: the rows are ``(B, k + 1, 2n + 1)`` windows of
+            ``record_windows`` with the sample times in the last column, integrated with their actual steps.
         integrator: ``"leapfrog"`` (a separable ``H_θ``) or ``"implicit_midpoint"`` (any ``H_θ``).
         substeps: integrator steps per interval, of size ``h = Δt / substeps``.
         adjoint: gradients by the implicit midpoint rule's discrete adjoint (``implicit_midpoint`` only).
@@ -91,7 +155,7 @@ class WindowLoss(Loss):
 
     def __init__(
         self,
-        dt: float,
+        dt: float | None,
         integrator: str = "implicit_midpoint",
         *,
         substeps: int = 1,
@@ -104,7 +168,9 @@ class WindowLoss(Loss):
         if adjoint and integrator != "implicit_midpoint":
             raise ValueError(f"{who}: adjoint=True needs integrator='implicit_midpoint', got {integrator!r}")
         self.substeps = check_positive_int(substeps, "substeps", who)
-        self.step_size = check_positive_float(dt, "dt", who) / substeps
+        if dt is None and adjoint:
+            raise ValueError(f"{who}: adjoint=True needs one sampling interval dt, not windows with their own times")
+        self.step_size = None if dt is None else check_positive_float(dt, "dt", who) / substeps
         self.adjoint = bool(adjoint)
         self.tol = check_positive_float(tol, "tol", who)
         self.max_iter = check_positive_int(max_iter, "max_iter", who)
@@ -112,8 +178,19 @@ class WindowLoss(Loss):
     def __call__(self, model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
         h, substeps = self.step_size, self.substeps
         steps = (batch.shape[1] - 1) * substeps
+        damped = getattr(model, "damping", None) is not None
+        name = f"conformal_{'leapfrog' if self.integrator == 'leapfrog' else 'midpoint'}" if damped else self.integrator
+        options = {} if self.integrator == "leapfrog" else {"tol": self.tol, "max_iter": self.max_iter}
+        if damped:
+            options["damping"] = resolve_damping(model, None, type(self).__name__)
+        if h is None:  # rows with their times in the last column
+            states = batch[..., :-1]
+            path = integrate_times(METHODS[name], model, states[:, 0], batch[..., -1], substeps=substeps, **options)
+            return (path[1:] - states[:, 1:].transpose(0, 1)).pow(2).mean()
         x0 = batch[:, 0]
         if self.adjoint:
+            if damped:
+                raise ValueError(f"{type(self).__name__}: adjoint=True does not support a damped model")
             count = batch[:, 1:].numel()
 
             def stage(step: int, x: torch.Tensor) -> torch.Tensor | None:
@@ -123,9 +200,6 @@ class WindowLoss(Loss):
 
             options = {"tol": self.tol, "max_iter": self.max_iter}
             return implicit_midpoint_adjoint(model, x0, h, steps, loss=stage, **options)
-        if self.integrator == "leapfrog":
-            path = leapfrog(model, x0, h, steps, trajectory=True)
-        else:
-            path = implicit_midpoint(model, x0, h, steps, trajectory=True, tol=self.tol, max_iter=self.max_iter)
+        path = integrate(METHODS[name], model, x0, h, steps, trajectory=True, **options)
         predicted = path[substeps::substeps]  # (k, B, 2n)
         return (predicted - batch[:, 1:].transpose(0, 1)).pow(2).mean()

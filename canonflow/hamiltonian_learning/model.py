@@ -17,7 +17,10 @@ from canonflow.nn import MLP
 from canonflow.phase_space import split
 from canonflow.validation import as_dtype, check_non_negative_int, check_phase_space, check_positive_int
 
-__all__ = ["HamiltonianNet", "model_dtype"]
+__all__ = ["DAMPING_START", "HamiltonianNet", "model_dtype"]
+
+DAMPING_START = 0.1
+"""The friction ``γ`` a damped ``HamiltonianNet`` starts from."""
 
 
 def model_dtype(model: nn.Module) -> torch.dtype:
@@ -46,6 +49,13 @@ class HamiltonianNet(nn.Module):
     contains the quadratic form, so it excludes ``quadratic=True``. ``fit_hamiltonian(..., base_steps=...)``
     can train this closed-form part alone first. The parameters are in ``dtype`` (``"float32"`` or
     ``"float64"``). Registered with ``canonflow.checkpoint``: ``save_model`` / ``canonflow.load`` round-trip it.
+
+    With ``damping=True`` the dynamics are the damped (conformal Hamiltonian) equations ``q̇ = ∂H_θ/∂p``,
+    ``ṗ = −∂H_θ/∂q − γ p`` with a learned friction ``γ = ρ² ≥ 0`` (the property ``damping``, starting at
+    ``DAMPING_START``), along which ``dH_θ/dt = −γ pᵀ∂H_θ/∂p``; for ``H_θ = ½pᵀM⁻¹p + V(q)`` this is the
+    port-Hamiltonian form ``ẋ = (Ω − R)∇H_θ`` with ``R = diag(0, γM) ⪰ 0`` (Rayleigh friction ``−γM q̇``). The
+    conformally symplectic integrators ``canonflow.integrators.conformal_leapfrog`` and ``conformal_midpoint``
+    integrate it; the conservative ones refuse a damped model. ``damping=False`` (default): ``ẋ = Ω∇H_θ``.
     """
 
     def __init__(
@@ -58,6 +68,7 @@ class HamiltonianNet(nn.Module):
         quadratic: bool = False,
         polynomial: int = 0,
         dtype: str = "float32",
+        damping: bool = False,
     ) -> None:
         super().__init__()
         who = type(self).__name__
@@ -72,6 +83,11 @@ class HamiltonianNet(nn.Module):
         if polynomial >= 2 and self.quadratic:
             raise ValueError(f"{who}: polynomial={polynomial} already contains the quadratic form; drop quadratic=True")
         self.polynomial = polynomial
+        if not isinstance(damping, bool):
+            raise TypeError(f"{who}: expected damping to be a bool, got {damping!r}")
+        self.damped = damping
+        if damping:  # γ = ρ² ≥ 0, starting at γ = DAMPING_START
+            self.damping_root = nn.Parameter(torch.tensor(DAMPING_START**0.5))
         if depth == 0 and not (self.quadratic or polynomial):
             raise ValueError(f"{who}: depth=0 (no network) needs quadratic=True or polynomial >= 1, else H_θ = 0")
         self.networks = nn.ModuleList()
@@ -90,6 +106,17 @@ class HamiltonianNet(nn.Module):
             count = size + parents.shape[0]
             self.polynomial_coefficients = nn.Parameter(torch.zeros(2 if self.separable else 1, count))
         self.to(torch_dtype)
+
+    @property
+    def separable_parts(self) -> bool:
+        """``True`` for a separable model: ``kinetic(p)`` and ``potential(q)`` sum to ``H_θ``, so the splitting
+        integrators take ``∂V/∂q`` and ``∂K/∂p`` from one network each (``integrators.has_separable_parts``)."""
+        return self.separable
+
+    @property
+    def damping(self) -> torch.Tensor | None:
+        """The friction ``γ = ρ² ≥ 0`` (a 0-dim tensor) of a damped model, ``None`` for a conservative one."""
+        return self.damping_root.square() if self.damped else None
 
     @property
     def closed_form_parameters(self) -> list[nn.Parameter]:
@@ -162,6 +189,7 @@ class HamiltonianNet(nn.Module):
             "quadratic": self.quadratic,
             "polynomial": self.polynomial,
             "dtype": self.dtype_name,
+            "damping": self.damped,
         }
 
     @classmethod
@@ -170,7 +198,8 @@ class HamiltonianNet(nn.Module):
         return cls(**config)
 
     def extra_repr(self) -> str:
-        return f"n={self.n}, separable={self.separable}, dtype={self.dtype_name}"
+        damped = ", damping=True" if self.damped else ""
+        return f"n={self.n}, separable={self.separable}, dtype={self.dtype_name}{damped}"
 
 
 def _monomials(size: int, degree: int) -> tuple[tuple[int, ...], torch.Tensor, torch.Tensor]:

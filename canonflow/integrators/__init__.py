@@ -27,6 +27,8 @@ name                 order symplectic  notes
 ``yoshida6``          6    yes         separable H only; Yoshida's 7-stage solution A composition
 ``implicit_midpoint`` 2    yes         any H; ``x' = x + h Ω∇H((x + x')/2)``, solved by fixed point
 ``rk4``               4    no          any H; classical Runge–Kutta, a non-symplectic baseline
+``conformal_leapfrog`` 2   conformally separable H; ``ẋ = Ω∇H − γ(0, p)``: friction half-steps around leapfrog
+``conformal_midpoint`` 2   conformally any H; ``ẋ = Ω∇H − γ(0, p)``: friction half-steps around implicit midpoint
 ==================== ===== =========== ==========================================================
 
 The explicit splitting methods are symplectic only for separable ``H(q, p) = T(p) + V(q)``; a Hamiltonian
@@ -34,9 +36,17 @@ with attribute ``separable == False`` (e.g. a ``canonflow.systems.HamiltonianSys
 A plain callable without that attribute is assumed to be separable. ``implicit_midpoint_adjoint`` is
 ``implicit_midpoint`` with constant-memory discrete-adjoint gradients.
 
-Layout: ``base`` (the input check, ``∇H``, the ``Method`` record and the fixed-step loop ``integrate``),
+The two conformal methods integrate the damped equations with the friction ``γ ≥ 0`` of their ``damping`` argument or
+of ``hamiltonian.damping`` (see ``conformal``); ``Φ_h^*ω = e^{−γh}ω`` exactly. The conservative methods refuse a
+Hamiltonian whose ``damping`` is set (``check_conservative``), rather than silently drop the friction. A Hamiltonian
+that declares ``H = K(p) + V(q)`` with callable parts (``has_separable_parts``) has the splitting methods take
+``∂V/∂q`` and ``∂K/∂p`` from one part each.
+
+Layout: ``base`` (the input check, ``∇H``, the ``Method`` record, the fixed-step loop ``integrate`` and
+``integrate_times``, which advances rows through their own, irregular sample times),
 ``splitting`` (the explicit symplectic methods), ``runge_kutta`` (``rk4``), ``midpoint`` (the implicit
-midpoint rule, its solver and its adjoint). A new method is a step function, a ``Method`` and an entry here.
+midpoint rule, its solver and its adjoint), ``conformal`` (the damped methods). A new method is a step function,
+a ``Method`` and an entry here.
 """
 
 from __future__ import annotations
@@ -48,8 +58,19 @@ from canonflow.integrators.base import (
     Integrator,
     Method,
     StepSize,
+    check_conservative,
     check_integrator_input,
+    has_separable_parts,
     integrate,
+    integrate_times,
+)
+from canonflow.integrators.conformal import (
+    CONFORMAL_LEAPFROG,
+    CONFORMAL_MIDPOINT,
+    conformal_leapfrog,
+    conformal_midpoint,
+    damped_vector_field,
+    resolve_damping,
 )
 from canonflow.integrators.midpoint import (
     IMPLICIT_MIDPOINT,
@@ -83,13 +104,20 @@ __all__ = [
     "Method",
     "StageLoss",
     "StepSize",
+    "check_conservative",
     "check_integrator_input",
+    "conformal_leapfrog",
+    "conformal_midpoint",
+    "damped_vector_field",
+    "has_separable_parts",
+    "resolve_damping",
     "effective_tolerance",
     "get_integrator",
     "implicit_midpoint",
     "implicit_midpoint_adjoint",
     "implicit_midpoint_step",
     "integrate",
+    "integrate_times",
     "leapfrog",
     "rk4",
     "symplectic_euler",
@@ -98,7 +126,17 @@ __all__ = [
 ]
 
 METHODS: dict[str, Method] = {
-    method.name: method for method in (SYMPLECTIC_EULER, LEAPFROG, YOSHIDA4, YOSHIDA6, IMPLICIT_MIDPOINT, RK4)
+    method.name: method
+    for method in (
+        SYMPLECTIC_EULER,
+        LEAPFROG,
+        YOSHIDA4,
+        YOSHIDA6,
+        IMPLICIT_MIDPOINT,
+        RK4,
+        CONFORMAL_LEAPFROG,
+        CONFORMAL_MIDPOINT,
+    )
 }
 """The methods by name: step function, order, and whether separable / symplectic / symmetric."""
 
@@ -109,6 +147,8 @@ INTEGRATORS: dict[str, Integrator] = {
     "yoshida6": yoshida6,
     "implicit_midpoint": implicit_midpoint,
     "rk4": rk4,
+    "conformal_leapfrog": conformal_leapfrog,
+    "conformal_midpoint": conformal_midpoint,
 }
 """The integrators by name (the keys of ``METHODS``)."""
 

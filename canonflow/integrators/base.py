@@ -27,8 +27,11 @@ __all__ = [
     "Method",
     "StepFunction",
     "StepSize",
+    "check_conservative",
     "check_integrator_input",
+    "has_separable_parts",
     "integrate",
+    "integrate_times",
 ]
 
 Hamiltonian = Callable[[torch.Tensor], torch.Tensor]
@@ -84,6 +87,16 @@ def check_integrator_input(
     check_positive_int(steps, "steps", who)
 
 
+def check_conservative(hamiltonian: object, who: str) -> None:
+    """Raise a ``ValueError`` naming ``who`` if ``hamiltonian`` carries a friction ``damping`` (not ``None``):
+    a conservative integrator of ``ẋ = Ω∇H`` would silently drop it."""
+    if getattr(hamiltonian, "damping", None) is not None:
+        raise ValueError(
+            f"{who}: the Hamiltonian has a damping (ẋ = Ω∇H − γ(0, p)), which this conservative integrator would "
+            f"ignore; use conformal_leapfrog (separable H) or conformal_midpoint"
+        )
+
+
 class HamiltonianGradient:
     """``x ↦ ∇H(x) = [∂H/∂q, ∂H/∂p]`` of shape ``(B, 2n)``, and the vector field ``Ω∇H = [∂H/∂p, −∂H/∂q]``.
 
@@ -98,6 +111,7 @@ class HamiltonianGradient:
         self.who = who
         analytic = getattr(hamiltonian, "gradient", None)
         self.analytic = analytic if callable(analytic) else None
+        self.parts = self.analytic is None and has_separable_parts(hamiltonian)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.analytic is not None:
@@ -123,6 +137,47 @@ class HamiltonianGradient:
         n = gradient.shape[-1] // 2
         return torch.cat([gradient[..., n:], -gradient[..., :n]], dim=-1)
 
+    def position_gradient(self, q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        """``∂H/∂q`` at ``(q, p)``, shape ``(B, n)``: ``∂V/∂q(q)`` alone for a Hamiltonian with separable parts
+        (:func:`has_separable_parts`), else the ``q`` half of the full gradient."""
+        if self.parts:
+            return self._part(self.hamiltonian.potential, q)
+        return self(torch.cat([q, p], -1))[:, : q.shape[-1]]
+
+    def momentum_gradient(self, q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        """``∂H/∂p`` at ``(q, p)``, shape ``(B, n)``: ``∂K/∂p(p)`` alone for a Hamiltonian with separable parts
+        (:func:`has_separable_parts`), else the ``p`` half of the full gradient."""
+        if self.parts:
+            return self._part(self.hamiltonian.kinetic, p)
+        return self(torch.cat([q, p], -1))[:, q.shape[-1] :]
+
+    def _part(self, energy: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor) -> torch.Tensor:
+        """``∇energy(z)`` of a half-width ``z`` ``(B, n)`` by autograd (one network, not both)."""
+
+        def scalar(y: torch.Tensor) -> torch.Tensor:
+            value = energy(y)
+            if not isinstance(value, torch.Tensor) or value.shape != y.shape[:1]:
+                shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                raise ValueError(f"{self.who}: kinetic(p) and potential(q) must map (B, n) to (B,), got {shape}")
+            return value
+
+        return vector_jacobian_product(scalar, z, z.new_ones(z.shape[0]), who=self.who)
+
+
+def has_separable_parts(hamiltonian: object) -> bool:
+    """Whether ``hamiltonian`` declares ``H(q, p) = K(p) + V(q)`` with its parts callable on their own.
+
+    That is an attribute ``separable_parts`` that is ``True`` and methods ``kinetic(p)`` and ``potential(q)``,
+    ``(B, n) -> (B,)``, whose sum is ``H`` (e.g. ``canonflow.hamiltonian_learning.HamiltonianNet(separable=True)``).
+    The splitting methods then take ``∂H/∂q = ∂V/∂q`` and ``∂H/∂p = ∂K/∂p`` from one part each instead of the
+    full gradient of ``H`` — for a learned ``K_θ + V_θ`` half the network evaluations per kick and drift.
+    """
+    return (
+        getattr(hamiltonian, "separable_parts", False) is True
+        and callable(getattr(hamiltonian, "kinetic", None))
+        and callable(getattr(hamiltonian, "potential", None))
+    )
+
 
 StepFunction = Callable[..., tuple[torch.Tensor, Any]]
 """``step(gradient, x, h, carry, k, **options) -> (x', carry')``: one step of size ``h`` (see the module doc)."""
@@ -139,6 +194,9 @@ class Method:
         separable: the method needs a separable ``H = T(p) + V(q)`` (explicit splitting methods).
         symplectic: ``Φ_h`` is a canonical map for every admissible ``H``.
         symmetric: ``Φ_{−h} = Φ_h⁻¹`` (time reversible).
+        dissipative: the method integrates the damped equations ``ẋ = Ω∇H(x) − γ (0, p)`` with the friction
+            ``γ ≥ 0`` of ``hamiltonian.damping`` (see ``canonflow.integrators.conformal``); a conservative method
+            refuses a Hamiltonian with a ``damping`` rather than ignore it.
     """
 
     name: str
@@ -147,6 +205,7 @@ class Method:
     separable: bool
     symplectic: bool
     symmetric: bool
+    dissipative: bool = False
 
 
 def integrate(
@@ -167,6 +226,8 @@ def integrate(
     """
     who = method.name
     check_integrator_input(hamiltonian, x0, step_size, steps, who, needs_separable=method.separable)
+    if not method.dissipative:
+        check_conservative(hamiltonian, who)
     gradient = HamiltonianGradient(hamiltonian, who)
     x, carry = x0, None
     states = [x0]
@@ -175,3 +236,44 @@ def integrate(
         if trajectory:
             states.append(x)
     return torch.stack(states) if trajectory else x
+
+
+def integrate_times(
+    method: Method,
+    hamiltonian: Hamiltonian,
+    x0: torch.Tensor,
+    times: torch.Tensor,
+    *,
+    substeps: int = 1,
+    **options: Any,
+) -> torch.Tensor:
+    """Integrate each row of ``x0`` (``(B, 2n)``) through its own sample times; return the states there.
+
+    ``times`` ``(B, T)``: strictly increasing sample times of each row, ``x0[b]`` the state at ``times[b, 0]``. Each
+    interval ``[t_{b,i}, t_{b,i+1}]`` is covered by ``substeps`` steps of ``method`` of the row's own size
+    ``h_{b,i} = (t_{b,i+1} − t_{b,i}) / substeps`` (a ``(B, 1)`` step-size tensor: the rows advance together, each
+    by its actual time steps). Returns ``(T, B, 2n)``, the states at the sample times (``[0]`` is ``x0``).
+    ``options`` go to the step function. Differentiable like :func:`integrate`; errors name ``method.name``.
+    """
+    who = method.name
+    if not isinstance(times, torch.Tensor) or times.dim() != 2 or times.shape[0] != getattr(x0, "shape", (None,))[0]:
+        shape = tuple(times.shape) if isinstance(times, torch.Tensor) else type(times).__name__
+        raise ValueError(f"{who}: expected times of shape (B, T) with B = len(x0), got {shape}")
+    if times.shape[1] < 2:
+        raise ValueError(f"{who}: expected at least 2 sample times per row, got {times.shape[1]}")
+    steps = (times[:, 1:] - times[:, :-1]).to(x0.dtype) / check_positive_int(substeps, "substeps", who)
+    if not bool(torch.isfinite(steps).all()) or not bool((steps > 0).all()):
+        raise ValueError(f"{who}: expected strictly increasing, finite times in every row")
+    check_integrator_input(hamiltonian, x0, 1.0, 1, who, needs_separable=method.separable)
+    if not method.dissipative:
+        check_conservative(hamiltonian, who)
+    gradient = HamiltonianGradient(hamiltonian, who)
+    x, carry, k = x0, None, 0
+    states = [x0]
+    for i in range(steps.shape[1]):
+        h = steps[:, i : i + 1]
+        for _ in range(substeps):
+            x, carry = method.step(gradient, x, h, carry, k, **options)
+            k += 1
+        states.append(x)
+    return torch.stack(states)

@@ -23,6 +23,7 @@ from canonflow.integrators.base import (
     HamiltonianGradient,
     Method,
     StepSize,
+    check_conservative,
     check_integrator_input,
     integrate,
 )
@@ -344,6 +345,7 @@ def implicit_midpoint_adjoint(
     """
     who = "implicit_midpoint_adjoint"
     check_integrator_input(hamiltonian, x0, step_size, steps, who, needs_separable=False)
+    check_conservative(hamiltonian, who)
     tol = check_positive_float(tol, "tol", who)
     check_positive_int(max_iter, "max_iter", who)
     if loss is not None and (trajectory or not callable(loss)):

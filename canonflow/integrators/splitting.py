@@ -4,7 +4,8 @@ Each step is a composition of the exact flows of ``V`` (a kick ``p ← p − h �
 ``q ← q + h ∂H/∂p``), which are canonical shears; so every method here is exactly symplectic. The leapfrog
 (Störmer–Verlet) step is symmetric, and so are the compositions ``Φ_{w_k h} ∘ … ∘ Φ_{w_1 h}`` of leapfrog steps
 with palindromic weights (Yoshida 1990). Consecutive half kicks share one evaluation of ``∂H/∂q``: the step
-functions pass it on as their ``carry``.
+functions pass it on as their ``carry``. A Hamiltonian that declares its parts (``has_separable_parts``: a learned
+``K_θ(p) + V_θ(q)``) has each kick take ``∂V/∂q`` from ``V`` alone and each drift ``∂K/∂p`` from ``K`` alone.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ def _symplectic_euler_step(
     """``p' = p − h ∂H/∂q(q, p)``, then ``q' = q + h ∂H/∂p(q, p')``."""
     n = x.shape[-1] // 2
     q, p = x[:, :n], x[:, n:]
-    p = p - h * gradient(torch.cat([q, p], -1))[:, :n]
-    q = q + h * gradient(torch.cat([q, p], -1))[:, n:]
+    p = p - h * gradient.position_gradient(q, p)
+    q = q + h * gradient.momentum_gradient(q, p)
     return torch.cat([q, p], -1), None
 
 
@@ -44,12 +45,12 @@ def _composition(weights: tuple[float, ...]) -> StepFunction:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         n = x.shape[-1] // 2
         q, p = x[:, :n], x[:, n:]
-        dv = gradient(x)[:, :n] if carry is None else carry  # ∂H/∂q at the current q
+        dv = gradient.position_gradient(q, p) if carry is None else carry  # ∂H/∂q at the current q
         for w in weights:
             s = w * h
             p = p - 0.5 * s * dv
-            q = q + s * gradient(torch.cat([q, p], -1))[:, n:]
-            dv = gradient(torch.cat([q, p], -1))[:, :n]
+            q = q + s * gradient.momentum_gradient(q, p)
+            dv = gradient.position_gradient(q, p)
             p = p - 0.5 * s * dv
         return torch.cat([q, p], -1), dv
 
