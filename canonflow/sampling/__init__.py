@@ -4,10 +4,11 @@ KL, MCMC diagnostics and run metrics, and benchmark targets with exact moments."
 
 from canonflow.sampling.diagnostics import ess, ess_bulk, ess_mean, ess_tail, mcse_mean, rank_normalize, rhat
 from canonflow.sampling.flow_mcmc import ImportanceResult, flow_mcmc, importance_resample, log_weights
-from canonflow.sampling.hmc import DualAveraging, adaptation_windows, hmc
+from canonflow.sampling.hmc import hmc
 from canonflow.sampling.metrics import moment_errors, sampler_metrics
 from canonflow.sampling.model import ExpAffineAutoregressive, FlowSampler, joint_energy, joint_potential
 from canonflow.sampling.neutra import neutra_hmc
+from canonflow.sampling.nuts import nuts
 from canonflow.sampling.result import SamplingResult
 from canonflow.sampling.targets import (
     TARGETS,
@@ -20,9 +21,14 @@ from canonflow.sampling.targets import (
     get_target,
 )
 from canonflow.sampling.training import train_sampler
+from canonflow.sampling.warmup import DualAveraging, Metric, adaptation_windows, find_mode, initial_points
 
 __all__ = [
     "hmc",
+    "nuts",
+    "Metric",
+    "initial_points",
+    "find_mode",
     "DualAveraging",
     "adaptation_windows",
     "neutra_hmc",

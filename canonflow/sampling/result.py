@@ -21,7 +21,9 @@ class SamplingResult:
     acceptance probability of every transition, ``(num_samples, chains)`` (0 for divergent ones);
     ``accepted``: whether it was accepted. ``divergent``: transitions flagged divergent (energy error above the
     threshold or non-finite); they are always rejected. ``warmup_divergences``: the count during warm-up.
-    ``step_size``, ``inverse_mass`` and ``num_steps`` describe the HMC kernel (``None`` for other samplers).
+    ``step_size`` (the median of the per-chain ``step_sizes`` ``(chains,)``), ``inverse_mass`` (``(d,)`` or
+    ``(d, d)``) and ``num_steps`` describe the HMC/NUTS kernel (``None`` for other samplers; NUTS has no fixed
+    ``num_steps``, its per-transition ``tree_depth`` and ``n_leapfrog`` ``(num_samples, chains)`` are in ``extra``).
     ``gradient_evaluations`` and ``potential_evaluations`` count per-chain evaluations of ``∇U`` and of
     ``U`` alone (a gradient evaluation also yields ``U``) during sampling; the ``warmup_*`` fields count those of
     warm-up (and step-size search). ``seconds``: wall time of sampling, ``warmup_seconds`` of warm-up.
@@ -33,6 +35,7 @@ class SamplingResult:
     divergent: torch.Tensor
     warmup_divergences: int = 0
     step_size: float | None = None
+    step_sizes: torch.Tensor | None = None
     inverse_mass: torch.Tensor | None = None
     num_steps: int | None = None
     gradient_evaluations: int = 0
