@@ -16,6 +16,7 @@ same numbers, and base weights the old model did not have (e.g. a fixed base's z
 
 from __future__ import annotations
 
+import importlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -26,6 +27,7 @@ import torch
 
 __all__ = [
     "CheckpointError",
+    "LIBRARY_MODELS",
     "register_model",
     "register_migration",
     "atomic_write",
@@ -37,6 +39,13 @@ __all__ = [
 
 FORMAT = "canonflow"
 VERSION = 2
+LIBRARY_MODELS = (
+    "canonflow.flow",
+    "canonflow.action_angle.model",
+    "canonflow.sampling.model",
+    "canonflow.hamiltonian_learning.model",
+)
+"""The modules whose models register themselves; :func:`load` imports them (``import canonflow`` is lazy)."""
 _REGISTRY: dict[str, Callable[[dict[str, Any]], torch.nn.Module]] = {}
 _MIGRATIONS: dict[str, tuple[str, dict[str, str]]] = {}
 T = TypeVar("T", bound=type)
@@ -140,6 +149,8 @@ def load(path: str | os.PathLike, map_location: str | torch.device | None = "cpu
     """Rebuild a saved canonflow model from its config, in the dtype of its saved weights, and load them (no
     pickled code is run)."""
     payload = read_checkpoint(path, map_location)
+    for module in LIBRARY_MODELS:
+        importlib.import_module(module)
     kind = payload.get("kind")
     renames = None
     if payload.get("version") == 1:

@@ -1,14 +1,17 @@
 """Input validation for canonical layers, switchable globally for speed.
 
 Validation is on by default. ``canonflow.set_validation(False)`` turns it off everywhere (as
-``torch.distributions.Distribution.set_default_validate_args`` does); ``validation(False)`` does so inside
-a ``with`` block.
+``torch.distributions.Distribution.set_default_validate_args`` does); ``canonflow.validation(False)`` does so
+inside a ``with`` block. This module is ``canonflow.validation`` too, so calling it calls :func:`validation`
+(the module is callable: its class is a :class:`types.ModuleType` with ``__call__``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import sys
+import types
 from collections.abc import Iterator
 
 import torch
@@ -293,3 +296,13 @@ def check_device(value: object, name: str, who: str) -> torch.device:
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise ValueError(f"{who}: {value!r} requested but only {torch.cuda.device_count()} CUDA device(s) are visible")
     return device
+
+
+class _CallableModule(types.ModuleType):
+    """This module's class: ``canonflow.validation(enabled)`` is :func:`validation` ``(enabled)``."""
+
+    def __call__(self, enabled: bool) -> contextlib.AbstractContextManager[None]:
+        return validation(enabled)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,7 +1,7 @@
 """MkDocs hooks of canonflow's site: the parts of the site generated from the code and the repository.
 
 * ``docs/cli.md``: the marker ``<!-- cli-options -->`` becomes one table per subcommand: its options, read from
-  ``canonflow.cli.COMMANDS``, and the run flags that ``canonflow.cli.run.add_arguments`` adds.
+  ``canonflow.cli.COMMANDS``, and the run flags that ``canonflow.cli.options.add_arguments`` adds.
 * ``api/*.md``: one API page per top-level module of ``canonflow``. Every public name (each module's
   ``__all__``) is documented once, under the shallowest module that exports it; a new module's page that the
   ``nav`` of ``mkdocs.yml`` does not list yet is added at the end of the "API reference" section.
@@ -173,8 +173,8 @@ class _RecordingParser(argparse.ArgumentParser):
 
 
 def _run_flag_rows(command: object) -> str:
-    """Rows of the run flags that ``canonflow.cli.run.add_arguments`` gives ``command`` besides its options."""
-    from canonflow.cli.run import add_arguments
+    """Rows of the run flags that ``canonflow.cli.options.add_arguments`` gives ``command`` besides its options."""
+    from canonflow.cli.options import add_arguments
 
     parser = _RecordingParser()
     add_arguments(parser, command)

@@ -19,7 +19,8 @@ import torch
 
 from canonflow.action_angle import ActionAngleFlow, birkhoff_chart, evaluate, normal_mode_chart, unwrap
 from canonflow.data import trajectories
-from canonflow.presets import build_system, initial_states, load_preset
+from canonflow.presets import load_preset
+from canonflow.presets.builders import build_system, initial_states
 
 PRESET = load_preset("action-angle", "toda3_loops").settings()
 

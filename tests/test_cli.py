@@ -162,6 +162,33 @@ def test_help_lists_every_subcommand() -> None:
     assert all(name in done.stdout for name in COMMANDS)
 
 
+def test_help_and_version_import_neither_torch_nor_the_library() -> None:
+    # --help within 1.5 s needs a parser built from data: the catalog and the options, not the subcommands' modules
+    probe = (
+        "import sys\nfrom canonflow.cli import main\n"
+        "for argv in (['--help'], ['--version'], *([name, '--help'] for name in sys.argv[1:])):\n"
+        "    try:\n        main(argv)\n    except SystemExit as exit_:\n        assert exit_.code == 0, argv\n"
+        "loaded = sorted(name for name in sys.modules if name.split('.')[0] in ('torch', 'numpy', 'nflows'))\n"
+        "assert not loaded, loaded[:5]\n"
+        "assert not [name for name in sys.modules if name.startswith('canonflow.cli.') and name not in "
+        "('canonflow.cli.catalog', 'canonflow.cli.options')]\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, *COMMANDS], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_catalog_choices_are_the_library_s() -> None:
+    # the catalog names choices as data; the library's own lists are the truth
+    from canonflow.hamiltonian_learning import MODES
+    from canonflow.sampling import TARGETS
+
+    choices = {name: {option.name: option.choices for option in command.options} for name, command in COMMANDS.items()}
+    assert tuple(choices["learn-hamiltonian"]["mode"]) == tuple(MODES)
+    assert sorted(choices["sample"]["target"]) == sorted(TARGETS)
+    for name, command in COMMANDS.items():
+        assert command.command().options == command.options and command.command().name == name
+
+
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_help_of_each_subcommand_lists_choices_and_defaults(name: str, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as exit_:
@@ -343,7 +370,7 @@ def test_a_command_without_data_parallel_support_refuses_a_distributed_context(
     capsys: pytest.CaptureFixture,
 ) -> None:
     context = DistributedContext(rank=0, world_size=2, local_rank=0, device=torch.device("cpu"), backend="gloo")
-    assert execute(COMMANDS["sample"], {"quick": True}, distributed=context) == 2
+    assert execute(COMMANDS["sample"].command(), {"quick": True}, distributed=context) == 2
     assert "sample does not support data-parallel runs" in capsys.readouterr().err
 
 
@@ -351,7 +378,7 @@ def test_nproc_relaunches_a_script_under_torchrun(monkeypatch: pytest.MonkeyPatc
     launched = []
     monkeypatch.setattr(run_module, "launch", lambda *args, **kwargs: launched.append((args, kwargs)) or 0)
     monkeypatch.setattr(sys, "argv", ["my_script.py", "--nproc", "2", "--quick"])
-    assert script_main(COMMANDS["demo"]) == 0
+    assert script_main(COMMANDS["demo"].command()) == 0
     assert launched == [((2, ["my_script.py", "--nproc", "2", "--quick"]), {"module": None})]
     launched.clear()
     assert main(["demo", "--nproc", "2", "--quick"]) == 0

@@ -8,6 +8,8 @@ and ``tests/nn``, through the shared contract of ``tests/layer_contract.py``.
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -57,6 +59,27 @@ def test_validation_switch_and_context_manager_restore_the_setting() -> None:
         assert not validation_enabled()
     finally:
         set_validation(True)
+
+
+def test_canonflow_validation_is_the_module_and_the_switch() -> None:
+    # ``import canonflow`` is lazy, so the submodule canonflow.validation is the package's attribute once any
+    # layer is imported; calling it is the context manager, and its checks are its attributes
+    import canonflow
+    import canonflow.validation as module
+
+    assert canonflow.validation is module and canonflow.validation.check_positive_int is check_positive_int
+    with canonflow.validation(False):
+        assert not validation_enabled()
+    assert validation_enabled()
+    with pytest.raises(TypeError):
+        canonflow.validation()  # the switch needs its setting
+
+
+def test_import_canonflow_imports_neither_torch_nor_a_subpackage() -> None:
+    probe = "import sys, canonflow\nassert not [m for m in sys.modules if m.split('.')[0] in ('torch', 'numpy')]\n"
+    probe += "assert canonflow.CanonicalFlow.__module__ == 'canonflow.flow'\n"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
 
 
 # ---------------------------------------------------------------------------------------------- numbers

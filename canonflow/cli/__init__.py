@@ -1,11 +1,13 @@
 """The ``canonflow`` command line: one subcommand per application, each a thin layer over the library.
 
-Every subcommand module (``demo``, ``action_angle``, ``free_energy``, ``density``, ``sample``,
-``learn_hamiltonian``, ``evaluate``, ``bench``) defines ``OPTIONS``, a ``run(config, run) -> dict`` (``run``: a
-:class:`~canonflow.run_directory.Run`, e.g. ``Run(out)``) that the scripts in ``experiments/`` call, a
-``report(results) -> lines``, optionally ``evaluate_checkpoint``, and ``COMMAND`` made of them by
-:func:`canonflow.cli.run.command`; :mod:`canonflow.cli.run` is the harness they share; their presets are data
-(:mod:`canonflow.presets`); the metrics they report are computed by the library.
+:mod:`canonflow.cli.catalog` lists the subcommands as data (name, help, options), so the parser, ``--help`` and
+``--version`` need neither torch nor the library. Each subcommand module (``demo``, ``action_angle``,
+``free_energy``, ``density``, ``sample``, ``learn_hamiltonian``, ``evaluate``, ``bench``) defines a
+``run(config, run) -> dict`` (``run``: a :class:`~canonflow.run_directory.Run`, e.g. ``Run(out)``) that the scripts
+in ``experiments/`` call, a ``report(results) -> lines``, optionally ``evaluate_checkpoint``, and ``COMMAND`` made
+of them by :func:`canonflow.cli.run.command`; it is imported only when its subcommand runs.
+:mod:`canonflow.cli.run` is the harness they share; their presets are data (:mod:`canonflow.presets`); the
+metrics they report are computed by the library.
 """
 
 from __future__ import annotations
@@ -15,18 +17,14 @@ import os
 import sys
 from collections.abc import Sequence
 
-from torch.distributed.elastic.multiprocessing.errors import record
-
 import canonflow
-from canonflow.cli import bench, evaluate
-from canonflow.cli.run import Command, add_arguments, run_parsed
+from canonflow.cli.catalog import SUBCOMMANDS
+from canonflow.cli.options import add_arguments
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-COMMANDS: dict[str, Command] = {
-    command.name: command for command in (*evaluate.EVALUATORS.values(), evaluate.COMMAND, bench.COMMAND)
-}
-"""The subcommands by name."""
+COMMANDS = SUBCOMMANDS
+"""The subcommands by name (:data:`canonflow.cli.catalog.SUBCOMMANDS`)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,9 +54,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     also recorded for torchrun's report of which rank failed and why.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    return record(_main)(argv) if "RANK" in os.environ else _main(argv)
+    if "RANK" not in os.environ:
+        return _main(argv)
+    from torch.distributed.elastic.multiprocessing.errors import record
+
+    return record(_main)(argv)
 
 
 def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    return run_parsed(COMMANDS[args.command], args, ["canonflow", *argv])
+    from canonflow.cli.run import run_parsed  # the harness imports torch: only once a subcommand runs
+
+    return run_parsed(COMMANDS[args.command].command(), args, ["canonflow", *argv])

@@ -1,9 +1,6 @@
 """canonflow action-angle: learn action-angle coordinates of a benchmark system and evaluate them.
 
-Trains an action-angle flow on trajectories of the chosen system (its settings: canonflow/presets/action-angle.toml)
-and evaluates it on held-out trajectories from another seed. --system also takes your own HamiltonianSystem as
-MODULE:NAME (with a sample_initial for its initial states), trained with the generic preset. Results and files:
-docs/cli-results.md.
+Its help, description and options: :data:`canonflow.cli.catalog.SUBCOMMANDS`; ``run`` and ``report`` here.
 """
 
 from __future__ import annotations
@@ -15,27 +12,19 @@ from typing import Any
 import torch
 
 from canonflow.action_angle import ActionAngleFlow, evaluate, make_loss, parameter_count
-from canonflow.cli.options import COMMON_OPTIONS, TRAINING_OPTIONS, Option, complete, import_object
+from canonflow.cli.catalog import SUBCOMMANDS
+from canonflow.cli.options import complete, import_object
 from canonflow.cli.run import command
 from canonflow.data import TrajectoryData, trajectories
 from canonflow.plots import plot_action_angle
-from canonflow.presets import GENERIC, build_chart, build_system, initial_states, load_preset, presets
+from canonflow.presets import GENERIC, load_preset
+from canonflow.presets.builders import build_chart, build_system, initial_states
 from canonflow.run_directory import Run
 from canonflow.systems import HamiltonianSystem
 
 __all__ = ["COMMAND", "OPTIONS", "report", "run", "setup"]
 
-OPTIONS = (
-    Option(
-        "system",
-        "oscillator",
-        "benchmark system",
-        choices=sorted(set(presets("action-angle")) - {GENERIC}),
-        objects=HamiltonianSystem,
-    ),
-    *TRAINING_OPTIONS,
-    *COMMON_OPTIONS,
-)
+OPTIONS = SUBCOMMANDS["action-angle"].options
 TEST_SEED_OFFSET = 1000
 
 
@@ -143,4 +132,4 @@ def report(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
-COMMAND = command(__name__, "action-angle", "learn action-angle coordinates of an integrable system", distributed=True)
+COMMAND = command(__name__)

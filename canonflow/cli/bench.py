@@ -1,8 +1,6 @@
 """canonflow bench: time canonflow's layers against their peers (forward + backward, batch 1024).
 
-Canonical flows against nflows additive couplings, IrrotationalMLP against GradientField, diagonal
-LinearSymplectic against MatrixExpSymplectic; speedup = peer time / canonflow time. --quick: the two smallest
-sizes and 0.05 s per timing. Results: docs/cli-results.md.
+Its help, description and options: :data:`canonflow.cli.catalog.SUBCOMMANDS`; ``run`` and ``report`` here.
 """
 
 from __future__ import annotations
@@ -13,18 +11,15 @@ from typing import Any
 import torch
 
 from canonflow.benchmark import measure, speedup_panels, tables
-from canonflow.cli.options import COMMON_OPTIONS, Option, complete
+from canonflow.cli.catalog import SUBCOMMANDS
+from canonflow.cli.options import complete
 from canonflow.cli.run import command
 from canonflow.plots import plot_bars
 from canonflow.run_directory import Run
 
 __all__ = ["COMMAND", "OPTIONS", "measure", "report", "run"]
 
-OPTIONS = (
-    Option("min_run_time", None, "seconds per timing", kind=float, default_text="1.0, 0.05 with --quick"),
-    *(option for option in COMMON_OPTIONS if option.name != "dtype"),
-    Option("dtype", "float32", "floating dtype of inputs and layers", choices=("float32", "float64")),
-)
+OPTIONS = SUBCOMMANDS["bench"].options
 
 
 def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
@@ -41,4 +36,4 @@ report = tables
 """The markdown tables ``canonflow bench`` prints."""
 
 
-COMMAND = command(__name__, "bench", "time canonflow's layers against their peers", resumable=False)
+COMMAND = command(__name__)

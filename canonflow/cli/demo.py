@@ -1,8 +1,6 @@
 """canonflow demo: learn action-angle coordinates of planar Kepler orbits in a few minutes, or fit a banana density.
 
---example kepler (the default) runs canonflow action-angle --system kepler2d_demo. --example banana fits a
-canonical flow to a density whose exact NLL is known and checks the flow's exactness (inverse round trip,
-symplectic defect). Settings: canonflow/presets/demo.toml. Results and files: docs/cli-results.md.
+Its help, description and options: :data:`canonflow.cli.catalog.SUBCOMMANDS`; ``run`` and ``report`` here.
 """
 
 from __future__ import annotations
@@ -13,7 +11,8 @@ from typing import Any
 import torch
 
 from canonflow.cli import action_angle
-from canonflow.cli.options import COMMON_OPTIONS, TRAINING_OPTIONS, Option, complete
+from canonflow.cli.catalog import SUBCOMMANDS
+from canonflow.cli.options import complete
 from canonflow.cli.run import command
 from canonflow.data import BANANA_NLL, banana
 from canonflow.distributed import check_global_batch, shard
@@ -23,19 +22,11 @@ from canonflow.presets import load_preset
 from canonflow.run_directory import Run
 from canonflow.testing import symplectic_defect
 from canonflow.training import TrainConfig, train
-from canonflow.validation import as_dtype, check_positive_float, check_positive_int
+from canonflow.validation import as_dtype
 
 __all__ = ["COMMAND", "OPTIONS", "checks", "report", "run"]
 
-OPTIONS = (
-    Option("example", "kepler", "which demo: Kepler action-angle coordinates or a banana density",
-           choices=("kepler", "banana")),
-    Option("lr", 1e-2, "Adam learning rate (banana)", check=check_positive_float),
-    Option("batch_size", 256, "minibatch size (banana)", check=check_positive_int),
-    Option("hidden", 64, "hidden width of the gradient fields (banana)", check=check_positive_int),
-    *TRAINING_OPTIONS,
-    *COMMON_OPTIONS,
-)  # fmt: skip
+OPTIONS = SUBCOMMANDS["demo"].options
 
 
 def _data(seed: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -111,9 +102,4 @@ def report(results: dict[str, Any]) -> list[str]:
     ]
 
 
-COMMAND = command(
-    __name__,
-    "demo",
-    "learn action-angle coordinates of Kepler orbits in a few minutes (or --example banana)",
-    distributed=True,
-)
+COMMAND = command(__name__)

@@ -1,8 +1,6 @@
 """canonflow density: maximum-likelihood density estimation with a canonical flow on momentum-augmented data.
 
-Configurations q are augmented with momenta p ~ N(0, I); the reported NLLs are of q alone (an upper bound and
-an importance-weighted estimate). Settings: canonflow/presets/density.toml. Results and files:
-docs/cli-results.md.
+Its help, description and options: :data:`canonflow.cli.catalog.SUBCOMMANDS`; ``run`` and ``report`` here.
 """
 
 from __future__ import annotations
@@ -15,33 +13,21 @@ import torch
 from nflows.flows import Flow
 
 import canonflow
-from canonflow.cli.options import COMMON_OPTIONS, TRAINING_OPTIONS, Option, complete
+from canonflow.cli.catalog import SUBCOMMANDS
+from canonflow.cli.options import complete
 from canonflow.cli.run import command
 from canonflow.data import Dataset, load_dataset
 from canonflow.density import fit_density, held_out_nll
 from canonflow.flow import CanonicalFlow
 from canonflow.plots import plot_density_samples, plot_training_curves
-from canonflow.presets import load_preset, presets
+from canonflow.presets import load_preset
 from canonflow.run_directory import Run
 from canonflow.training import TrainConfig, TrainResult
-from canonflow.validation import as_dtype, check_positive_int
+from canonflow.validation import as_dtype
 
 __all__ = ["COMMAND", "OPTIONS", "fit_entry", "plot", "report", "run", "settings", "test_entry"]
 
-OPTIONS = (
-    Option("dataset", "ring2d", "data set (digits needs scikit-learn)", choices=sorted(presets("density"))),
-    Option(
-        "momenta",
-        None,
-        "momentum draws K of the test NLL",
-        kind=int,
-        default_text="64, 8 quick",
-        check=check_positive_int,
-        on_resume=True,
-    ),
-    *TRAINING_OPTIONS,
-    *COMMON_OPTIONS,
-)
+OPTIONS = SUBCOMMANDS["density"].options
 
 
 def settings(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -138,6 +124,4 @@ def report(results: dict[str, Any]) -> list[str]:
     return lines
 
 
-COMMAND = command(
-    __name__, "density", "maximum-likelihood density estimation on momentum-augmented data", distributed=True
-)
+COMMAND = command(__name__)

@@ -1,7 +1,6 @@
 """canonflow evaluate CHECKPOINT: describe any model.pt and recompute its held-out metrics.
 
-A corrupted, foreign or wrong-architecture file is a one-line error. When the checkpoint says what it was
-trained on, the held-out metrics are recomputed as the command that trained it computes them.
+Its help, description and options: :data:`canonflow.cli.catalog.SUBCOMMANDS`; ``run`` and ``report`` here.
 """
 
 from __future__ import annotations
@@ -12,27 +11,21 @@ from pathlib import Path
 from typing import Any
 
 from canonflow.checkpoint import load, read_checkpoint
-from canonflow.cli import action_angle, demo, density, free_energy, learn_hamiltonian, sample
-from canonflow.cli.options import COMMON_OPTIONS, Option, complete
-from canonflow.cli.run import Command, command
+from canonflow.cli.catalog import SUBCOMMANDS
+from canonflow.cli.options import complete
+from canonflow.cli.run import command
 from canonflow.run_directory import Run
 
 __all__ = ["COMMAND", "OPTIONS", "run"]
 
-OPTIONS = (
-    Option("checkpoint", None, "a model.pt written by canonflow", kind=str, positional=True),
-    *(option for option in COMMON_OPTIONS if option.name in ("quick", "threads")),
-)
-EVALUATORS: dict[str, Command] = {
-    module.COMMAND.name: module.COMMAND
-    for module in (demo, action_angle, free_energy, density, sample, learn_hamiltonian)
-}
-"""The subcommands that train, by name, in the order ``canonflow --help`` lists them."""
+OPTIONS = SUBCOMMANDS["evaluate"].options
+TRAINERS = tuple(name for name, spec in SUBCOMMANDS.items() if spec.resumable)
+"""The subcommands that train (and write the checkpoints ``evaluate`` recomputes metrics of)."""
 
 
 def trained_by(kind: str, extra: dict[str, Any]) -> str | None:
     """The subcommand that wrote a checkpoint of ``kind`` with ``extra`` (``None``: unknown)."""
-    if extra.get("command") in EVALUATORS:
+    if extra.get("command") in TRAINERS:
         return extra["command"]
     legacy = {
         ("ActionAngleFlow", "system"): "action-angle",
@@ -68,7 +61,7 @@ def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
         "extra": {key: value for key, value in extra.items() if key != "config"},
         "trained_by": name,
     }
-    command = EVALUATORS.get(name)
+    command = SUBCOMMANDS[name].command() if name is not None else None
     if command is not None and command.evaluate_checkpoint is not None:
         known = {option.name for option in command.options}  # files of older versions: keys in ``extra``
         stored = extra.get("config") or {key: value for key, value in extra.items() if key in known}
@@ -91,4 +84,4 @@ def report(results: dict[str, Any]) -> list[str]:
     return lines
 
 
-COMMAND = command(__name__, "evaluate", "describe a model.pt and recompute its held-out metrics", resumable=False)
+COMMAND = command(__name__)

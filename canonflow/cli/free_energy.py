@@ -1,9 +1,6 @@
 """canonflow free-energy: the free energy of a Boltzmann distribution e^(-βH) with a canonical flow.
 
-Trains a canonical flow by reverse KL and estimates F from fresh model samples (variational and importance-
-sampled, with standard errors and ESS), against the exact value where it is known. --system takes a catalogue
-name or your own HamiltonianSystem (e.g. mymodule:system, made with HamiltonianSystem.from_potential), trained
-with the generic preset. Settings: canonflow/presets/free-energy.toml. Results and files: docs/cli-results.md.
+Its help, description and options: :data:`canonflow.cli.catalog.SUBCOMMANDS`; ``run`` and ``report`` here.
 """
 
 from __future__ import annotations
@@ -15,17 +12,18 @@ import torch
 from nflows.flows import Flow
 
 import canonflow
-from canonflow.cli.options import COMMON_OPTIONS, TRAINING_OPTIONS, Option, complete, import_object
+from canonflow.cli.catalog import SUBCOMMANDS
+from canonflow.cli.options import complete, import_object
 from canonflow.cli.run import command
 from canonflow.density import fit_variational, latent_spectrum
 from canonflow.estimators import free_energy
 from canonflow.flow import CanonicalFlow
 from canonflow.plots import plot_free_energy, plot_training_curves
-from canonflow.presets import GENERIC, Preset, load_preset, presets
+from canonflow.presets import GENERIC, Preset, load_preset
 from canonflow.run_directory import Run
 from canonflow.systems import HamiltonianSystem, get_system
 from canonflow.training import TrainConfig, TrainResult
-from canonflow.validation import as_dtype, check_positive_float, check_positive_int
+from canonflow.validation import as_dtype
 
 __all__ = [
     "COMMAND",
@@ -41,18 +39,7 @@ __all__ = [
 ]
 
 
-OPTIONS = (
-    Option("system", "double_well", "Boltzmann distribution e^{-βH} of this system",
-           choices=sorted(set(presets("free-energy")) - {GENERIC}), objects=HamiltonianSystem),
-    Option("beta", 1.0, "inverse temperature β", check=check_positive_float),
-    Option("samples", None, "model samples of the free-energy estimates", kind=int, default_text="200000, 10000 quick",
-           check=check_positive_int, on_resume=True),
-    Option("gradient", None,
-           "reverse-KL gradient estimator: 'path' (path derivative, zero variance at the optimum) or 'total'",
-           kind=str, choices=("path", "total"), default_text="the preset's"),
-    *TRAINING_OPTIONS,
-    *COMMON_OPTIONS,
-)  # fmt: skip
+OPTIONS = SUBCOMMANDS["free-energy"].options
 
 
 def settings(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -159,4 +146,4 @@ def report(results: dict[str, Any]) -> list[str]:
     ]
 
 
-COMMAND = command(__name__, "free-energy", "variational free energy of a Boltzmann distribution", distributed=True)
+COMMAND = command(__name__)

@@ -1,8 +1,6 @@
 """canonflow learn-hamiltonian: learn a Hamiltonian from noisy trajectories and compare it with the truth.
 
-One protocol per system, from the literature it reproduces (Greydanus et al. 2019 for spring and pendulum,
-Choudhary et al. 2024 for the others); canonflow/presets/learn-hamiltonian.toml describes them. Reports the
-Hamiltonian error on test sets and the energy error along rollouts. Results and files: docs/cli-results.md.
+Its help, description and options: :data:`canonflow.cli.catalog.SUBCOMMANDS`; ``run`` and ``report`` here.
 """
 
 from __future__ import annotations
@@ -14,11 +12,11 @@ from typing import Any
 
 import torch
 
-from canonflow.cli.options import COMMON_OPTIONS, TRAINING_OPTIONS, Option, complete
+from canonflow.cli.catalog import SUBCOMMANDS
+from canonflow.cli.options import complete
 from canonflow.cli.run import command
 from canonflow.data import TrajectoryData, trajectories
 from canonflow.hamiltonian_learning import (
-    MODES,
     HamiltonianNet,
     Rollout,
     evaluate_hamiltonian,
@@ -27,25 +25,14 @@ from canonflow.hamiltonian_learning import (
     rollout_errors,
 )
 from canonflow.plots import plot_hamiltonian
-from canonflow.presets import build_system, initial_states, load_preset, presets
+from canonflow.presets import load_preset
+from canonflow.presets.builders import build_system, initial_states
 from canonflow.run_directory import Run
 from canonflow.training import TrainConfig
-from canonflow.validation import check_non_negative_int, check_positive_float
 
 __all__ = ["COMMAND", "OPTIONS", "errors", "report", "run"]
 
-OPTIONS = (
-    Option("system", "spring", "system and protocol", choices=sorted(presets("learn-hamiltonian"))),
-    Option("mode", None, "loss", kind=str, choices=MODES, default_text="the protocol's"),
-    Option("adjoint", None, "implicit midpoint: adjoint gradients", kind=bool, default_text="on for implicit_midpoint"),
-    Option("lr", None, "Adam learning rate", kind=float, default_text="the protocol's", check=check_positive_float),
-    Option("polynomial", None, "degree of HamiltonianNet's polynomial part (0: none)", kind=int,
-           default_text="the protocol's", check=check_non_negative_int),
-    Option("base_steps", None, "steps fitting the polynomial part alone first (0: none)", kind=int,
-           default_text="the protocol's (0 without a polynomial part)", check=check_non_negative_int),
-    *TRAINING_OPTIONS,
-    *COMMON_OPTIONS,
-)  # fmt: skip
+OPTIONS = SUBCOMMANDS["learn-hamiltonian"].options
 
 
 def errors(model: torch.nn.Module, preset: Mapping[str, Any], seed: int) -> tuple[dict[str, Any], Rollout]:
@@ -143,4 +130,4 @@ def report(results: dict[str, Any]) -> list[str]:
     return lines
 
 
-COMMAND = command(__name__, "learn-hamiltonian", "learn a Hamiltonian from noisy trajectories")
+COMMAND = command(__name__)

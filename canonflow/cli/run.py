@@ -24,12 +24,13 @@ from typing import Any
 import torch
 
 from canonflow.checkpoint import CheckpointError
-from canonflow.cli.options import ConfigError, Option, add_options, read_config_file, resolve_config
+from canonflow.cli.catalog import SUBCOMMANDS
+from canonflow.cli.options import ConfigError, Option, add_arguments, read_config_file, resolve_config
 from canonflow.distributed import DistributedContext, close_distributed, context_from_environment, launch
 from canonflow.run_directory import Run, RunDirectoryError
 from canonflow.training import TrainingDiverged
 
-__all__ = ["Command", "add_arguments", "command", "execute", "run_parsed", "script_main"]
+__all__ = ["Command", "command", "execute", "run_parsed", "script_main"]
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 log = logging.getLogger("canonflow")
@@ -55,55 +56,16 @@ class Command:
     evaluate_checkpoint: Callable[..., dict[str, Any]] | None = None
 
 
-def command(module: str, name: str, help: str, *, resumable: bool = True, distributed: bool = False) -> Command:
-    """The :class:`Command` ``name`` of the subcommand module ``module`` (its ``__name__``), made of what the
-    module defines: ``__doc__`` (the description), ``OPTIONS``, ``run``, ``report`` and, optionally,
-    ``evaluate_checkpoint``."""
+def command(module: str) -> Command:
+    """The :class:`Command` run by the subcommand module ``module`` (its ``__name__``): its name, help,
+    description and options from :data:`~canonflow.cli.catalog.SUBCOMMANDS`, and what the module defines:
+    ``run``, ``report`` and, optionally, ``evaluate_checkpoint``."""
     found = vars(sys.modules[module])
+    spec = next(spec for spec in SUBCOMMANDS.values() if spec.module == module)
     return Command(
-        name, help, found["__doc__"], found["OPTIONS"], found["run"], found["report"], resumable, distributed,
-        found.get("evaluate_checkpoint"),
+        spec.name, spec.help, spec.description, spec.options, found["run"], found["report"], spec.resumable,
+        spec.distributed, found.get("evaluate_checkpoint"),
     )  # fmt: skip
-
-
-def add_arguments(parser: argparse.ArgumentParser, command: Command) -> None:
-    """Add ``command``'s options and the run flags (``--config``, ``--out``, ``--overwrite``, ``--resume``,
-    ``--nproc``, ``--quiet``) to ``parser``."""
-    add_options(parser, command.options)
-    parser.add_argument("--config", type=Path, metavar="FILE.toml", help="config file; flags override it")
-    parser.add_argument("--out", type=_directory, metavar="DIR", help="run directory (default: none, nothing written)")
-    parser.add_argument("--overwrite", action="store_true", help="replace the run in a non-empty OUT (its files only)")
-    if command.resumable:
-        parser.add_argument(
-            "--resume", action="store_true", help="continue from OUT/training.pt (with OUT/config.toml unless --config)"
-        )
-    if command.distributed:
-        parser.add_argument(
-            "--nproc",
-            type=_process_count,
-            default=1,
-            metavar="N",
-            help="data-parallel processes on this machine, launched with torchrun (default: 1)",
-        )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar, warnings only")
-
-
-def _directory(text: str) -> Path:
-    """``--out``'s value: a non-empty path."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("--out needs a directory, got an empty path")
-    return Path(text)
-
-
-def _process_count(text: str) -> int:
-    """``--nproc``'s value: a positive int (argparse reports anything else as a usage error)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"--nproc must be a positive number of processes, got {text}")
-    return value
 
 
 def execute(

@@ -1,8 +1,6 @@
 """canonflow sample: compare samplers on a hard target: tuned HMC, NeuTra-HMC, flow-MCMC, learned leapfrog.
 
-Trains a canonical flow sampler and a leapfrog one, then samples the target with each method and reports
-ESS per target evaluation, R-hat, acceptance and moment errors. Settings: canonflow/presets/sample.toml.
-Results and files: docs/cli-results.md.
+Its help, description and options: :data:`canonflow.cli.catalog.SUBCOMMANDS`; ``run`` and ``report`` here.
 """
 
 from __future__ import annotations
@@ -13,13 +11,13 @@ from typing import Any
 
 import torch
 
-from canonflow.cli.options import COMMON_OPTIONS, TRAINING_OPTIONS, Option, complete
+from canonflow.cli.catalog import SUBCOMMANDS
+from canonflow.cli.options import complete
 from canonflow.cli.run import command
 from canonflow.plots import plot_samplers
 from canonflow.presets import load_preset
 from canonflow.run_directory import Run
 from canonflow.sampling import (
-    TARGETS,
     FlowSampler,
     flow_mcmc,
     get_target,
@@ -35,11 +33,7 @@ from canonflow.validation import as_dtype
 
 __all__ = ["COMMAND", "OPTIONS", "report", "run", "settings"]
 
-OPTIONS = (
-    Option("target", "banana", "target density", choices=sorted(TARGETS)),
-    *TRAINING_OPTIONS,
-    *COMMON_OPTIONS,
-)
+OPTIONS = SUBCOMMANDS["sample"].options
 NOTES = (
     "ess_per_evaluation = min over coordinates of bulk ESS / (gradient + potential evaluations of U during "
     "sampling); a gradient counts as one evaluation (favours HMC). Warm-up and training costs are reported "
@@ -136,4 +130,4 @@ def report(results: dict[str, Any]) -> list[str]:
     ]
 
 
-COMMAND = command(__name__, "sample", "compare HMC, NeuTra-HMC and flow-MCMC samplers on a target density")
+COMMAND = command(__name__)

@@ -4,7 +4,8 @@ One file per command, ``canonflow/presets/<command>.toml``, holds one table per 
 ``[defaults]`` table that lies under every preset. A table's ``quick`` sub-table holds what ``--quick`` changes.
 :func:`load_preset` reads a preset as a :class:`Preset`, whose :meth:`Preset.settings` merges (recursively, table
 into table) ``defaults``, the preset, and with ``quick=True`` ``defaults.quick`` and the preset's ``quick``;
-:mod:`canonflow.presets.builders` builds what the data describe (systems, initial states, charts):
+:mod:`canonflow.presets.builders` builds what the data describe (systems, initial states, charts). Reading
+presets imports neither torch nor the library:
 
 >>> preset = load_preset("density", "ring2d")
 >>> preset.settings()["steps"], preset.settings(quick=True)["steps"]
@@ -22,15 +23,10 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from canonflow.presets.builders import build_chart, build_system, initial_states
-
 __all__ = [
     "COMMANDS",
     "GENERIC",
     "Preset",
-    "build_chart",
-    "build_system",
-    "initial_states",
     "load_preset",
     "merge",
     "presets",

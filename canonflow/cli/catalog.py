@@ -1,0 +1,191 @@
+"""The subcommands as data: each one's name, help, description and options, and the module that runs it.
+
+``canonflow --help`` and ``canonflow COMMAND --help`` are built from this table alone, without importing torch
+or the library; a subcommand's module (``canonflow.cli.<name>``, which defines ``run``, ``report`` and the
+:class:`~canonflow.cli.run.Command` made of them) is imported only to run it. The documentation's command-line
+reference is generated from the same table.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from canonflow.cli.options import COMMON_OPTIONS, TRAINING_OPTIONS, Option
+from canonflow.presets import GENERIC, presets
+
+__all__ = ["SUBCOMMANDS", "Subcommand"]
+
+SYSTEM = "canonflow.systems:HamiltonianSystem"
+RESULTS = "Results and files: docs/cli-results.md."
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    """A subcommand as the parser knows it: ``canonflow NAME`` runs ``MODULE.COMMAND`` (``module``:
+    ``canonflow.cli.<name>``). ``resumable`` ones train (they take ``--resume``); ``distributed`` ones support
+    data-parallel runs (``--nproc``)."""
+
+    name: str
+    help: str
+    description: str
+    options: tuple[Option, ...]
+    resumable: bool = True
+    distributed: bool = False
+
+    @property
+    def module(self) -> str:
+        """The module that runs the subcommand."""
+        return "canonflow.cli." + self.name.replace("-", "_")
+
+    def command(self) -> Any:
+        """The :class:`~canonflow.cli.run.Command` that runs the subcommand (its module imported)."""
+        return importlib.import_module(self.module).COMMAND
+
+
+def _preset_names(command: str) -> list[str]:
+    """The preset names of ``command`` a user chooses from (the generic preset serves the user's own objects)."""
+    return sorted(set(presets(command)) - {GENERIC})
+
+
+SUBCOMMANDS: dict[str, Subcommand] = {
+    command.name: command
+    for command in (
+        Subcommand(
+            "demo",
+            "learn action-angle coordinates of Kepler orbits in a few minutes (or --example banana)",
+            "Learn action-angle coordinates of planar Kepler orbits in a few minutes, or fit a banana density.\n\n"
+            "--example kepler (the default) runs canonflow action-angle --system kepler2d_demo. --example banana\n"
+            "fits a canonical flow to a density whose exact NLL is known and checks the flow's exactness (inverse\n"
+            "round trip, symplectic defect). Settings: canonflow/presets/demo.toml. " + RESULTS,
+            (
+                Option("example", "kepler", "which demo: Kepler action-angle coordinates or a banana density",
+                       choices=("kepler", "banana")),
+                Option("lr", 1e-2, "Adam learning rate (banana)", check="positive_float"),
+                Option("batch_size", 256, "minibatch size (banana)", check="positive_int"),
+                Option("hidden", 64, "hidden width of the gradient fields (banana)", check="positive_int"),
+                *TRAINING_OPTIONS,
+                *COMMON_OPTIONS,
+            ),
+            distributed=True,
+        ),
+        Subcommand(
+            "action-angle",
+            "learn action-angle coordinates of an integrable system",
+            "Learn action-angle coordinates of a benchmark system and evaluate them.\n\n"
+            "Trains an action-angle flow on trajectories of the chosen system (its settings:\n"
+            "canonflow/presets/action-angle.toml) and evaluates it on held-out trajectories from another seed.\n"
+            "--system also takes your own HamiltonianSystem as MODULE:NAME (with a sample_initial for its initial\n"
+            "states), trained with the generic preset. " + RESULTS,
+            (
+                Option("system", "oscillator", "benchmark system", choices=_preset_names("action-angle"),
+                       objects=SYSTEM),
+                *TRAINING_OPTIONS,
+                *COMMON_OPTIONS,
+            ),
+            distributed=True,
+        ),
+        Subcommand(
+            "free-energy",
+            "variational free energy of a Boltzmann distribution",
+            "The free energy of a Boltzmann distribution e^(-βH) with a canonical flow.\n\n"
+            "Trains a canonical flow by reverse KL and estimates F from fresh model samples (variational and\n"
+            "importance-sampled, with standard errors and ESS), against the exact value where it is known. --system\n"
+            "takes a catalogue name or your own HamiltonianSystem (e.g. mymodule:system, made with\n"
+            "HamiltonianSystem.from_potential), trained with the generic preset. Settings:\n"
+            "canonflow/presets/free-energy.toml. " + RESULTS,
+            (
+                Option("system", "double_well", "Boltzmann distribution e^{-βH} of this system",
+                       choices=_preset_names("free-energy"), objects=SYSTEM),
+                Option("beta", 1.0, "inverse temperature β", check="positive_float"),
+                Option("samples", None, "model samples of the free-energy estimates", kind=int,
+                       default_text="200000, 10000 quick", check="positive_int", on_resume=True),
+                Option("gradient", None,
+                       "reverse-KL gradient estimator: 'path' (path derivative, zero variance at the optimum) or "
+                       "'total'", kind=str, choices=("path", "total"), default_text="the preset's"),
+                *TRAINING_OPTIONS,
+                *COMMON_OPTIONS,
+            ),
+            distributed=True,
+        ),
+        Subcommand(
+            "density",
+            "maximum-likelihood density estimation on momentum-augmented data",
+            "Maximum-likelihood density estimation with a canonical flow on momentum-augmented data.\n\n"
+            "Configurations q are augmented with momenta p ~ N(0, I); the reported NLLs are of q alone (an upper\n"
+            "bound and an importance-weighted estimate). Settings: canonflow/presets/density.toml. " + RESULTS,
+            (
+                Option("dataset", "ring2d", "data set (digits needs scikit-learn)", choices=sorted(presets("density"))),
+                Option("momenta", None, "momentum draws K of the test NLL", kind=int, default_text="64, 8 quick",
+                       check="positive_int", on_resume=True),
+                *TRAINING_OPTIONS,
+                *COMMON_OPTIONS,
+            ),
+            distributed=True,
+        ),
+        Subcommand(
+            "sample",
+            "compare HMC, NeuTra-HMC and flow-MCMC samplers on a target density",
+            "Compare samplers on a hard target: tuned HMC, NeuTra-HMC, flow-MCMC, learned leapfrog.\n\n"
+            "Trains a canonical flow sampler and a leapfrog one, then samples the target with each method and\n"
+            "reports ESS per target evaluation, R-hat, acceptance and moment errors. Settings:\n"
+            "canonflow/presets/sample.toml. " + RESULTS,
+            (
+                Option("target", "banana", "target density", choices=sorted(presets("sample"))),
+                *TRAINING_OPTIONS,
+                *COMMON_OPTIONS,
+            ),
+        ),
+        Subcommand(
+            "learn-hamiltonian",
+            "learn a Hamiltonian from noisy trajectories",
+            "Learn a Hamiltonian from noisy trajectories and compare it with the truth.\n\n"
+            "One protocol per system, from the literature it reproduces (Greydanus et al. 2019 for spring and\n"
+            "pendulum, Choudhary et al. 2024 for the others); canonflow/presets/learn-hamiltonian.toml describes\n"
+            "them. Reports the Hamiltonian error on test sets and the energy error along rollouts. " + RESULTS,
+            (
+                Option("system", "spring", "system and protocol", choices=sorted(presets("learn-hamiltonian"))),
+                Option("mode", None, "loss", kind=str, choices=("derivative", "leapfrog", "implicit_midpoint"),
+                       default_text="the protocol's"),
+                Option("adjoint", None, "implicit midpoint: adjoint gradients", kind=bool,
+                       default_text="on for implicit_midpoint"),
+                Option("lr", None, "Adam learning rate", kind=float, default_text="the protocol's",
+                       check="positive_float"),
+                Option("polynomial", None, "degree of HamiltonianNet's polynomial part (0: none)", kind=int,
+                       default_text="the protocol's", check="non_negative_int"),
+                Option("base_steps", None, "steps fitting the polynomial part alone first (0: none)", kind=int,
+                       default_text="the protocol's (0 without a polynomial part)", check="non_negative_int"),
+                *TRAINING_OPTIONS,
+                *COMMON_OPTIONS,
+            ),
+        ),
+        Subcommand(
+            "evaluate",
+            "describe a model.pt and recompute its held-out metrics",
+            "Describe any model.pt and recompute its held-out metrics.\n\n"
+            "A corrupted, foreign or wrong-architecture file is a one-line error. When the checkpoint says what it\n"
+            "was trained on, the held-out metrics are recomputed as the command that trained it computes them.",
+            (
+                Option("checkpoint", None, "a model.pt written by canonflow", kind=str, positional=True),
+                *(option for option in COMMON_OPTIONS if option.name in ("quick", "threads")),
+            ),
+            resumable=False,
+        ),
+        Subcommand(
+            "bench",
+            "time canonflow's layers against their peers",
+            "Time canonflow's layers against their peers (forward + backward, batch 1024).\n\n"
+            "Canonical flows against nflows additive couplings, IrrotationalMLP against GradientField, diagonal\n"
+            "LinearSymplectic against MatrixExpSymplectic; speedup = peer time / canonflow time. --quick: the two\n"
+            "smallest sizes and 0.05 s per timing. Results: docs/cli-results.md.",
+            (
+                Option("min_run_time", None, "seconds per timing", kind=float, default_text="1.0, 0.05 with --quick"),
+                *(option for option in COMMON_OPTIONS if option.name != "dtype"),
+                Option("dtype", "float32", "floating dtype of inputs and layers", choices=("float32", "float64")),
+            ),
+            resumable=False,
+        ),
+    )
+}  # fmt: skip
+"""The subcommands by name, in the order ``canonflow --help`` lists them."""
