@@ -210,8 +210,10 @@ def trajectories(
     rtol: float = 1e-12,
     atol: float = 1e-12,
     dtype: torch.dtype = torch.float64,
+    damping: float = 0.0,
 ) -> TrajectoryData:
-    """Integrate Hamilton's equations ``ẋ = Ω∇H(x)`` and sample the solutions.
+    """Integrate Hamilton's equations ``ẋ = Ω∇H(x)`` (with ``damping = γ > 0`` the damped equations
+    ``ẋ = Ω∇H(x) − γ(0, p)``) and sample the solutions.
 
     Args:
         system: a :class:`~canonflow.systems.HamiltonianSystem`, or any callable ``H(x)``, ``(B, 2n) -> (B,)``
@@ -227,10 +229,12 @@ def trajectories(
         seed: seed of the ``torch.Generator`` used for the initial conditions and the noise.
         rtol, atol: tolerances of ``scipy.integrate.solve_ivp(method="DOP853")``.
         dtype: floating dtype of the returned tensors (the integration always runs in float64).
+        damping: the friction ``γ ≥ 0`` of ``ṗ = −∂H/∂q − γ p`` (``0``: Hamilton's equations); the energy ``H`` then
+            decays, ``dH/dt = −γ pᵀ∂H/∂p``, as for a ``HamiltonianNet(damping=True)``.
 
     All trajectories are integrated in one ``solve_ivp`` call on the flattened ``(num·2n,)`` state, with the
     vector field evaluated by autograd on float64 tensors. Returns a :class:`TrajectoryData` whose
-    ``derivatives`` are ``Ω∇H`` at the clean states.
+    ``derivatives`` are ``Ω∇H − γ(0, p)`` at the clean states.
     """
     who = "trajectories"
     if not isinstance(system, HamiltonianSystem):
@@ -243,6 +247,16 @@ def trajectories(
         raise ValueError(f"{who}: expected noise_std >= 0, got {noise_std}")
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"{who}: expected a floating dtype, got {dtype}")
+    if isinstance(damping, bool) or not isinstance(damping, (int, float)) or not 0 <= damping < math.inf:
+        raise ValueError(f"{who}: expected a finite damping >= 0, got {damping!r}")
+    damping = float(damping)
+
+    def field(x: torch.Tensor) -> torch.Tensor:
+        value = system.vector_field(x)
+        if damping:
+            value = torch.cat([value[:, : system.n], value[:, system.n :] - damping * x[:, system.n :]], dim=-1)
+        return value
+
     for name, tol in (("rtol", rtol), ("atol", atol)):
         if not (isinstance(tol, (int, float)) and tol > 0):
             raise ValueError(f"{who}: expected {name} > 0, got {tol!r}")
@@ -269,7 +283,7 @@ def trajectories(
     def rhs(_t: float, y: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(y).view(num, width)
         with validation(False):
-            return system.vector_field(x).detach().numpy().ravel()
+            return field(x).detach().numpy().ravel()
 
     if t_eval.shape[0] == 1:
         clean_np = x0.numpy()[:, None, :].copy()
@@ -291,7 +305,7 @@ def trajectories(
     if not torch.isfinite(clean).all():
         raise RuntimeError(f"{who}: the solution of {system.name!r} contains NaN or Inf (an orbit escaped?)")
     with torch.no_grad():
-        derivatives = system.vector_field(clean.reshape(-1, width)).reshape(clean.shape)
+        derivatives = field(clean.reshape(-1, width)).reshape(clean.shape)
     states = clean
     if noise_std > 0:
         states = clean + noise_std * torch.randn(clean.shape, generator=generator, dtype=torch.float64)
