@@ -236,13 +236,15 @@ def plot_hamiltonian(
 
 
 def plot_samplers(target: Any, results: Mapping[str, Any], scores: Mapping[str, Any], figures: Path) -> None:
-    """``samples.png`` (first two coordinates), ``traces.png`` and ``ess.png`` (ESS per evaluation) of the
-    samplers' ``SamplingResult``s on ``target``."""
+    """``samples.png`` (first two coordinates, over the potential's contours in 2-D or exact draws of an
+    ``exact`` target), ``traces.png`` and ``ess.png`` (ESS per evaluation) of the samplers' ``SamplingResult``s on
+    ``target``."""
     plt = pyplot()
     names = list(results)
     fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 4), squeeze=False)
-    exact = target.sample(4000, torch.Generator().manual_seed(0)).numpy()
-    lo, hi = np.quantile(exact[:, :2], [0.005, 0.995], axis=0)
+    drawn = [result.samples[:, :, :2].reshape(-1, 2) for result in results.values()]
+    exact = target.sample(4000, torch.Generator().manual_seed(0)).numpy() if target.exact else None
+    lo, hi = np.quantile(exact[:, :2] if target.exact else torch.cat(drawn).numpy(), [0.005, 0.995], axis=0)
     pad = 0.2 * (hi - lo)
     lo, hi = lo - pad, hi + pad
     grid = np.stack(np.meshgrid(np.linspace(lo[0], hi[0], 150), np.linspace(lo[1], hi[1], 150)), -1)
@@ -252,7 +254,7 @@ def plot_samplers(target: Any, results: Mapping[str, Any], scores: Mapping[str, 
         draws = results[name].samples[:, :, :2].reshape(-1, 2).numpy()
         if target.dim == 2:
             ax.contour(grid[..., 0], grid[..., 1], np.exp(-(level - level.min())), levels=8, colors="k", linewidths=0.6)
-        else:
+        elif exact is not None:
             ax.scatter(exact[:, 0], exact[:, 1], s=1, c="0.7", label="exact")
         ax.scatter(draws[:, 0], draws[:, 1], s=1, alpha=0.3)
         ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]), title=name, xlabel="q1", ylabel="q2")

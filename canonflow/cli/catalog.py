@@ -129,10 +129,12 @@ SUBCOMMANDS: dict[str, Subcommand] = {
             "compare HMC, NeuTra-HMC and flow-MCMC samplers on a target density",
             "Compare samplers on a hard target: tuned HMC, NeuTra-HMC, flow-MCMC, learned leapfrog.\n\n"
             "Trains a canonical flow sampler and a leapfrog one, then samples the target with each method and\n"
-            "reports ESS per target evaluation, R-hat, acceptance and moment errors. Settings:\n"
-            "canonflow/presets/sample.toml. " + RESULTS,
+            "reports ESS per target evaluation, R-hat, acceptance and moment errors. --target also takes your own\n"
+            "Target as MODULE:NAME (e.g. Target.from_potential(U, dim)), sampled with the generic preset and\n"
+            "compared across samplers (no exact moments). Settings: canonflow/presets/sample.toml. " + RESULTS,
             (
-                Option("target", "banana", "target density", choices=sorted(presets("sample"))),
+                Option("target", "banana", "target density", choices=_preset_names("sample"),
+                       objects="canonflow.sampling:Target"),
                 *TRAINING_OPTIONS,
                 *COMMON_OPTIONS,
             ),

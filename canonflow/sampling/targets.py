@@ -1,9 +1,15 @@
-"""Benchmark Boltzmann targets ``π(q) ∝ e^{−U(q)}`` on ``ℝ^d`` with exact moments and exact samplers.
+"""Boltzmann targets ``π(q) ∝ e^{−U(q)}`` on ``ℝ^d``: benchmarks with exact moments and samplers, and your own.
 
-Every target has ``dim``, ``potential(q) -> (B,)`` for ``q`` of shape ``(B, d)``, exact ``mean`` and
-``variance`` (float64 tensors of shape ``(d,)``), ``sample(num, generator) -> (num, d)`` exact i.i.d. draws,
-and ``initial(num, generator)``, an over-dispersed starting distribution for MCMC chains. ``get_target(name)``
-builds one by name from ``TARGETS``.
+Every target has ``dim``, ``potential(q) -> (B,)`` for ``q`` of shape ``(B, d)`` and ``initial(num, generator)``,
+an over-dispersed starting distribution for MCMC chains. The benchmark targets (``exact`` is ``True``) also have
+exact ``mean`` and ``variance`` (float64 tensors of shape ``(d,)``) and ``sample(num, generator) -> (num, d)``
+exact i.i.d. draws; ``get_target(name)`` builds one by name from ``TARGETS``. ``Target.from_potential(U, dim)``
+makes a target of your own potential (``exact`` is ``False``: samplers are compared with one another, not with
+an exact answer):
+
+>>> target = Target.from_potential(lambda q: 0.5 * (q**2).sum(-1), 2, name="gaussian")
+>>> target.potential(torch.zeros(3, 2)).shape, target.exact
+(torch.Size([3]), False)
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from canonflow.validation import check_positive_int
 
 __all__ = [
     "Target",
+    "PotentialTarget",
     "Funnel",
     "Banana",
     "RingTarget",
@@ -30,12 +37,27 @@ __all__ = [
 
 class Target:
     """Base class: ``π(q) ∝ e^{−U(q)}`` on ``ℝ^d``. Subclasses set ``name``, ``dim``, ``mean``, ``variance`` and
-    implement ``_potential`` and ``_sample``."""
+    implement ``_potential`` and ``_sample``; :meth:`from_potential` makes a target of a potential alone."""
 
     name: str = "target"
     dim: int
-    mean: torch.Tensor
-    variance: torch.Tensor
+    mean: torch.Tensor | None
+    variance: torch.Tensor | None
+    exact: bool = True
+    """Whether ``mean``, ``variance`` and ``sample`` are exact (a benchmark target)."""
+
+    @staticmethod
+    def from_potential(
+        potential: Callable[[torch.Tensor], torch.Tensor],
+        dim: int,
+        *,
+        name: str = "target",
+        initial: Callable[[int, torch.Generator | None], torch.Tensor] | None = None,
+    ) -> PotentialTarget:
+        """The target ``π(q) ∝ e^{−U(q)}`` of your own ``potential`` ``U: (B, dim) -> (B,)`` (any callable of
+        torch operations); ``initial(num, generator) -> (num, dim)`` draws the chains' starting points (default
+        ``N(0, I)``). Its moments and exact draws are unknown (``exact`` is ``False``)."""
+        return PotentialTarget(potential, dim, name=name, initial=initial)
 
     def _check(self, q: torch.Tensor, who: str) -> None:
         if not isinstance(q, torch.Tensor) or q.dim() != 2 or q.shape[-1] != self.dim:
@@ -68,6 +90,57 @@ class Target:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(dim={self.dim})"
+
+
+class PotentialTarget(Target):
+    """A target given by its potential alone: ``π(q) ∝ e^{−U(q)}`` with ``U`` a callable ``(B, d) -> (B,)``.
+
+    Made by :meth:`Target.from_potential`. ``mean`` and ``variance`` are ``None`` and ``sample`` raises: there is
+    no exact answer to compare samplers with, only one another.
+    """
+
+    exact = False
+
+    def __init__(
+        self,
+        potential: Callable[[torch.Tensor], torch.Tensor],
+        dim: int,
+        *,
+        name: str = "target",
+        initial: Callable[[int, torch.Generator | None], torch.Tensor] | None = None,
+    ) -> None:
+        who = "Target.from_potential"
+        if not callable(potential):
+            raise TypeError(f"{who}: expected a callable potential U(q) -> (B,), got {type(potential).__name__}")
+        if initial is not None and not callable(initial):
+            raise TypeError(f"{who}: expected initial(num, generator) to be callable, got {type(initial).__name__}")
+        self.dim = check_positive_int(dim, "dim", who)
+        self.name, self.mean, self.variance = str(name), None, None
+        self._user_potential, self._initial = potential, initial
+
+    def _potential(self, q: torch.Tensor) -> torch.Tensor:
+        value = self._user_potential(q)
+        if not isinstance(value, torch.Tensor) or value.shape != (q.shape[0],):
+            got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise ValueError(f"{self.name}: the potential must map q of shape (B, {self.dim}) to (B,), got {got}")
+        return value
+
+    def _sample(self, num: int, generator: torch.Generator | None) -> torch.Tensor:
+        raise NotImplementedError(f"{self.name}: a target given by its potential has no exact sampler")
+
+    def initial(self, num: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The chains' starting points ``(num, d)``: ``initial(num, generator)`` when given, else ``N(0, I)``."""
+        if self._initial is None:
+            return super().initial(num, generator)
+        check_positive_int(num, "num", f"{self.name}.initial")
+        start = self._initial(num, generator)
+        if not isinstance(start, torch.Tensor) or tuple(start.shape) != (num, self.dim):
+            got = tuple(start.shape) if isinstance(start, torch.Tensor) else type(start).__name__
+            raise ValueError(f"{self.name}.initial: expected initial points of shape ({num}, {self.dim}), got {got}")
+        return start
+
+    def __repr__(self) -> str:
+        return f"Target.from_potential(name={self.name!r}, dim={self.dim})"
 
 
 class Funnel(Target):
