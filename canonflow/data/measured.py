@@ -659,6 +659,14 @@ class TrajectoryRecord:
                 pieces.append((t[index], x[index], d[index]))
         return pieces
 
+    def segment_labels(self) -> list[str]:
+        """``"<label>/<k>"`` for the ``k``-th segment (from 0) of each trajectory, in the order of :meth:`segments`."""
+        return [
+            f"{label}/{k}"
+            for label, t in zip(self.labels, self.times, strict=True)
+            for k in range(len(_pieces(t.numpy(), self.max_gap)))
+        ]
+
     def summary(self) -> dict[str, object]:
         """Counts and intervals: ``trajectories``, ``samples``, ``segments``, ``gaps``, ``median_step``,
         ``min_step``, ``max_step`` (over the gap-free intervals), ``largest_gap``, ``max_gap``,

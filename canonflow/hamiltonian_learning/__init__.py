@@ -25,14 +25,29 @@ Evaluation (Choudhary et al.): ``hamiltonian_error`` is ``mean |H_θ(x) − c �
 ``rollout`` integrates the learned and the true dynamics from the same initial states (Greydanus et al.'s
 "energy MSE").
 
+Measured records (``canonflow.data.TrajectoryRecord``: own times, gaps, unequal lengths) are fitted in every mode
+(derivative targets given or estimated; windows inside the gap-free segments, integrated with the actual steps) and
+evaluated with no known system by ``record_rollout`` (rollouts from the observed states over the observed times;
+trajectory and energy error against the record) and ``plot_record_rollout``. ``HamiltonianNet(damping=True)`` learns
+a friction ``γ`` (``ẋ = Ω∇H_θ − γ(0, p)``), integrated by the conformally symplectic methods.
+
 Modules: ``model`` (``HamiltonianNet``), ``losses`` (``DerivativeLoss``, ``WindowLoss`` and the rows they take),
-``metrics`` (test sets, errors, rollouts), ``fit`` (``fit_hamiltonian`` over ``canonflow.training.train``).
+``metrics`` (test sets, errors, rollouts against a known system), ``evaluation`` (against a record), ``fit``
+(``fit_hamiltonian`` over ``canonflow.training.train``).
 """
 
 from __future__ import annotations
 
+from canonflow.hamiltonian_learning.evaluation import RecordRollout, plot_record_rollout, record_rollout
 from canonflow.hamiltonian_learning.fit import MODES, fit_hamiltonian
-from canonflow.hamiltonian_learning.losses import DerivativeLoss, WindowLoss, derivative_pairs, windows
+from canonflow.hamiltonian_learning.losses import (
+    DerivativeLoss,
+    WindowLoss,
+    derivative_pairs,
+    record_pairs,
+    record_windows,
+    windows,
+)
 from canonflow.hamiltonian_learning.metrics import (
     Rollout,
     evaluate_hamiltonian,
@@ -47,6 +62,7 @@ __all__ = [
     "MODES",
     "DerivativeLoss",
     "HamiltonianNet",
+    "RecordRollout",
     "Rollout",
     "WindowLoss",
     "derivative_pairs",
@@ -54,6 +70,10 @@ __all__ = [
     "fit_hamiltonian",
     "hamiltonian_error",
     "hamiltonian_test_sets",
+    "plot_record_rollout",
+    "record_pairs",
+    "record_rollout",
+    "record_windows",
     "rollout",
     "rollout_errors",
     "windows",

@@ -1,0 +1,167 @@
+"""Measured records: own times, gaps, unequal lengths, derivative estimators, float32, fitting and evaluation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from randomness import fixed_manual_seed, seed
+
+from canonflow.data import TrajectoryRecord, estimate_derivatives, load_trajectories, trajectories
+from canonflow.hamiltonian_learning import (
+    HamiltonianNet,
+    evaluate_hamiltonian,
+    fit_hamiltonian,
+    plot_record_rollout,
+    record_pairs,
+    record_rollout,
+    record_windows,
+)
+from canonflow.systems import HarmonicOscillator
+from canonflow.training import TrainConfig
+
+OMEGA = 1.5
+
+
+def irregular_record(noise_std: float = 0.0, dtype: torch.dtype = torch.float64, **options: object) -> TrajectoryRecord:
+    """Four oscillator trials of unequal length, each sampled at its own jittered times around Δt = 0.05 (± 20 %)
+    with one gap of 0.2 in the middle; one row per sample, as a measured file holds them."""
+    system = HarmonicOscillator(1, omega=OMEGA)
+    rng = np.random.default_rng(3)
+    labels, t, q, p = [], [], [], []
+    for trial, length in enumerate((13, 17, 21, 25)):
+        steps = 0.05 * (1.0 + 0.4 * (rng.random(length - 1) - 0.5))
+        steps[length // 2] = 0.2  # a gap
+        times = np.concatenate([[0.0], np.cumsum(steps)])
+        initial = torch.tensor([[1.0 - 0.5 * trial, 0.5 * trial - 0.7]], dtype=torch.float64)
+        data = trajectories(system, 1, times, initial=initial, noise_std=noise_std, seed=trial)
+        labels += [f"trial{trial}"] * length
+        t.append(times)
+        q.append(data.states[0, :, 0].numpy())
+        p.append(data.states[0, :, 1].numpy())
+    arrays = {"trajectory": np.array(labels), "t": np.concatenate(t), "q": np.concatenate(q), "p": np.concatenate(p)}
+    return load_trajectories(arrays, record=True, dtype=dtype, **options)
+
+
+def test_a_record_keeps_own_times_unequal_lengths_and_gaps() -> None:
+    record = irregular_record()
+    summary = record.summary()
+    assert summary["trajectories"] == 4 and summary["samples"] == 13 + 17 + 21 + 25
+    assert summary["segments"] == 8 and summary["gaps"] == 4 and summary["largest_gap"] == pytest.approx(0.2)
+    assert 0.04 <= summary["min_step"] < summary["median_step"] < summary["max_step"] <= 0.06
+    assert record.labels == ["trial0", "trial1", "trial2", "trial3"] and record.derivative_method == "central"
+    assert [s[0].shape[0] for s in record.segments()] == [7, 6, 9, 8, 11, 10, 13, 12]
+    assert record.segment_labels()[:2] == ["trial0/0", "trial0/1"]
+    rows = record_windows(record, 4, "test")
+    assert rows.shape == (sum(n - 4 for n in (7, 6, 9, 8, 11, 10, 13, 12)), 5, 3)
+    offsets = rows[..., -1]
+    assert bool((offsets[:, 0] == 0).all()) and float((offsets[:, 1:] - offsets[:, :-1]).max()) < 0.061  # no gap
+    assert record_pairs(record, "test").shape == (76, 2, 2)  # every sample: segments have ≥ 2 samples
+    with pytest.raises(ValueError, match="test: windows of 13 intervals need a gap-free segment of at least 14"):
+        record_windows(record, 13, "test")
+
+
+def test_a_csv_with_own_times_per_trajectory_needs_record(tmp_path: object) -> None:
+    text = "trajectory,t,q1,p1\na,0.0,1.0,0.0\na,0.1,0.99,-0.1\na,0.25,0.97,-0.25\nb,0.0,0.0,1.0\nb,0.12,0.12,0.99\n"
+    path = tmp_path / "record.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match="'b' is sampled at other times.*record=True"):
+        load_trajectories(path)
+    record = load_trajectories(path, record=True)
+    assert [t.tolist() for t in record.times] == [[0.0, 0.1, 0.25], [0.0, 0.12]]
+    assert record.name == "record" and record.states[1].tolist() == [[0.0, 1.0], [0.12, 0.99]]
+    with pytest.raises(ValueError, match="load_trajectories: max_gap applies to a record"):
+        load_trajectories(path, max_gap=1.0)
+    with pytest.raises(ValueError, match="load_trajectories: derivatives must be one of"):
+        load_trajectories(path, record=True, derivatives="backward")
+    (tmp_path / "twice.csv").write_text("trajectory,t,q1,p1\na,0.0,1,0\na,0.0,1,0\n")
+    with pytest.raises(ValueError, match="trajectory 'a' must be strictly increasing"):
+        load_trajectories(tmp_path / "twice.csv", record=True)
+
+
+def sine_samples(noise_std: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(sin t, cos t)`` at 121 jittered times (``h ≈ 0.05 ± 20 %``), optionally noisy, and the exact derivative."""
+    t = np.cumsum(np.r_[0.0, 0.05 * (1 + 0.4 * (np.random.default_rng(0).random(120) - 0.5))])
+    values = np.stack([np.sin(t), np.cos(t)], axis=1)
+    noise = noise_std * np.random.default_rng(seed(1)).standard_normal(values.shape)
+    return t, values + noise, np.stack([np.cos(t), -np.sin(t)], axis=1)
+
+
+@pytest.mark.parametrize(("method", "bound"), [("forward", 0.03), ("central", 1e-3), ("spline", 5e-3)])
+def test_derivative_estimators_on_uneven_times(method: str, bound: float) -> None:
+    # noise-free: RMS error of forward differences ≈ h/2·rms(sin) ≈ 0.018, of central (second-order) ones 3e-4,
+    # of the smoothing spline 2e-3 (its smoothing)
+    t, values, exact = sine_samples(0.0)
+    error = np.sqrt(((estimate_derivatives(t, values, method) - exact) ** 2).mean())
+    assert bound / 100 < error < bound, (method, error)
+    with pytest.raises(ValueError, match="estimate_derivatives: method 'spline' needs at least 5 samples"):
+        estimate_derivatives(t[:4], values[:4], "spline")
+
+
+@pytest.mark.statistical
+def test_the_smoothing_spline_beats_differences_on_noisy_samples() -> None:
+    # noise 0.01: differences amplify it by ≈ 1/(√2 h) (central RMS error 0.15), the spline smooths it (0.02)
+    t, values, exact = sine_samples(0.01)
+    errors = {m: np.sqrt(((estimate_derivatives(t, values, m) - exact) ** 2).mean()) for m in ("central", "spline")}
+    assert errors["spline"] < 0.25 * errors["central"], errors
+
+
+def test_records_and_uniform_data_in_float32() -> None:
+    record = irregular_record(dtype=torch.float32)
+    assert record.states[0].dtype == torch.float32 and record.times[0].dtype == torch.float64
+    # float32 times arange(m)·Δt are uniform to their rounding: accepted (the 1e-6 check alone refused them)
+    dt = 1.0 / 6.0
+    times = torch.arange(400, dtype=torch.float32) * dt
+    data = trajectories(HarmonicOscillator(1), 2, times.to(torch.float64).numpy(), dtype=torch.float32)
+    data = type(data)(times, data.states, data.clean_states, data.derivatives, 0.0, "x")
+    model = HamiltonianNet(1, hidden=8, depth=1, separable=True)
+    result = fit_hamiltonian(model, data, "leapfrog", window=2, config=TrainConfig(steps=2, progress=False))
+    assert result.steps == 2
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize("mode", ["derivative", "leapfrog", "implicit_midpoint"])
+def test_fitting_a_record_with_irregular_times_and_gaps(mode: str) -> None:
+    # windows integrated with the actual steps learn the quadratic H on irregular times as on regular ones; derivative
+    # fitting is limited by the central differences' O(h²) error on the record
+    record = irregular_record()
+    fixed_manual_seed(0)
+    model = HamiltonianNet(1, depth=0, quadratic=True, separable=mode == "leapfrog", dtype="float64")
+    options = {} if mode == "derivative" else {"window": 3, "substeps": 2}
+    config = TrainConfig(steps=300, lr=0.1, progress=False)
+    fit_hamiltonian(model, record, mode, batch_size=None, config=config, **options)
+    errors = evaluate_hamiltonian(model, HarmonicOscillator(1, omega=OMEGA), num=2000)
+    assert errors["uniform"] < (1e-2 if mode == "derivative" else 2e-3), errors
+    rolled = record_rollout(model, record, energy=HarmonicOscillator(1, omega=OMEGA))
+    assert rolled.summary()["segments"] == 8 and rolled.summary()["samples"] == 76 - 8
+    assert rolled.state_mse < 1e-4 and rolled.energy_mse < 1e-4, rolled.summary()
+
+
+def test_record_rollout_of_the_true_dynamics_matches_the_record() -> None:
+    system = HarmonicOscillator(1, omega=OMEGA)
+    rolled = record_rollout(system, irregular_record())
+    assert rolled.state_mse < 1e-9 and rolled.energy_mse < 1e-12
+    torch.testing.assert_close(rolled.predicted[0][0], rolled.observed[0][0], rtol=0, atol=0)
+    assert "implicit_midpoint" in rolled.integrator
+    figure = plot_record_rollout({"true": rolled}, segments=[0, 3])
+    assert len(figure.axes) == 4
+    with pytest.raises(TypeError, match="record_rollout: expected a canonflow.data.TrajectoryRecord"):
+        record_rollout(system, torch.zeros(2, 3, 2))
+    with pytest.raises(ValueError, match="record_rollout: unknown integrator 'euler'"):
+        record_rollout(system, irregular_record(), integrator="euler")
+
+
+def test_a_record_is_refused_where_it_cannot_serve() -> None:
+    record = irregular_record()
+    model = HamiltonianNet(1, hidden=4, depth=1)
+    with pytest.raises(ValueError, match="fit_hamiltonian: a TrajectoryRecord has no exact derivatives.*'central'"):
+        fit_hamiltonian(model, record, derivatives="exact")
+    with pytest.raises(ValueError, match="fit_hamiltonian: a TrajectoryRecord has its own times"):
+        fit_hamiltonian(model, record, dt=0.05)
+    with pytest.raises(ValueError, match="fit_hamiltonian: adjoint=True needs one sampling interval"):
+        fit_hamiltonian(model, record, "implicit_midpoint", adjoint=True, window=2)
+    with pytest.raises(ValueError, match="fit_hamiltonian: the record has n=1 degrees of freedom, the model n=2"):
+        fit_hamiltonian(HamiltonianNet(2, hidden=4, depth=1), record)
+    assert math.isfinite(record.summary()["median_step"])
