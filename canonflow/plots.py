@@ -27,6 +27,7 @@ __all__ = [
     "plot_scatter",
     "plot_training_curves",
     "pyplot",
+    "save_figure",
 ]
 
 
@@ -284,8 +285,14 @@ def plot_bars(panels: Sequence[tuple[str, list[str], list[float], str]], ylabel:
     _save(plt, figure, path, 100)
 
 
+def save_figure(figure: Any, path: Path, dpi: int = 100) -> None:
+    """Write the matplotlib ``figure`` to ``path`` atomically (format from the suffix) and close it."""
+    _save(pyplot(), figure, path, dpi)
+
+
 def _save(plt: Any, figure: Any, path: Path, dpi: int) -> None:
     """Write ``figure`` to ``path`` atomically (a crash leaves the old file or none, never a torn one)."""
-    figure.tight_layout()
+    if figure.get_layout_engine() is None:
+        figure.tight_layout()
     atomic_write(path, lambda stream: figure.savefig(stream, dpi=dpi, format=Path(path).suffix.lstrip(".") or "png"))
     plt.close(figure)

@@ -475,6 +475,30 @@ def test_sample_your_own_target_from_a_file(tmp_path: Path, capsys: pytest.Captu
     assert "log_normalizer_estimate" in capsys.readouterr().out
 
 
+def test_learn_a_hamiltonian_from_your_own_trajectory_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from canonflow.data import save_trajectories, trajectories
+    from canonflow.systems import HarmonicOscillator
+
+    system = HarmonicOscillator(1)
+    initial = system.sample_initial(5, generator=torch.Generator().manual_seed(0))
+    save_trajectories(trajectories(system, 5, (3.0, 16), initial=initial), tmp_path / "spring.csv", momenta=False)
+    out, data = tmp_path / "run", str(tmp_path / "spring.csv")
+    argv = ["learn-hamiltonian", "--data", data, "--mass", "1.0", "--damping", "--quick", "--quiet", "--steps", "5"]
+    assert main([*argv, "--out", str(out)]) == 0
+    assert "rollouts over the held-out trajectories" in capsys.readouterr().out
+    results = json.loads((out / "metrics.json").read_text())["results"]
+    train, held_out = (results["records"][key]["trajectories"] for key in ("train", "held_out"))
+    assert (train, held_out, results["records"]["in_sample"]) == (4, 1, False)
+    assert results["data"] == data and results["training"]["steps"] == 5 and results["damping"] >= 0
+    assert results["record_rollout"]["samples"] == 15 and math.isfinite(results["record_rollout"]["state_mse"])
+    assert (out / "figures" / "record_rollout.png").stat().st_size > 1000
+    assert main(["evaluate", str(out / "model.pt"), "--quick", "--quiet"]) == 0  # the same held-out rollouts
+    assert f"record_rollout: {json.dumps(results['record_rollout'])}" in capsys.readouterr().out
+    missing = tmp_path / "missing"
+    assert main(["learn-hamiltonian", "--data", str(tmp_path / "none.csv"), "--quick", "--out", str(missing)]) == 2
+    assert "data: no file" in capsys.readouterr().err and not missing.exists()
+
+
 @pytest.mark.parametrize(
     "spec, message",
     [("{dir}/missing.py:system", "no file"), ("{dir}/mine.py:nothing", "to be a HamiltonianSystem, got nothing"),

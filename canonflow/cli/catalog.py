@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from canonflow.cli.options import COMMON_OPTIONS, TRAINING_OPTIONS, Option
@@ -42,6 +43,15 @@ class Subcommand:
     def command(self) -> Any:
         """The :class:`~canonflow.cli.run.Command` that runs the subcommand (its module imported)."""
         return importlib.import_module(self.module).COMMAND
+
+
+def _trajectory_file(value: str, name: str, who: str) -> None:
+    """``--data``'s check: an existing ``.npz`` or ``.csv`` file (its contents are checked when it is read)."""
+    path = Path(value)
+    if path.suffix.lower() not in (".npz", ".csv"):
+        raise ValueError(f"{who}: {name} must be a .npz or .csv file of trajectories, got {value!r}")
+    if not path.is_file():
+        raise ValueError(f"{who}: {name}: no file {value}")
 
 
 def _preset_names(command: str) -> list[str]:
@@ -145,9 +155,17 @@ SUBCOMMANDS: dict[str, Subcommand] = {
             "Learn a Hamiltonian from noisy trajectories and compare it with the truth.\n\n"
             "One protocol per system, from the literature it reproduces (Greydanus et al. 2019 for spring and\n"
             "pendulum, Choudhary et al. 2024 for the others); canonflow/presets/learn-hamiltonian.toml describes\n"
-            "them. Reports the Hamiltonian error on test sets and the energy error along rollouts. " + RESULTS,
+            "them. Reports the Hamiltonian error on test sets and the energy error along rollouts. --data FILE\n"
+            "learns from your own trajectories instead (the generic preset), evaluated by rollouts over the\n"
+            "held-out trajectories' observed times. " + RESULTS,
             (
-                Option("system", "spring", "system and protocol", choices=sorted(presets("learn-hamiltonian"))),
+                Option("system", "spring", "system and protocol", choices=_preset_names("learn-hamiltonian")),
+                Option("data", None, "your own trajectories to learn from instead of a protocol's simulated ones: "
+                       "a .npz or .csv file of (t, q, p) or (t, q) (docs: Your own system)", kind=str,
+                       default_text="none", check=_trajectory_file),
+                Option("mass", None, "with --data of (t, q) only: the mass m of p = m dq/dt", kind=float,
+                       default_text="none", check="positive_float"),
+                Option("damping", False, "with --data: also learn a linear friction γ (dp/dt = -∂H/∂q - γp)"),
                 Option("mode", None, "loss", kind=str, choices=("derivative", "leapfrog", "implicit_midpoint"),
                        default_text="the protocol's"),
                 Option("adjoint", None, "implicit midpoint: adjoint gradients", kind=bool,

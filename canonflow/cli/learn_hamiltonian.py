@@ -5,6 +5,7 @@ Its help, description and options: :data:`canonflow.cli.catalog.SUBCOMMANDS`; ``
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Mapping
@@ -15,22 +16,25 @@ import torch
 from canonflow.cli.catalog import SUBCOMMANDS
 from canonflow.cli.options import complete
 from canonflow.cli.run import command
-from canonflow.data import TrajectoryData, trajectories
+from canonflow.data import TrajectoryData, TrajectoryRecord, load_trajectories, trajectories
 from canonflow.hamiltonian_learning import (
     HamiltonianNet,
     Rollout,
     evaluate_hamiltonian,
     fit_hamiltonian,
     hamiltonian_test_sets,
+    plot_record_rollout,
+    record_rollout,
     rollout_errors,
 )
-from canonflow.plots import plot_hamiltonian
-from canonflow.presets import load_preset
+from canonflow.plots import plot_hamiltonian, save_figure
+from canonflow.presets import GENERIC, load_preset
 from canonflow.presets.builders import build_system, initial_states
 from canonflow.run_directory import Run
 from canonflow.training import TrainConfig
+from canonflow.validation import as_dtype
 
-__all__ = ["COMMAND", "OPTIONS", "errors", "report", "run"]
+__all__ = ["COMMAND", "OPTIONS", "errors", "load_record", "report", "run", "run_on_data", "split_record"]
 
 OPTIONS = SUBCOMMANDS["learn-hamiltonian"].options
 
@@ -52,6 +56,8 @@ def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
     """Fit a ``HamiltonianNet`` per the protocol ``config["system"]``; write model and figures to ``run``'s
     directory; return the results of the module docstring."""
     config = complete(OPTIONS, config)
+    if config["data"] is not None:
+        return run_on_data(config, run)
     name, seed = config["system"], config["seed"]
     preset = load_preset("learn-hamiltonian", name).settings(config["quick"])
     preset |= {key: config[key] for key in ("mode", "lr", "polynomial", "base_steps") if config[key] is not None}
@@ -110,15 +116,96 @@ def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
     return results
 
 
+def split_record(record: TrajectoryRecord, fraction: float) -> tuple[TrajectoryRecord, TrajectoryRecord, bool]:
+    """``record``'s trajectories split into training and held-out ones: the last ``⌈fraction · num⌉`` (at least
+    one) are held out, unless the record has a single trajectory, which then serves both (``in_sample``:
+    ``True``)."""
+    count = record.num_trajectories
+    if count < 2:
+        return record, record, True
+    held = max(1, math.ceil(fraction * count))
+    parts = [range(0, count - held), range(count - held, count)]
+    train, test = (
+        dataclasses.replace(
+            record,
+            **{key: [getattr(record, key)[i] for i in part] for key in ("times", "states", "derivatives", "labels")},
+        )
+        for part in parts
+    )
+    return train, test, False
+
+
+def load_record(config: Mapping[str, Any]) -> tuple[TrajectoryRecord, TrajectoryRecord, bool]:
+    """The record of ``config["data"]`` (in the config's dtype), split by :func:`split_record` per the generic
+    preset's ``validation_fraction``."""
+    preset = load_preset("learn-hamiltonian", GENERIC).settings(config["quick"])
+    record = load_trajectories(config["data"], mass=config["mass"], record=True, derivatives="central")
+    return split_record(record.to(as_dtype(config["dtype"], "learn-hamiltonian")), preset["validation_fraction"])
+
+
+def run_on_data(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
+    """Fit a ``HamiltonianNet`` (with a friction if ``config["damping"]``) to the trajectories of
+    ``config["data"]`` with the generic preset; evaluate it by :func:`~canonflow.hamiltonian_learning.record_rollout`
+    on the held-out trajectories; write model and figures to ``run``'s directory; return the results."""
+    preset = load_preset("learn-hamiltonian", GENERIC).settings(config["quick"])
+    preset |= {key: config[key] for key in ("mode", "lr") if config[key] is not None}
+    mode, seed = preset["mode"], config["seed"]
+    started = time.perf_counter()
+    train, test, in_sample = load_record(config)
+    torch.manual_seed(seed)
+    net = {key: preset[key] for key in ("hidden", "depth", "activation")}
+    model = HamiltonianNet(
+        train.n, **net, separable=mode == "leapfrog", damping=config["damping"], dtype=config["dtype"]
+    ).to(config["device"])
+    training = {"steps": preset["steps"], "lr": preset["lr"]}
+    options = run.training_options(config, training, f"{train.name}/{mode}", evaluations=20)
+    result = fit_hamiltonian(
+        model, train, mode, adjoint=mode == "implicit_midpoint" and config["adjoint"] is True, window=preset["window"],
+        batch_size=preset["batch_size"] or None, config=TrainConfig(**options), validation_data=test,
+    )  # fmt: skip
+    train_seconds = time.perf_counter() - started
+    model = model.cpu()
+    rolled = record_rollout(model, test)
+    results = {
+        "data": str(config["data"]), "protocol": preset["protocol"], "mode": mode,
+        "records": {"train": train.summary(), "held_out": test.summary(), "in_sample": in_sample},
+        "derivatives": train.derivative_method, "model": model.config(),
+        "damping": None if model.damping is None else float(model.damping.detach().reshape(-1)[0]),
+        "training": {
+            "steps": result.steps, "lr": preset["lr"], "final_loss": result.losses[-1] if result.losses else None,
+            "best_validation": result.best_validation, "best_step": result.best_step, "seconds": train_seconds,
+        },
+        "record_rollout": rolled.summary(),
+        "total_seconds": time.perf_counter() - started,
+    }  # fmt: skip
+    if run.writes:
+        run.save_model(model, {"command": "learn-hamiltonian", "data": str(config["data"]), "config": config})
+        save_figure(plot_record_rollout(rolled), run.figures() / "record_rollout.png")
+    return results
+
+
 def evaluate_checkpoint(model: torch.nn.Module, trained: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     """Hamiltonian and rollout errors of a ``model.pt`` written by ``canonflow learn-hamiltonian`` with the
-    config ``trained``."""
+    config ``trained`` (with ``--data``: the rollouts over the held-out trajectories of the same file)."""
+    if trained.get("data") is not None:
+        model = model.to(as_dtype(trained["dtype"], "learn-hamiltonian"))
+        return {"record_rollout": record_rollout(model, load_record(trained)[1]).summary()}
     preset = load_preset("learn-hamiltonian", trained["system"]).settings(config["quick"])
     return errors(model, preset, trained["seed"])[0]
 
 
 def report(results: dict[str, Any]) -> list[str]:
-    """The line ``canonflow learn-hamiltonian`` prints."""
+    """The lines ``canonflow learn-hamiltonian`` prints."""
+    if "data" in results:
+        found, held = results["record_rollout"], results["records"]
+        where = "the training trajectories (one in the file)" if held["in_sample"] else "the held-out trajectories"
+        friction = "" if results["damping"] is None else f"; friction γ {results['damping']:.4g}"
+        return [
+            f"{results['data']} {results['mode']}: {results['training']['steps']} steps in "
+            f"{results['training']['seconds']:.0f} s{friction}",
+            f"rollouts over {where} ({found['segments']} segments, {found['samples']} samples): state MSE "
+            f"{found['state_mse']:.3e}, energy MSE {found['energy_mse']:.3e} (in the learned H)",
+        ]
     summary = ", ".join(f"{k} {v:.4g}" for k, v in results["hamiltonian_error"].items())
     energy_mse = results["rollout"]["energy_mse"]
     lines = [
