@@ -50,8 +50,9 @@ class Option:
     A ``positional`` option is an argument (as ``CHECKPOINT`` of ``evaluate``), required on the command line.
     ``on_resume``: the option may differ from the stored config when a run is resumed (budgets, evaluation
     sizes, where it runs); any other difference is refused. ``objects``: besides its choices the option takes
-    the user's own object of this type (e.g. ``"HamiltonianSystem"``), named ``package.module:name`` or
-    ``path/to/file.py:name`` (:func:`import_object`).
+    the user's own object of the type it names (``"package.module:Type"``, e.g.
+    ``"canonflow.systems:HamiltonianSystem"``, imported when it is first used), given as ``package.module:name``
+    or ``path/to/file.py:name`` (:func:`import_object`).
     """
 
     name: str
