@@ -196,7 +196,7 @@ def evaluate_checkpoint(model: torch.nn.Module, trained: dict[str, Any], config:
 
 def report(results: dict[str, Any]) -> list[str]:
     """The lines ``canonflow learn-hamiltonian`` prints."""
-    if "data" in results:
+    if "record_rollout" in results:  # a run on the user's --data
         found, held = results["record_rollout"], results["records"]
         where = "the training trajectories (one in the file)" if held["in_sample"] else "the held-out trajectories"
         friction = "" if results["damping"] is None else f"; friction γ {results['damping']:.4g}"
