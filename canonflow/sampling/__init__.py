@@ -7,8 +7,15 @@ from canonflow.sampling.flow_mcmc import ImportanceResult, flow_mcmc, importance
 from canonflow.sampling.hmc import hmc
 from canonflow.sampling.metrics import moment_errors, sampler_metrics
 from canonflow.sampling.model import ExpAffineAutoregressive, FlowSampler, joint_energy, joint_potential
-from canonflow.sampling.neutra import neutra_hmc
+from canonflow.sampling.neutra import neutra_hmc, neutra_nuts
 from canonflow.sampling.nuts import nuts
+from canonflow.sampling.precondition import (
+    AffinePoint,
+    Preconditioner,
+    fit_preconditioner,
+    laplace,
+    warmup_moments,
+)
 from canonflow.sampling.result import SamplingResult
 from canonflow.sampling.targets import (
     TARGETS,
@@ -32,6 +39,12 @@ __all__ = [
     "DualAveraging",
     "adaptation_windows",
     "neutra_hmc",
+    "neutra_nuts",
+    "AffinePoint",
+    "Preconditioner",
+    "fit_preconditioner",
+    "laplace",
+    "warmup_moments",
     "flow_mcmc",
     "importance_resample",
     "ImportanceResult",

@@ -37,6 +37,7 @@ from canonflow.nn import MLP
 from canonflow.nn.activations import ACTIVATIONS, make_activation
 from canonflow.phase_space import split
 from canonflow.sampling.potential import Potential
+from canonflow.sampling.precondition import AffinePoint, Preconditioner
 from canonflow.transforms import LinearSymplectic, PointTransform, SymplecticComposite
 from canonflow.transforms.hamiltonian_flows import LeapfrogFlow
 from canonflow.validation import check_choice, check_non_negative_int, check_positive_int
@@ -209,6 +210,33 @@ class FlowSampler(CanonicalFlow):
             "linear_skip": linear_skip,
         }
 
+    @property
+    def preconditioner(self) -> AffinePoint | None:
+        """The exact affine first stage set by :meth:`precondition`, or ``None``."""
+        first = self._transform.layers[0]
+        return first if isinstance(first, AffinePoint) else None
+
+    def precondition(self, fit: Preconditioner) -> None:
+        """Compose the affine map of a Gaussian fit ``N(m, Σ)`` of ``π(q)`` into the flow as its first (data-side)
+        layer, :class:`~canonflow.sampling.precondition.AffinePoint` ``(q, p) -> (A⁻¹(q − m), Aᵀp)`` with
+        ``Σ = UΛUᵀ``, ``A = UΛ^{1/2}``; the auxiliary momenta become ``N(0, Σ⁻¹)`` (:meth:`joint_potential`) and
+        the base is reset to ``N(0, I)`` (see ``canonflow.sampling.precondition``). An untrained flow (identity and
+        unitary layers) is then exactly the Gaussian fit times ``N(0, Σ⁻¹)`` momenta. Replaces an earlier
+        preconditioner; the model is saved and reloaded with it."""
+        if fit.mean.shape != (self.n,) or fit.covariance.shape != (self.n, self.n):
+            raise ValueError(f"FlowSampler.precondition: expected a fit of dimension {self.n}")
+        reference = self.base.loc
+        matrix, _ = fit.factor()
+        layer = self.preconditioner
+        if layer is None:
+            layer = AffinePoint(self.n).to(reference)
+            self._transform = SymplecticComposite([layer, *self._transform.layers])
+        layer.set(fit.mean.to(reference), matrix.to(reference))
+        with torch.no_grad():
+            self.base.loc.zero_()
+            self.base.log_scale.zero_()
+        self._config["precondition"] = True
+
     @classmethod
     def canonical(
         cls,
@@ -263,8 +291,9 @@ class FlowSampler(CanonicalFlow):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> FlowSampler:
-        """Rebuild an untrained sampler from :meth:`config`."""
-        return cls(
+        """Rebuild an untrained sampler from :meth:`config` (with an identity preconditioner if it had one, whose
+        buffers the saved state fills)."""
+        model = cls(
             config["dim"],
             config["flow"],
             config.get("momentum", "standard"),
@@ -272,18 +301,30 @@ class FlowSampler(CanonicalFlow):
             config.get("activation", "tanh"),
             config.get("linear_skip", 0),  # checkpoints from before the option: no linear path
         )
+        if config.get("precondition", False):
+            model._transform = SymplecticComposite([AffinePoint(model.n), *model._transform.layers])
+            model._config["precondition"] = True
+        return model
 
     def joint_potential(self, potential: Potential, x: torch.Tensor) -> torch.Tensor:
         """``−log`` of the joint target ``π(q) r(p | q)`` up to a constant, shape ``(B,)`` for ``x`` ``(B, 2d)``.
 
         ``"standard"`` momenta: ``U(q) + |p|²/2``. ``"learned"``: ``U(q) + Σ_i [p_i² e^{−2s_i(q)}/2 + s_i(q)]``,
-        ``−log N(p; 0, diag e^{2s(q)})`` up to the same constant ``d log 2π / 2``, so normalizers agree.
+        ``−log N(p; 0, diag e^{2s(q)})`` up to the same constant ``d log 2π / 2``, so normalizers agree. With a
+        preconditioner (:meth:`precondition`, ``Σ = AAᵀ``) ``p`` is replaced by ``P = Aᵀp`` and ``−log|det A|``
+        added: momenta ``N(0, Σ⁻¹)`` (times the learned scales), the same normalizer.
         """
-        if self.momentum_log_scale is None:
+        layer = self.preconditioner
+        if self.momentum_log_scale is None and layer is None:
             return joint_potential(potential, x)
         q, p = split(x)
+        shift = 0.0
+        if layer is not None:
+            p, shift = p @ layer.matrix, -layer.log_abs_det
+        if self.momentum_log_scale is None:
+            return potential(q) + 0.5 * p.pow(2).sum(-1) + shift
         log_scale = self.momentum_log_scale(q)
-        return potential(q) + (0.5 * p.pow(2) * torch.exp(-2 * log_scale) + log_scale).sum(-1)
+        return potential(q) + (0.5 * p.pow(2) * torch.exp(-2 * log_scale) + log_scale).sum(-1) + shift
 
 
 register_migration("FlowSampler", "FlowSampler", {"transform.": "_transform.", "base.": "_distribution."})

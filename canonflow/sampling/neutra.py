@@ -1,4 +1,4 @@
-"""NeuTra HMC: Hamiltonian Monte Carlo in the latent space of a trained canonical flow.
+"""NeuTra HMC and NeuTra-NUTS: HMC or NUTS in the latent space of a trained canonical flow.
 
 Hoffman et al. (2019) run HMC on the pull-back of the target through a normalizing flow; for a general flow
 the latent potential carries ``−log|det J|``. For a canonical flow ``log|det J| = 0``, so no Jacobian term
@@ -11,21 +11,25 @@ where ``μ, σ`` are the flow's base mean and scales. The whitening is affine wi
 cancels in the Metropolis–Hastings ratio, so the chain is exactly invariant for the joint; its ``q`` half is
 an exact chain for ``π(q)``. With learned auxiliary momenta ``|p|²/2`` becomes ``−log r(p | q)``
 (``FlowSampler.joint_potential``); the ``q`` half is still exact. If the flow fits, ``U_w ≈ |w|²/2`` and HMC
-mixes as on a standard normal.
+mixes as on a standard normal. ``neutra_nuts`` runs :func:`~canonflow.sampling.nuts` there instead (no path
+length to tune).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 
 from canonflow.flow import CanonicalFlow, check_flow
 from canonflow.sampling.hmc import hmc
 from canonflow.sampling.model import joint_energy
+from canonflow.sampling.nuts import nuts
 from canonflow.sampling.potential import Potential
 from canonflow.sampling.result import SamplingResult
 from canonflow.validation import check_positive_int, validation
 
-__all__ = ["neutra_hmc"]
+__all__ = ["neutra_hmc", "neutra_nuts"]
 
 
 def neutra_hmc(
@@ -46,7 +50,34 @@ def neutra_hmc(
     Each latent gradient costs one gradient of ``U`` (counted) plus a flow pass. Input validation of the flow
     is switched off inside, so that a divergent trajectory's NaN is reported as a divergence instead of raising.
     """
-    who = "neutra_hmc"
+    return _neutra("neutra_hmc", hmc, flow, potential, num_samples, chains, generator, hmc_options)
+
+
+def neutra_nuts(
+    flow: CanonicalFlow,
+    potential: Potential,
+    num_samples: int,
+    chains: int = 16,
+    *,
+    generator: torch.Generator | None = None,
+    **nuts_options: object,
+) -> SamplingResult:
+    """NUTS (:func:`canonflow.sampling.nuts`, options passed through) on the whitened latent target of ``flow``;
+    otherwise as :func:`neutra_hmc` (chains start at draws of the flow; ``extra["latent"]`` has the latent
+    draws)."""
+    return _neutra("neutra_nuts", nuts, flow, potential, num_samples, chains, generator, nuts_options)
+
+
+def _neutra(
+    who: str,
+    sampler: Callable[..., SamplingResult],
+    flow: CanonicalFlow,
+    potential: Potential,
+    num_samples: int,
+    chains: int,
+    generator: torch.Generator | None,
+    options: dict[str, object],
+) -> SamplingResult:
     check_flow(flow, who)
     check_positive_int(num_samples, "num_samples", who)
     check_positive_int(chains, "chains", who)
@@ -64,7 +95,7 @@ def neutra_hmc(
 
     w0 = torch.randn(chains, 2 * flow.n, generator=generator, dtype=loc.dtype, device=loc.device)
     with validation(False):
-        result = hmc(latent_potential, w0, num_samples, generator=generator, **hmc_options)
+        result = sampler(latent_potential, w0, num_samples, generator=generator, **options)
         latent = result.samples
         with torch.no_grad():
             data = to_data(latent.reshape(-1, latent.shape[-1])).reshape(latent.shape)

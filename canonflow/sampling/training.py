@@ -21,6 +21,7 @@ import torch
 from canonflow.estimators import forward_kl, reverse_kl
 from canonflow.sampling.model import FlowSampler, joint_energy
 from canonflow.sampling.potential import Potential
+from canonflow.sampling.precondition import PRECONDITIONERS, Preconditioner, fit_preconditioner
 from canonflow.training import TrainConfig, TrainResult, train
 from canonflow.validation import check_positive_int, validation
 
@@ -39,6 +40,7 @@ def train_sampler(
     beta_start: float = 0.1,
     validation_size: int = 2048,
     objective: str = "reverse",
+    precondition: str | Preconditioner = "moments",
 ) -> TrainResult:
     """Train ``model`` as a sampler of ``e^{−U(q) − |p|²/2}`` with ``canonflow.training.train`` (Adam, cosine
     schedule, tqdm progress, resumable checkpoints per ``config``); returns its ``TrainResult``.
@@ -55,6 +57,14 @@ def train_sampler(
     weights seen at ``β = 1`` are kept, otherwise the final ones (a mode-covering fit can have a worse reverse-KL
     bound than a collapsed one, so the bound must not select). A resumed run continues the annealing schedule
     from the checkpoint's step.
+
+    ``precondition`` (on by default): before training, fit a Gaussian to ``π(q)`` and compose its exact affine map
+    into the flow (:meth:`FlowSampler.precondition`, ``canonflow.sampling.precondition``), so training starts at
+    the posterior's location and scale: ``"moments"`` (a short NUTS run's mean and covariance, robust to several
+    modes and to unrepresentative modes), ``"laplace"`` (at the mode), a fitted
+    :class:`~canonflow.sampling.precondition.Preconditioner` (e.g. to count its cost), or ``"none"``. A model that
+    already has a preconditioner keeps it (``"none"`` or a given fit aside). The fit's draws use a generator seeded
+    from ``config.seed``, so a resumed run rebuilds the same model before loading its checkpoint.
     """
     who = "train_sampler"
     check_positive_int(batch_size, "batch_size", who)
@@ -64,6 +74,16 @@ def train_sampler(
         raise ValueError(f"{who}: expected 0 < beta_start <= 1, got {beta_start}")
     if objective not in OBJECTIVES:
         raise ValueError(f"{who}: unknown objective {objective!r}; expected one of {', '.join(OBJECTIVES)}")
+    if isinstance(precondition, Preconditioner):
+        model.precondition(precondition)
+    elif precondition not in PRECONDITIONERS:
+        raise ValueError(
+            f"{who}: unknown precondition {precondition!r}; expected a Preconditioner or one of "
+            f"{', '.join(PRECONDITIONERS)}"
+        )
+    elif precondition != "none" and model.preconditioner is None:
+        generator = torch.Generator().manual_seed(config.seed + 2)
+        model.precondition(fit_preconditioner(potential, model.n, precondition, generator=generator))
     step = [0]
     anneal_steps = int(anneal * config.steps)
 
