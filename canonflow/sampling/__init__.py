@@ -2,7 +2,18 @@
 canonical-flow proposals, canonical flows (incl. learned leapfrog) trained as samplers by reverse and/or forward
 KL, MCMC diagnostics and run metrics, and benchmark targets with exact moments."""
 
-from canonflow.sampling.diagnostics import ess, ess_bulk, ess_mean, ess_tail, mcse_mean, rank_normalize, rhat
+from canonflow.sampling.bijectors import Bijector, Interval, ParameterSpace, Positive, Real, Simplex
+from canonflow.sampling.diagnostics import (
+    ess,
+    ess_bulk,
+    ess_mean,
+    ess_tail,
+    mcse_mean,
+    mcse_quantile,
+    mcse_sd,
+    rank_normalize,
+    rhat,
+)
 from canonflow.sampling.flow_mcmc import ImportanceResult, flow_mcmc, importance_resample, log_weights
 from canonflow.sampling.hmc import hmc
 from canonflow.sampling.metrics import moment_errors, sampler_metrics
@@ -60,6 +71,14 @@ __all__ = [
     "ess_tail",
     "ess_mean",
     "mcse_mean",
+    "mcse_sd",
+    "mcse_quantile",
+    "Bijector",
+    "Real",
+    "Positive",
+    "Interval",
+    "Simplex",
+    "ParameterSpace",
     "rank_normalize",
     "rhat",
     "moment_errors",

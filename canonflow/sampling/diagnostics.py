@@ -19,6 +19,10 @@ localization: an improved R̂ for assessing convergence of MCMC". Draws are arra
 - *Bulk* ESS is the ESS of rank-normalized split draws; *tail* ESS is the smaller ESS of the indicators
   ``I(x ≤ q₀.₀₅)`` and ``I(x ≤ q₀.₉₅)``; ``ess_mean`` (no rank normalization) gives the Monte Carlo standard
   error of the mean, ``mcse_mean = √(var/ESS_mean)``.
+- ``mcse_sd``: the delta method on ``s = √(mean (x − x̄)²)``: ``MCSE(s) = MCSE(s²)/(2s)``, with ``MCSE(s²)`` the
+  ``mcse_mean`` of ``(x − x̄)²``; ``mcse_quantile``: as Vehtari et al. (2021), from the ESS ``S`` of the indicator
+  ``I(x ≤ q̂_α)``: the draws at ranks ``N·Beta⁻¹(Φ(∓1); Sα + 1, S(1 − α) + 1)`` bracket ±1 standard error, and half
+  their distance is the MCSE.
 """
 
 from __future__ import annotations
@@ -29,7 +33,18 @@ import numpy as np
 import torch
 from scipy import special, stats
 
-__all__ = ["split_chains", "rank_normalize", "ess", "ess_bulk", "ess_tail", "ess_mean", "rhat", "mcse_mean"]
+__all__ = [
+    "split_chains",
+    "rank_normalize",
+    "ess",
+    "ess_bulk",
+    "ess_tail",
+    "ess_mean",
+    "rhat",
+    "mcse_mean",
+    "mcse_sd",
+    "mcse_quantile",
+]
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -161,3 +176,35 @@ def mcse_mean(x: ArrayLike) -> np.ndarray | float:
     """Monte Carlo standard error of the mean, ``√(var/ESS_mean)``."""
     draws = _as_draws(x, "mcse_mean")
     return _per_coordinate(lambda a: math.sqrt(a.var(ddof=1) / _ess_raw(split_chains(a))), draws)
+
+
+def mcse_sd(x: ArrayLike) -> np.ndarray | float:
+    """Monte Carlo standard error of the standard deviation (module docstring), draws ``(N, M)`` or ``(N, M, d)``."""
+
+    def one(a: np.ndarray) -> float:
+        squared = (a - a.mean()) ** 2
+        if np.ptp(squared) == 0.0:
+            return float("nan")
+        sd = math.sqrt(squared.mean())
+        return math.sqrt(squared.var(ddof=1) / _ess_raw(split_chains(squared))) / (2 * sd)
+
+    return _per_coordinate(one, _as_draws(x, "mcse_sd"))
+
+
+def mcse_quantile(x: ArrayLike, prob: float) -> np.ndarray | float:
+    """Monte Carlo standard error of the ``prob`` quantile (``0 < prob < 1``; module docstring)."""
+    if not 0 < prob < 1:
+        raise ValueError(f"mcse_quantile: expected 0 < prob < 1, got {prob}")
+
+    def one(a: np.ndarray) -> float:
+        flat = np.sort(a.ravel())
+        indicator = (split_chains(a) <= np.quantile(flat, prob)).astype(float)
+        if np.ptp(indicator) == 0.0:
+            return float("nan")
+        size = _ess_raw(indicator)
+        lower, upper = stats.beta.ppf([0.1586553, 0.8413447], size * prob + 1, size * (1 - prob) + 1)
+        low = flat[max(int(math.floor(lower * flat.size)), 0)]
+        high = flat[min(int(math.ceil(upper * flat.size)), flat.size - 1)]
+        return float((high - low) / 2)
+
+    return _per_coordinate(one, _as_draws(x, "mcse_quantile"))

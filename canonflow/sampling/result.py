@@ -74,9 +74,11 @@ class SamplingResult:
             "rhat": np.asarray(rhat(draws)),
         }
 
-    def to_arviz(self) -> Any:
+    def to_arviz(self, space: Any = None) -> Any:
         """The draws as an ``arviz.InferenceData``: posterior ``q`` of shape ``(chains, draws, d)``, sample stats
-        ``acceptance_rate`` and ``diverging`` ``(chains, draws)``. Needs the optional extra ``canonflow[arviz]``."""
+        ``acceptance_rate`` and ``diverging`` ``(chains, draws)`` (and ``tree_depth``, ``n_steps`` for NUTS). With a
+        :class:`~canonflow.sampling.ParameterSpace` ``space``, the posterior holds its named parameters on the
+        constrained scale instead, ``(chains, draws, *shape)``. Needs the optional extra ``canonflow[arviz]``."""
         try:
             import arviz
         except ImportError as error:
@@ -85,5 +87,12 @@ class SamplingResult:
             "acceptance_rate": self.accept_prob.detach().cpu().double().numpy().T,
             "diverging": self.divergent.detach().cpu().numpy().T,
         }
-        draws = self.samples.detach().cpu().double().numpy().swapaxes(0, 1)
-        return arviz.from_dict(posterior={"q": draws}, sample_stats=stats)
+        if "tree_depth" in self.extra:
+            stats["tree_depth"] = self.extra["tree_depth"].cpu().numpy().T
+            stats["n_steps"] = self.extra["n_leapfrog"].cpu().numpy().T
+        if space is None:
+            posterior = {"q": self.samples.detach().cpu().double().numpy().swapaxes(0, 1)}
+        else:
+            constrained = space.constrain(self.samples.detach())
+            posterior = {name: value.cpu().double().numpy().swapaxes(0, 1) for name, value in constrained.items()}
+        return arviz.from_dict(posterior=posterior, sample_stats=stats)
