@@ -2,6 +2,9 @@
 (trajectories, a learned Hamiltonian), the Müller–Brown free energy and flow-MCMC with one flow, and measured
 trajectories read back from a CSV file, and the module its command-line section names.
 
+Its "Tutorials" section links the four notebooks ``notebooks/own_*.ipynb`` (run by the notebook tests at their small
+size); here they are checked to be stored without outputs and to use public names only.
+
 ``python tests/test_own_system_docs.py`` runs the page's blocks and prints what the page quotes; ``--all`` adds the
 blocks the test leaves out (the "When training stalls" table, minutes of training)."""
 
@@ -50,6 +53,26 @@ def test_the_page_runs_and_reaches_its_numbers(tmp_path: Path, monkeypatch: pyte
     # (d) the module of the command-line section defines the two systems its commands name
     assert (namespace["muller"].n, namespace["quartic_oscillator"].n) == (2, 1)
     assert namespace["quartic_oscillator"].sample_initial(3, torch.Generator().manual_seed(0)).shape == (3, 2)
+
+
+def test_the_tutorials_section_links_output_free_notebooks_of_public_names() -> None:
+    nbformat = pytest.importorskip("nbformat")
+    tutorials = PAGE.read_text().split("## Tutorials", 1)
+    assert len(tutorials) == 2, "docs/own-system.md should have a '## Tutorials' section"
+    linked = sorted(set(re.findall(r"notebooks/own_[a-z_]+\.ipynb", tutorials[1])))
+    root = PAGE.parents[1]
+    assert linked == sorted(f"notebooks/{path.name}" for path in (root / "notebooks").glob("own_*.ipynb"))
+    assert len(linked) == 4
+    for path in linked:
+        notebook = nbformat.read(root / path, as_version=4)
+        assert notebook.metadata.kernelspec.name == "python3", path
+        code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+        assert all(not cell.outputs and cell.execution_count is None for cell in code), f"{path} has outputs"
+        source = "\n".join(cell.source for cell in code)
+        assert 'os.environ.get("CANONFLOW_NOTEBOOK_SIZE") == "small"' in source, path
+        imports = [line for line in source.splitlines() if line.startswith(("from ", "import "))]
+        private = re.findall(r"\b_\w+", "\n".join(imports)) + re.findall(r"\.(_\w+)", source)
+        assert not private, f"{path} uses private names {private}"
 
 
 if __name__ == "__main__":
