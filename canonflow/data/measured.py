@@ -688,6 +688,25 @@ class TrajectoryRecord:
             "dropped": self.dropped,
         }
 
+    def select(self, labels: Sequence[str]) -> TrajectoryRecord:
+        """The record of the trajectories named ``labels`` (in that order), e.g. to hold some out for testing; the
+        same ``max_gap`` and derivatives. Unknown labels raise a ``ValueError``."""
+        unknown = [label for label in labels if label not in self.labels]
+        if unknown or not labels:
+            raise ValueError(f"TrajectoryRecord.select: unknown or no labels {unknown}; the record has {self.labels}")
+        index = [self.labels.index(label) for label in labels]
+        return TrajectoryRecord(
+            [self.times[i] for i in index],
+            [self.states[i] for i in index],
+            [self.derivatives[i] for i in index],
+            self.derivative_method,
+            self.max_gap,
+            [self.labels[i] for i in index],
+            self.noise_std,
+            self.name,
+            self.dropped,
+        )
+
     def to(self, dtype: torch.dtype) -> TrajectoryRecord:
         """A copy with the states and derivatives in the floating ``dtype`` (times stay float64)."""
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
