@@ -178,14 +178,25 @@ class _Subtree:
         before: list[torch.Tensor] = [cumulative] * (depth + 1)
         left_last: list[torch.Tensor] = [p] * (depth + 1)
         for leaf in range(2**depth):
-            rows = self.ok.nonzero().flatten()
-            if rows.numel() == 0:
-                break
-            sub_q, sub_p, sub_u, sub_g = leapfrog_step(kernel.potential, metric, q[rows], p[rows], g[rows], eps[rows])
+            full = bool(self.ok.all())  # every chain still building: no masking needed (the common case)
+            if full:
+                q, p, u, g = leapfrog_step(kernel.potential, metric, q, p, g, eps)
+            else:
+                rows = self.ok.nonzero().flatten()
+                if rows.numel() == 0:
+                    break
+                sub_q, sub_p, sub_u, sub_g = leapfrog_step(
+                    kernel.potential, metric, q[rows], p[rows], g[rows], eps[rows]
+                )
+                q, p, g, u = q.clone(), p.clone(), g.clone(), u.clone()
+                q[rows], p[rows], g[rows], u[rows] = sub_q, sub_p, sub_g, sub_u
             mask = self.ok[:, None]
-            q, p, g = q.clone(), p.clone(), g.clone()
-            q[rows], p[rows], g[rows], u = sub_q, sub_p, sub_g, u.clone()
-            u[rows] = sub_u
+
+            def pick(
+                new: torch.Tensor, old: torch.Tensor, mask: torch.Tensor = mask, full: bool = full
+            ) -> torch.Tensor:
+                return new if full else torch.where(mask, new, old)
+
             self.n_leapfrog += self.ok.long()
             h = u + metric.kinetic(p)
             delta = torch.where(torch.isfinite(h), h0 - h, torch.full_like(h, -math.inf))
@@ -202,13 +213,13 @@ class _Subtree:
             self.log_w = torch.where(self.ok, log_total, self.log_w)
             self.ok &= ~bad
             if leaf == 0:
-                self.p_first = torch.where(mask, p, self.p_first)
+                self.p_first = pick(p, self.p_first)
             start_cumulative = cumulative
-            cumulative = torch.where(mask, cumulative + p, cumulative)
+            cumulative = pick(cumulative + p, cumulative)
             for k in range(depth + 1):  # sub-subtrees starting at this leaf
                 if leaf % 2**k == 0:
-                    first_p[k] = torch.where(mask, p, first_p[k])
-                    before[k] = torch.where(mask, start_cumulative, before[k])
+                    first_p[k] = pick(p, first_p[k])
+                    before[k] = pick(start_cumulative, before[k])
             for k in range(depth + 1):  # sub-subtrees completed at this leaf, smallest first
                 if (leaf + 1) % 2**k:
                     continue
@@ -218,7 +229,7 @@ class _Subtree:
                     ok = _merge_ok(metric, rho_left, rho_right, first_p[k], left_last[k - 1], first_p[k - 1], p)
                     self.ok &= ok | ~mask[:, 0]
                 if ((leaf + 1) // 2**k) % 2 == 1:
-                    left_last[k] = torch.where(mask, p, left_last[k])
+                    left_last[k] = pick(p, left_last[k])
         self.q, self.p, self.g = q, p, g
         self.p_last = p
         self.rho = cumulative
