@@ -3,7 +3,8 @@
 Layers such as ``GradientField`` and ``PointTransform`` need derivatives of a network *inside* their
 forward pass. ``vector_jacobian_product`` computes them under ``torch.no_grad()`` too (locally enabling
 grad, building no graph for the caller), keeps the graph when grad mode is on (so parameters and inputs
-receive gradients), and refuses ``torch.inference_mode()``, where autograd cannot run at all.
+receive gradients), and refuses ``torch.inference_mode()``, where autograd cannot run at all. Under
+``torch.compile`` it is ``torch.func.vjp``, which the compiler traces into the graph (same values).
 """
 
 from __future__ import annotations
@@ -23,6 +24,13 @@ def vector_jacobian_product(
     ``v`` has the shape of ``fn(x)``. When grad mode is on, the result is differentiable with respect to
     ``x``, ``v`` and the parameters of ``fn``; under ``torch.no_grad()`` it is a plain tensor.
     """
+    if torch.compiler.is_compiling():  # torch.compile traces torch.func's transforms, not autograd.grad
+        output, pullback = torch.func.vjp(fn, x)
+        if output.shape != v.shape:
+            raise ValueError(
+                f"{who}: expected the function's output to have shape {tuple(v.shape)}, got {tuple(output.shape)}"
+            )
+        return pullback(v)[0]
     if torch.is_inference_mode_enabled():
         raise RuntimeError(
             f"{who}: cannot differentiate inside torch.inference_mode(); inference mode disables autograd, "

@@ -90,7 +90,9 @@ def check_phase_space(
     """Check that ``x`` is a finite floating ``(B, 2n)`` tensor matching ``reference``'s dtype and device.
 
     Raises ``TypeError`` (not a tensor, integer dtype, dtype or device mismatch) or ``ValueError`` (wrong
-    shape, NaN or Inf), each naming ``who`` and what was expected. Does nothing when validation is off.
+    shape, NaN or Inf), each naming ``who`` and what was expected. Does nothing when validation is off. Under
+    ``torch.compile`` the checks of type, shape, dtype and device run while tracing; the NaN/Inf check, which
+    depends on the values, is left out so that the graph does not break.
     """
     if not _ENABLED:
         return
@@ -114,7 +116,7 @@ def check_phase_space(
             )
         if x.device != reference.device:
             raise TypeError(f"{who}: input is on {x.device} but the layer is on {reference.device}")
-    if not torch.isfinite(x).all():
+    if not torch.compiler.is_compiling() and not torch.isfinite(x).all():
         raise ValueError(f"{who}: input contains NaN or Inf")
 
 

@@ -12,6 +12,21 @@ from canonflow.validation import check_non_negative_int, check_positive_int
 __all__ = ["LinearSymplectic", "MatrixExpSymplectic"]
 
 
+def _unit_triangular_inverse(strict: torch.Tensor) -> torch.Tensor:
+    """``(I + N)⁻¹`` for a strictly triangular ``(k, k)`` ``N``, as ``(I − N)(I + N²)(I + N⁴)⋯``.
+
+    ``N`` is nilpotent (``N^k = 0``), so the product of ``⌈log₂ k⌉`` factors is the exact finite series
+    ``Σ_{j<k} (−N)^j``; it is made of matrix products only, which every backend and ``torch.compile`` trace.
+    """
+    eye = torch.eye(strict.shape[0], dtype=strict.dtype, device=strict.device)
+    inverse, power, span = eye - strict, strict, 2
+    while span < strict.shape[0]:
+        power = power @ power
+        inverse = inverse @ (eye + power)
+        span *= 2
+    return inverse
+
+
 def _real_block(matrix: torch.Tensor) -> torch.Tensor:
     """The real ``(2a, 2b)`` matrix acting on rows ``[re z, im z]`` as the complex ``(a, b)`` matrix acts on ``z``."""
     re, im = matrix.real, matrix.imag
@@ -62,11 +77,8 @@ class LinearSymplectic(SymplecticTransform):
             return x
         basis = torch.complex(self.reflector_real, self.reflector_imag).T
         gram = basis.conj().T @ basis
-        tri = torch.linalg.solve_triangular(
-            gram.triu(1) + torch.diag(gram.diagonal() / 2),
-            torch.eye(self.householder, dtype=gram.dtype, device=gram.device),
-            upper=True,
-        )
+        half = gram.diagonal() / 2  # T⁻¹ = D (I + D⁻¹ striu(G)) with D = diag(G)/2, so T = (I + D⁻¹ striu(G))⁻¹ D⁻¹
+        tri = _unit_triangular_inverse(gram.triu(1) / half[:, None]) / half[None, :]
         encode = basis.conj() @ (tri.conj() if inverse else tri.T)
         return x - (x @ _real_block(encode)) @ _real_block(basis.T)
 
@@ -76,9 +88,12 @@ class LinearSymplectic(SymplecticTransform):
         scale, shear = self.log_scale.exp(), self.shear
         return scale * cos, -scale * sin, sin / scale + shear * scale * cos, cos / scale - shear * scale * sin
 
-    def _triangular(self) -> torch.Tensor:
-        tri = torch.diag(self.log_scale.exp())
-        return tri.index_put((self._lower_index[0], self._lower_index[1]), self.lower)
+    def _triangular(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``L`` (lower triangular, diagonal ``eˢ``) and ``L⁻¹ = (I + D⁻¹ striL)⁻¹ D⁻¹`` with ``D = diag(eˢ)``."""
+        scale = self.log_scale.exp()
+        strict = torch.zeros(self.n, self.n, dtype=scale.dtype, device=scale.device)
+        strict = strict.index_put((self._lower_index[0], self._lower_index[1]), self.lower)
+        return torch.diag(scale) + strict, _unit_triangular_inverse(strict / scale[:, None]) / scale[None, :]
 
     def _symmetric(self) -> torch.Tensor:
         return 0.5 * (self.shear + self.shear.T)
@@ -88,8 +103,8 @@ class LinearSymplectic(SymplecticTransform):
         if self.full:
             cos, sin = self.phase.cos(), self.phase.sin()
             q, p = q * cos - p * sin, q * sin + p * cos
-            tri = self._triangular()
-            q, p = q @ tri, torch.linalg.solve_triangular(tri, p.T, upper=False).T
+            tri, inverse = self._triangular()
+            q, p = q @ tri, p @ inverse.T
             p = p + q @ self._symmetric()
         else:
             c11, c12, c21, c22 = self._mode_coefficients()
@@ -99,9 +114,9 @@ class LinearSymplectic(SymplecticTransform):
     def inverse_map(self, x: torch.Tensor) -> torch.Tensor:
         q, p = split(x)
         if self.full:
-            tri = self._triangular()
+            tri, inverse = self._triangular()
             p = p - q @ self._symmetric()
-            q, p = torch.linalg.solve_triangular(tri.T, q.T, upper=True).T, p @ tri.T
+            q, p = q @ inverse, p @ tri.T
             cos, sin = self.phase.cos(), self.phase.sin()
             q, p = q * cos + p * sin, p * cos - q * sin
         else:
