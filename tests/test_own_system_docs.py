@@ -51,7 +51,7 @@ def test_the_page_runs_and_reaches_its_numbers(tmp_path: Path, monkeypatch: pyte
     assert (measured.num_trajectories, measured.num_times, measured.n) == (32, 41, 1)
     assert namespace["momentum_error"] < 0.1
     # (d) the module of the command-line section defines the two systems its commands name
-    assert (namespace["muller"].n, namespace["quartic_oscillator"].n) == (2, 1)
+    assert (namespace["muller"].n, namespace["quartic_oscillator"].n, namespace["muller_target"].dim) == (2, 1, 2)
     assert namespace["quartic_oscillator"].sample_initial(3, torch.Generator().manual_seed(0)).shape == (3, 2)
 
 
