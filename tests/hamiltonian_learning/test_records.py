@@ -165,3 +165,23 @@ def test_a_record_is_refused_where_it_cannot_serve() -> None:
     with pytest.raises(ValueError, match="fit_hamiltonian: the record has n=1 degrees of freedom, the model n=2"):
         fit_hamiltonian(HamiltonianNet(2, hidden=4, depth=1), record)
     assert math.isfinite(record.summary()["median_step"])
+
+
+def test_given_derivatives_and_selected_trials() -> None:
+    t = np.array([0.0, 0.1, 0.3, 0.0, 0.2])
+    arrays = {
+        "trajectory": np.array([7, 7, 7, 9, 9]),
+        "t": t,
+        "q": t,
+        "p": np.ones(5),
+        "xdot": np.stack([np.ones(5), np.zeros(5)], axis=1),
+    }
+    record = load_trajectories(arrays, record=True, max_gap=1.0)
+    assert record.derivative_method == "given" and record.labels == ["7", "9"] and record.max_gap == 1.0
+    torch.testing.assert_close(record_pairs(record, "test")[:, 1], torch.tensor([[1.0, 0.0]] * 5, dtype=torch.float64))
+    held_out = record.select(["9"])
+    assert held_out.labels == ["9"] and held_out.times[0].tolist() == [0.0, 0.2] and held_out.max_gap == 1.0
+    with pytest.raises(ValueError, match="TrajectoryRecord.select: unknown or no labels \\['8'\\]"):
+        record.select(["8"])
+    with pytest.raises(ValueError, match=r"expected xdot of shape \(5, 2\)"):
+        load_trajectories({**arrays, "xdot": np.ones((5, 3))}, record=True)
