@@ -222,9 +222,12 @@ def initial_points(
     generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float64,
     attempts: int = 100,
+    mode_search: bool = False,
 ) -> torch.Tensor:
     """Stan's initialization: ``chains`` points ``U(−radius, radius)^d`` ``(chains, d)``, each redrawn (up to
-    ``attempts`` times) until ``U`` and ``∇U`` are finite there; a ``ValueError`` if some chain never is."""
+    ``attempts`` times) until ``U`` and ``∇U`` are finite there; a ``ValueError`` if some chain never is. With
+    ``mode_search``, each point is then moved to the local minimum of ``U`` that L-BFGS finds from it
+    (:func:`find_mode`; a chain whose search left the support keeps its draw)."""
     who = "initial_points"
     check_positive_int(dim, "dim", who)
     check_positive_int(chains, "chains", who)
@@ -241,6 +244,9 @@ def initial_points(
         index = todo.nonzero().flatten()
         todo[index[good]] = False
         if not todo.any():
+            if mode_search:
+                modes, values = find_mode(potential, x)
+                x = torch.where(torch.isfinite(values)[:, None], modes, x)
             return x
     raise ValueError(f"{who}: no point with finite U and ∇U found in {attempts} draws from U(−{radius}, {radius})")
 

@@ -99,3 +99,13 @@ def test_nuts_bad_input():
         nuts(normal_potential, x0, 10, inverse_mass=-torch.eye(2, dtype=torch.float64))
     with pytest.raises(ValueError, match="one per chain"):
         nuts(normal_potential, x0, 10, step_size=torch.ones(3, dtype=torch.float64))
+
+
+def test_mode_search_starts_at_the_mode():
+    mean = torch.tensor([26.0, -3.0], dtype=torch.float64)
+
+    def shifted(q: torch.Tensor) -> torch.Tensor:
+        return 0.5 * ((q - mean) ** 2 * torch.tensor([1.0, 100.0], dtype=torch.float64)).sum(-1)
+
+    x = initial_points(shifted, 2, 3, generator=gen(28), mode_search=True)
+    torch.testing.assert_close(x, mean.expand(3, 2), rtol=0, atol=1e-6)
