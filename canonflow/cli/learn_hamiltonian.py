@@ -5,7 +5,6 @@ Its help, description and options: :data:`canonflow.cli.catalog.SUBCOMMANDS`; ``
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Mapping
@@ -124,14 +123,7 @@ def split_record(record: TrajectoryRecord, fraction: float) -> tuple[TrajectoryR
     if count < 2:
         return record, record, True
     held = max(1, math.ceil(fraction * count))
-    parts = [range(0, count - held), range(count - held, count)]
-    train, test = (
-        dataclasses.replace(
-            record,
-            **{key: [getattr(record, key)[i] for i in part] for key in ("times", "states", "derivatives", "labels")},
-        )
-        for part in parts
-    )
+    train, test = record.select(record.labels[: count - held]), record.select(record.labels[count - held :])
     return train, test, False
 
 
