@@ -3,20 +3,16 @@
 * :mod:`canonflow.data.trajectories`: :func:`trajectories` and :class:`TrajectoryData`;
 * :mod:`canonflow.data.measured`: :func:`load_trajectories` and :func:`save_trajectories`, trajectories from
   outside (``(t, q, p)`` or ``(t, q)`` in ``.npz`` or ``.csv``), as a :class:`TrajectoryData` or, measured with
-  their own times, gaps and lengths, a :class:`TrajectoryRecord`; :func:`estimate_derivatives`;
+  their own times, gaps and lengths, a :class:`TrajectoryRecord`;
+* :mod:`canonflow.data.records`: :class:`TrajectoryRecord` and :func:`estimate_derivatives`;
 * :mod:`canonflow.data.digits`: the digits pipeline (split, dequantization, logit preprocessing);
 * :mod:`canonflow.data.datasets`: :func:`load_dataset` (digits, ring2d) and the :func:`banana` density.
 """
 
 from canonflow.data.datasets import BANANA_NLL, DATASETS, Dataset, banana, load_dataset
 from canonflow.data.digits import LogitPreprocessing, load_digits_split
-from canonflow.data.measured import (
-    DERIVATIVE_ESTIMATORS,
-    TrajectoryRecord,
-    estimate_derivatives,
-    load_trajectories,
-    save_trajectories,
-)
+from canonflow.data.measured import load_trajectories, save_trajectories
+from canonflow.data.records import DERIVATIVE_ESTIMATORS, TrajectoryRecord, estimate_derivatives
 from canonflow.data.trajectories import TrajectoryData, trajectories
 
 __all__ = [
