@@ -89,11 +89,17 @@ class LinearSymplectic(SymplecticTransform):
         return scale * cos, -scale * sin, sin / scale + shear * scale * cos, cos / scale - shear * scale * sin
 
     def _triangular(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``L`` (lower triangular, diagonal ``eˢ``) and ``L⁻¹ = (I + D⁻¹ striL)⁻¹ D⁻¹`` with ``D = diag(eˢ)``."""
+        """``L`` (lower triangular, diagonal ``eˢ``) and ``L⁻¹``: by a triangular solve (backward stable), or while
+        compiling as ``(I + D⁻¹ striL)⁻¹ D⁻¹`` with ``D = diag(eˢ)`` (matrix products only)."""
         scale = self.log_scale.exp()
         strict = torch.zeros(self.n, self.n, dtype=scale.dtype, device=scale.device)
         strict = strict.index_put((self._lower_index[0], self._lower_index[1]), self.lower)
-        return torch.diag(scale) + strict, _unit_triangular_inverse(strict / scale[:, None]) / scale[None, :]
+        tri = torch.diag(scale) + strict
+        if torch.compiler.is_compiling():  # inductor does not lower solve_triangular's strides
+            return tri, _unit_triangular_inverse(strict / scale[:, None]) / scale[None, :]
+        return tri, torch.linalg.solve_triangular(
+            tri, torch.eye(self.n, dtype=tri.dtype, device=tri.device), upper=False
+        )
 
     def _symmetric(self) -> torch.Tensor:
         return 0.5 * (self.shear + self.shear.T)
