@@ -7,6 +7,7 @@ preconditioning by
 
 - ``hmc``: HMC, 10 leapfrog steps (untuned), the shared Stan-style warm-up;
 - ``nuts``: NUTS, diagonal metric (Stan's defaults);
+- ``hmc_dense``, ``nuts_dense``: the same with a dense metric (run where the diagonal one falls short);
 - ``neutra_nuts`` and ``flow_mcmc``: a ``FlowSampler`` trained by ``train_sampler`` (preconditioned by default:
   warm-up moments), then NUTS in its latent space and independence Metropolis–Hastings with it.
 
@@ -53,7 +54,7 @@ from canonflow.sampling import (
 from canonflow.training import TrainConfig
 
 HERE = Path(__file__).resolve().parent / "posteriors"
-SAMPLERS = ("hmc", "nuts", "neutra_nuts", "flow_mcmc")
+SAMPLERS = ("hmc", "nuts", "hmc_dense", "nuts_dense", "neutra_nuts", "flow_mcmc")
 
 Model = tuple[ParameterSpace, Callable[[dict[str, torch.Tensor]], torch.Tensor], Callable[..., dict[str, torch.Tensor]]]
 
@@ -209,12 +210,14 @@ def run(name: str, samplers: list[str], args: argparse.Namespace) -> dict:
     generator = torch.Generator().manual_seed(args.seed)
     x0 = initial_points(potential, space.dim, args.chains, generator=generator)
     for sampler in samplers:
-        if sampler in ("hmc", "nuts"):
+        if sampler in ("hmc", "nuts", "hmc_dense", "nuts_dense"):
             began = time.perf_counter()
-            if sampler == "hmc":
-                result = hmc(potential, x0, args.draws, warmup=args.warmup, num_steps=10, generator=generator)
+            metric = "dense" if sampler.endswith("_dense") else "diag"
+            options = {"warmup": args.warmup, "metric": metric, "generator": generator}
+            if sampler.startswith("hmc"):
+                result = hmc(potential, x0, args.draws, num_steps=10, **options)
             else:
-                result = nuts(potential, x0, args.draws, warmup=args.warmup, generator=generator)
+                result = nuts(potential, x0, args.draws, **options)
             checked = check(result, space, quantities, reference)
             out[sampler] = checked | efficiency(result, checked["ess_bulk_min"])
             out[sampler]["wall_seconds"] = time.perf_counter() - began
@@ -310,6 +313,8 @@ def main(argv: list[str] | None = None) -> None:
     metrics = run(args.posterior, args.samplers, args)
     path = out / "metrics.json"
     merged = json.loads(path.read_text()) if path.is_file() else {}
+    for sampler in args.samplers:  # each sampler's entry records the settings it ran with
+        metrics[sampler]["settings"] = {key: value for key, value in vars(args).items() if key != "out"}
     merged |= metrics
     merged["load_average"] = os.getloadavg()
     merged.setdefault("runs", []).append({"samplers": args.samplers, "seconds": time.perf_counter() - began})
