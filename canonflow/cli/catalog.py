@@ -145,6 +145,9 @@ SUBCOMMANDS: dict[str, Subcommand] = {
             (
                 Option("target", "banana", "target density", choices=_preset_names("sample"),
                        objects="canonflow.sampling:Target"),
+                Option("precondition", "moments", "the flows' exact affine first stage, fitted before training: "
+                       "to warm-up draws' moments, a Laplace approximation at the mode, or none",
+                       choices=("moments", "laplace", "none")),
                 *TRAINING_OPTIONS,
                 *COMMON_OPTIONS,
             ),

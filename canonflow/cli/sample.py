@@ -81,7 +81,10 @@ def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
         checkpoint = f"{flow_name}_training.pt"
         options = run.training_options(config, preset, f"{flow_name} flow", checkpoint=checkpoint, evaluations=10)
         batch, anneal, objective = cfg["batch"], cfg["anneal"], cfg["objective"]
-        trained = train_sampler(flow, potential, TrainConfig(**options), batch, anneal=anneal, objective=objective)
+        trained = train_sampler(
+            flow, potential, TrainConfig(**options), batch, anneal=anneal, objective=objective,
+            precondition=config["precondition"],
+        )  # fmt: skip
         flows[flow_name] = flow.to(dtype=torch.float64, device="cpu")
         bound = trained.best_validation
         training[flow_name] = {"seconds": trained.seconds, "steps": trained.steps, "best_reverse_kl_bound": bound}
