@@ -100,8 +100,10 @@ def main() -> None:
         }
         for label in modes
     ]
-    print(f"G = {args.targets} targets per step, windows of k = {args.window}, hidden {args.hidden}, {args.dtype}, "
-          f"{args.threads} thread(s); load average {load_before} -> {load_after}")
+    print(
+        f"G = {args.targets} targets per step, windows of k = {args.window}, hidden {args.hidden}, {args.dtype}, "
+        f"{args.threads} thread(s); load average {load_before} -> {load_after}"
+    )
     print(f"| mode | ms / step | steps / s | × {args.modes[0]} |")
     print("|---|---:|---:|---:|")
     for row in rows:
