@@ -1,9 +1,10 @@
 """Every layer, a whole flow and a training step under ``torch.compile``: the same values and gradients as eager.
 
 Tracing runs through ``backend="aot_eager"`` (dynamo and AOT autograd, the graphs inductor would compile, without
-generating code) with ``fullgraph=True``, so a graph break fails the test; the implicit-midpoint layer's
-fixed-point solve stops at a tolerance, a data-dependent loop, and is compiled with its graph breaks. One test
-compiles a flow with inductor at ``2n = 32``, where ``torch.linalg.solve_triangular`` once made inductor fail.
+generating code) with ``fullgraph=True``, so a graph break fails the test. Not here, for their cost:
+``ImplicitMidpointFlow``, whose fixed-point solve stops at a tolerance (a data-dependent loop that compiles with
+graph breaks, recompiling for 10 s), and inductor's code generation, which ``benchmarks/bench_compile.py`` runs
+at ``2n`` = 4, 32 and 128.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from canonflow import CanonicalFlow, canonical_flow
 from canonflow.nn import MLP, GradientField, IrrotationalMLP
 from canonflow.transforms import (
     Exchange,
-    ImplicitMidpointFlow,
     LeapfrogFlow,
     LinearSymplectic,
     MatrixExpSymplectic,
@@ -43,10 +43,8 @@ FACTORIES: dict[str, Callable[[int], torch.nn.Module]] = {
     "zero_center": ZeroCenter,
     "point": lambda n: PointTransform(LULinear(n), n),
     "leapfrog": lambda n: LeapfrogFlow(n, steps=3, step_size=0.15, hidden=16),
-    "midpoint": lambda n: ImplicitMidpointFlow(n, steps=2, step_size=0.15, hidden=16),
     "canonical_flow": lambda n: canonical_flow(n, blocks=2, hidden=16),
 }
-DATA_DEPENDENT = {"midpoint"}  # compiled with graph breaks: its solve iterates until a tolerance
 
 
 @pytest.fixture(autouse=True)
@@ -66,16 +64,12 @@ def _outputs_and_gradients(function, layer: torch.nn.Module, x: torch.Tensor) ->
     return [y.detach(), *gradients]
 
 
-@pytest.mark.parametrize(
-    "kind, direction",
-    # the midpoint layer's inverse runs the same solve as its forward: one direction (10 s of recompiles) suffices
-    [(kind, direction) for kind in sorted(FACTORIES) for direction in ("forward", "inverse")
-     if not (kind in DATA_DEPENDENT and direction == "inverse")],
-)  # fmt: skip
+@pytest.mark.parametrize("kind", sorted(FACTORIES))
+@pytest.mark.parametrize("direction", ["forward", "inverse"])
 def test_compiled_layer_equals_eager(kind: str, direction: str) -> None:
     layer = make_layer(FACTORIES[kind], N)
     function = layer if direction == "forward" else layer.inverse
-    compiled = torch.compile(function, backend="aot_eager", fullgraph=kind not in DATA_DEPENDENT)
+    compiled = torch.compile(function, backend="aot_eager", fullgraph=True)
     x = sample(N, batch=5)
     for eager, traced in zip(
         _outputs_and_gradients(function, layer, x), _outputs_and_gradients(compiled, layer, x), strict=True
@@ -96,13 +90,4 @@ def test_compiled_training_step_equals_eager() -> None:
     eager = torch.autograd.grad(loss(z), parameters)
     traced = torch.autograd.grad(torch.compile(loss, backend="aot_eager", fullgraph=True)(z), parameters)
     for expected, got in zip(eager, traced, strict=True):
-        torch.testing.assert_close(got, expected, rtol=0, atol=1e-10)
-
-
-def test_inductor_compiles_a_flow_at_2n_32() -> None:
-    flow = make_layer(lambda n: canonical_flow(n, blocks=1, hidden=8, householder=4), 16)
-    x = sample(16, batch=8)
-    eager = _outputs_and_gradients(flow, flow, x)
-    compiled = _outputs_and_gradients(torch.compile(flow, fullgraph=True), flow, x)
-    for expected, got in zip(eager, compiled, strict=True):
         torch.testing.assert_close(got, expected, rtol=0, atol=1e-10)
