@@ -26,10 +26,7 @@ def vector_jacobian_product(
     """
     if torch.compiler.is_compiling():  # torch.compile traces torch.func's transforms, not autograd.grad
         output, pullback = torch.func.vjp(fn, x)
-        if output.shape != v.shape:
-            raise ValueError(
-                f"{who}: expected the function's output to have shape {tuple(v.shape)}, got {tuple(output.shape)}"
-            )
+        _check_output(output, v, who)
         return pullback(v)[0]
     if torch.is_inference_mode_enabled():
         raise RuntimeError(
@@ -40,9 +37,13 @@ def vector_jacobian_product(
     with torch.enable_grad():
         x_in = x if x.requires_grad else x.detach().requires_grad_(True)
         y = fn(x_in)
-        if y.shape != v.shape:
-            raise ValueError(
-                f"{who}: expected the function's output to have shape {tuple(v.shape)}, got {tuple(y.shape)}"
-            )
+        _check_output(y, v, who)
         (vjp,) = torch.autograd.grad(y, x_in, grad_outputs=v, create_graph=create_graph)
     return vjp
+
+
+def _check_output(output: torch.Tensor, v: torch.Tensor, who: str) -> None:
+    """``ValueError`` unless the function's ``output`` has the shape of the cotangent ``v``."""
+    if output.shape != v.shape:
+        expected, got = tuple(v.shape), tuple(output.shape)
+        raise ValueError(f"{who}: expected the function's output to have shape {expected}, got {got}")

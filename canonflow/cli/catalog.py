@@ -46,10 +46,13 @@ class Subcommand:
 
 
 def _trajectory_file(value: str, name: str, who: str) -> None:
-    """``--data``'s check: an existing ``.npz`` or ``.csv`` file (its contents are checked when it is read)."""
+    """``--data``'s check: an existing file of one of ``load_trajectories``' formats (its contents are checked
+    when it is read). Run when a config is resolved, so the loader's module is imported only then."""
+    from canonflow.data.measured import FORMATS
+
     path = Path(value)
-    if path.suffix.lower() not in (".npz", ".csv"):
-        raise ValueError(f"{who}: {name} must be a .npz or .csv file of trajectories, got {value!r}")
+    if path.suffix.lower() not in FORMATS:
+        raise ValueError(f"{who}: {name} must be a {' or '.join(FORMATS)} file of trajectories, got {value!r}")
     if not path.is_file():
         raise ValueError(f"{who}: {name}: no file {value}")
 
