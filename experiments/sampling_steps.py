@@ -25,8 +25,9 @@ import torch
 
 import canonflow
 from canonflow.checkpoint import atomic_write
+from canonflow.cli.catalog import Command
 from canonflow.cli.options import COMMON_OPTIONS, Option, complete
-from canonflow.cli.run import Command, script_main
+from canonflow.cli.run import script_main
 from canonflow.plots import pyplot
 from canonflow.run_directory import Run
 from canonflow.sampling import TARGETS, SamplingResult, get_target, hmc, neutra_hmc

@@ -12,9 +12,8 @@ from typing import Any
 import torch
 
 from canonflow.action_angle import ActionAngleFlow, evaluate, make_loss, parameter_count
-from canonflow.cli.catalog import SUBCOMMANDS
+from canonflow.cli.catalog import SUBCOMMANDS, command
 from canonflow.cli.options import complete, import_object
-from canonflow.cli.run import command
 from canonflow.data import TrajectoryData, trajectories
 from canonflow.plots import plot_action_angle
 from canonflow.presets import GENERIC, load_preset

@@ -11,9 +11,8 @@ from typing import Any
 import torch
 
 from canonflow.benchmark import measure, speedup_panels, tables
-from canonflow.cli.catalog import SUBCOMMANDS
+from canonflow.cli.catalog import SUBCOMMANDS, command
 from canonflow.cli.options import complete
-from canonflow.cli.run import command
 from canonflow.plots import plot_bars
 from canonflow.run_directory import Run
 

@@ -1,32 +1,40 @@
 """The subcommands as data: each one's name, help, description and options, and the module that runs it.
 
 ``canonflow --help`` and ``canonflow COMMAND --help`` are built from this table alone, without importing torch
-or the library; a subcommand's module (``canonflow.cli.<name>``, which defines ``run``, ``report`` and the
-:class:`~canonflow.cli.run.Command` made of them) is imported only to run it. The documentation's command-line
-reference is generated from the same table.
+or the library; a subcommand's module (``canonflow.cli.<name>``, which defines ``run``, ``report`` and ``COMMAND``, the
+:class:`Command` with them) is imported only to run it. The documentation's command-line reference is generated
+from the same table.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from canonflow.cli.options import COMMON_OPTIONS, TRAINING_OPTIONS, Option
 from canonflow.presets import GENERIC, presets
 
-__all__ = ["SUBCOMMANDS", "Subcommand"]
+__all__ = ["SUBCOMMANDS", "Command", "command"]
 
 SYSTEM = "canonflow.systems:HamiltonianSystem"
 RESULTS = "Results and files: docs/cli-results.md."
 
 
 @dataclass(frozen=True)
-class Subcommand:
-    """A subcommand as the parser knows it: ``canonflow NAME`` runs ``MODULE.COMMAND`` (``module``:
-    ``canonflow.cli.<name>``). ``resumable`` ones train (they take ``--resume``); ``distributed`` ones support
-    data-parallel runs (``--nproc``)."""
+class Command:
+    """A subcommand: ``canonflow NAME`` runs ``run(config, run) -> results`` (``run``: the
+    :class:`~canonflow.run_directory.Run` that owns the run directory) and prints ``report(results) -> lines``.
+
+    The catalog (:data:`SUBCOMMANDS`) holds name, help, description and options only; the functions live in
+    :attr:`module` (``canonflow.cli.<name>``), whose ``COMMAND`` is the entry with them filled in
+    (:func:`command`). ``resumable`` ones train (they take ``--resume``); ``distributed`` ones support data-parallel
+    runs (``--nproc``, torchrun); ``evaluate_checkpoint(model, trained, config)``, when given, recomputes the
+    held-out results of a ``model.pt`` written by this command with the (completed) config ``trained``.
+    """
 
     name: str
     help: str
@@ -34,15 +42,26 @@ class Subcommand:
     options: tuple[Option, ...]
     resumable: bool = True
     distributed: bool = False
+    run: Callable[[Mapping[str, Any], Any], dict[str, Any]] | None = None
+    report: Callable[[dict[str, Any]], list[str]] | None = None
+    evaluate_checkpoint: Callable[..., dict[str, Any]] | None = None
 
     @property
     def module(self) -> str:
         """The module that runs the subcommand."""
         return "canonflow.cli." + self.name.replace("-", "_")
 
-    def command(self) -> Any:
-        """The :class:`~canonflow.cli.run.Command` that runs the subcommand (its module imported)."""
+    def command(self) -> Command:
+        """The subcommand with its functions (its module imported)."""
         return importlib.import_module(self.module).COMMAND
+
+
+def command(module: str) -> Command:
+    """The entry of :data:`SUBCOMMANDS` run by the subcommand module ``module`` (its ``__name__``), with what the
+    module defines: ``run``, ``report`` and, optionally, ``evaluate_checkpoint``."""
+    found = vars(sys.modules[module])
+    spec = next(spec for spec in SUBCOMMANDS.values() if spec.module == module)
+    return replace(spec, run=found["run"], report=found["report"], evaluate_checkpoint=found.get("evaluate_checkpoint"))
 
 
 def _trajectory_file(value: str, name: str, who: str) -> None:
@@ -62,10 +81,10 @@ def _preset_names(command: str) -> list[str]:
     return sorted(set(presets(command)) - {GENERIC})
 
 
-SUBCOMMANDS: dict[str, Subcommand] = {
+SUBCOMMANDS: dict[str, Command] = {
     command.name: command
     for command in (
-        Subcommand(
+        Command(
             "demo",
             "learn action-angle coordinates of Kepler orbits in a few minutes (or --example banana)",
             "Learn action-angle coordinates of planar Kepler orbits in a few minutes, or fit a banana density.\n\n"
@@ -83,7 +102,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
             ),
             distributed=True,
         ),
-        Subcommand(
+        Command(
             "action-angle",
             "learn action-angle coordinates of an integrable system",
             "Learn action-angle coordinates of a benchmark system and evaluate them.\n\n"
@@ -99,7 +118,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
             ),
             distributed=True,
         ),
-        Subcommand(
+        Command(
             "free-energy",
             "variational free energy of a Boltzmann distribution",
             "The free energy of a Boltzmann distribution e^(-βH) with a canonical flow.\n\n"
@@ -122,7 +141,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
             ),
             distributed=True,
         ),
-        Subcommand(
+        Command(
             "density",
             "maximum-likelihood density estimation on momentum-augmented data",
             "Maximum-likelihood density estimation with a canonical flow on momentum-augmented data.\n\n"
@@ -137,7 +156,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
             ),
             distributed=True,
         ),
-        Subcommand(
+        Command(
             "sample",
             "compare HMC, NeuTra-HMC and flow-MCMC samplers on a target density",
             "Compare samplers on a hard target: tuned HMC, NeuTra-HMC, flow-MCMC, learned leapfrog.\n\n"
@@ -155,7 +174,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
                 *COMMON_OPTIONS,
             ),
         ),
-        Subcommand(
+        Command(
             "learn-hamiltonian",
             "learn a Hamiltonian from noisy trajectories",
             "Learn a Hamiltonian from noisy trajectories and compare it with the truth.\n\n"
@@ -186,7 +205,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
                 *COMMON_OPTIONS,
             ),
         ),
-        Subcommand(
+        Command(
             "evaluate",
             "describe a model.pt and recompute its held-out metrics",
             "Describe any model.pt and recompute its held-out metrics.\n\n"
@@ -198,7 +217,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
             ),
             resumable=False,
         ),
-        Subcommand(
+        Command(
             "bench",
             "time canonflow's layers against their peers",
             "Time canonflow's layers against their peers (forward + backward, batch 1024).\n\n"

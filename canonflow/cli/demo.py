@@ -11,9 +11,8 @@ from typing import Any
 import torch
 
 from canonflow.cli import action_angle
-from canonflow.cli.catalog import SUBCOMMANDS
+from canonflow.cli.catalog import SUBCOMMANDS, command
 from canonflow.cli.options import complete
-from canonflow.cli.run import command
 from canonflow.data import BANANA_NLL, banana
 from canonflow.distributed import check_global_batch, shard
 from canonflow.flow import CanonicalFlow

@@ -13,9 +13,8 @@ import torch
 from nflows.flows import Flow
 
 import canonflow
-from canonflow.cli.catalog import SUBCOMMANDS
+from canonflow.cli.catalog import SUBCOMMANDS, command
 from canonflow.cli.options import complete
-from canonflow.cli.run import command
 from canonflow.data import Dataset, load_dataset
 from canonflow.density import fit_density, held_out_nll
 from canonflow.flow import CanonicalFlow

@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from canonflow.checkpoint import load, read_checkpoint
-from canonflow.cli.catalog import SUBCOMMANDS
+from canonflow.cli.catalog import SUBCOMMANDS, command
 from canonflow.cli.options import complete
-from canonflow.cli.run import command
 from canonflow.run_directory import Run
 
 __all__ = ["COMMAND", "OPTIONS", "run"]

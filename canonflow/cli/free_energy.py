@@ -12,9 +12,8 @@ import torch
 from nflows.flows import Flow
 
 import canonflow
-from canonflow.cli.catalog import SUBCOMMANDS
+from canonflow.cli.catalog import SUBCOMMANDS, command
 from canonflow.cli.options import complete, import_object
-from canonflow.cli.run import command
 from canonflow.density import fit_variational, latent_spectrum
 from canonflow.estimators import free_energy
 from canonflow.flow import CanonicalFlow

@@ -12,43 +12,26 @@ from typing import Any
 
 import torch
 
-from canonflow.cli.catalog import SUBCOMMANDS
+from canonflow.cli.catalog import SUBCOMMANDS, command
 from canonflow.cli.options import complete
-from canonflow.cli.run import command
-from canonflow.data import TrajectoryData, TrajectoryRecord, load_trajectories, trajectories
+from canonflow.data import TrajectoryRecord, load_trajectories
 from canonflow.hamiltonian_learning import (
     HamiltonianNet,
-    Rollout,
-    evaluate_hamiltonian,
     fit_hamiltonian,
     hamiltonian_test_sets,
     plot_record_rollout,
     record_rollout,
-    rollout_errors,
 )
+from canonflow.hamiltonian_learning.protocols import protocol_data, protocol_errors
 from canonflow.plots import plot_hamiltonian, save_figure
 from canonflow.presets import GENERIC, load_preset
-from canonflow.presets.builders import build_system, initial_states
 from canonflow.run_directory import Run
-from canonflow.training import TrainConfig
+from canonflow.training import TrainConfig, TrainResult
 from canonflow.validation import as_dtype
 
-__all__ = ["COMMAND", "OPTIONS", "errors", "load_record", "report", "run", "run_on_data", "split_record"]
+__all__ = ["COMMAND", "OPTIONS", "load_record", "report", "run", "run_on_data", "split_record", "training_summary"]
 
 OPTIONS = SUBCOMMANDS["learn-hamiltonian"].options
-
-
-def errors(model: torch.nn.Module, preset: Mapping[str, Any], seed: int) -> tuple[dict[str, Any], Rollout]:
-    """Hamiltonian errors on the test sets and :func:`~canonflow.hamiltonian_learning.rollout_errors` along the
-    15 rollouts of the protocol ``preset`` (a ``learn-hamiltonian`` preset's settings), and the rollout."""
-    system = build_system(preset["system"])
-    found = evaluate_hamiltonian(model, system, seed=seed, num=preset["test_points"])
-    law = preset.get("rollout_initial", preset["initial"])
-    initial = initial_states(law, system, 15, torch.Generator().manual_seed(seed + 2))
-    t_end, num_points, scale = preset["rollout"]["t_end"], preset["rollout"]["num_points"], preset["energy_scale"]
-    units = preset["energy_units"]
-    summary, rolled = rollout_errors(model, system, initial, t_end, num_points, energy_scale=scale, energy_units=units)
-    return {"hamiltonian_error": found, "rollout": summary}, rolled
 
 
 def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
@@ -60,49 +43,35 @@ def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
     name, seed = config["system"], config["seed"]
     preset = load_preset("learn-hamiltonian", name).settings(config["quick"])
     preset |= {key: config[key] for key in ("mode", "lr", "polynomial", "base_steps") if config[key] is not None}
-    mode, polynomial, t_end, num_points = preset["mode"], preset["polynomial"], preset["t_end"], preset["num_points"]
+    mode, polynomial, windowed = preset["mode"], preset["polynomial"], preset["mode"] != "derivative"
     adjoint = mode == "implicit_midpoint" and config["adjoint"] is not False
     base_steps = min(preset["base_steps"], preset.get("max_base_steps", preset["base_steps"])) if polynomial else 0
-    num_train, num_validation = sizes = [preset["num_train"], preset["num_validation"]]
-    system = build_system(preset["system"])
     started, cpu_started = time.perf_counter(), time.process_time()
-    initial = initial_states(preset["initial"], system, sum(sizes), torch.Generator().manual_seed(seed))
-    noise = preset["noise_std"]
-    data = trajectories(system, sum(sizes), (t_end, num_points), initial=initial, noise_std=noise, seed=seed + 1)
-    parts = zip(data.states.split(sizes), data.clean_states.split(sizes), data.derivatives.split(sizes), strict=True)
-    train, validation = (TrajectoryData(data.times, *part, data.noise_std, data.system_name) for part in parts)
+    system, train, validation = protocol_data(preset, seed)
     torch.manual_seed(seed)
     net = {key: preset[key] for key in ("hidden", "depth", "activation")}
     model = HamiltonianNet(system.n, **net, separable=mode == "leapfrog", polynomial=polynomial, dtype=config["dtype"])
-    model = model.to(config["device"])
-    training = {"steps": preset["steps"], "lr": preset["lr"]}
-    options = run.training_options(config, training, f"{name}/{mode}", evaluations=20)
+    options = run.training_options(
+        config, {"steps": preset["steps"], "lr": preset["lr"]}, f"{name}/{mode}", evaluations=20
+    )
     batch_size = preset["batch_size"] or None
     result = fit_hamiltonian(
-        model, train, mode, adjoint=adjoint, derivatives=preset["derivatives"], window=preset["window"],
-        batch_size=batch_size, config=TrainConfig(**options), validation_data=validation, base_steps=base_steps,
+        model.to(config["device"]), train, mode, adjoint=adjoint, derivatives=preset["derivatives"],
+        window=preset["window"], batch_size=batch_size, config=TrainConfig(**options), validation_data=validation,
+        base_steps=base_steps,
     )  # fmt: skip
     train_seconds = time.perf_counter() - started
     model = model.cpu()
-    found, rolled = errors(model, preset, seed)
-    windowed = mode != "derivative"
+    found, rolled = protocol_errors(model, preset, seed)
+    data = {key: preset[key] for key in ("num_train", "num_validation", "t_end", "num_points")}
+    data |= {"dt": preset["t_end"] / (preset["num_points"] - 1), "noise_std": preset["noise_std"]}
     results = {
         "system": name, "system_repr": repr(system), "protocol": preset["protocol"], "mode": mode, "adjoint": adjoint,
         "derivatives": None if windowed else preset["derivatives"],
-        "data": {
-            "num_train": num_train, "num_validation": num_validation, "t_end": t_end, "num_points": num_points,
-            "dt": t_end / (num_points - 1), "noise_std": noise, "initial": preset["initial"],
-            "window": preset["window"] if windowed else None,
-        },
+        "data": data | {"initial": preset["initial"], "window": preset["window"] if windowed else None},
         "model": model.config(),
-        "training": {
-            "steps": result.steps, "base_steps": base_steps, "lr": preset["lr"], "batch_size": batch_size,
-            "final_loss": result.losses[-1] if result.losses else None, "best_validation": result.best_validation,
-            "best_step": result.best_step, "seconds": train_seconds,
-        },
-        **found,
-        "anchors": preset["anchors"],
-        "total_seconds": time.perf_counter() - started,
+        "training": training_summary(result, preset["lr"], train_seconds, base_steps=base_steps, batch_size=batch_size),
+        **found, "anchors": preset["anchors"], "total_seconds": time.perf_counter() - started,
         "total_cpu_seconds": time.process_time() - cpu_started,
     }  # fmt: skip
     if run.writes:
@@ -113,6 +82,15 @@ def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
             true, learned = system(grid), model(grid.to(next(model.parameters()).dtype)).to(torch.float64)
         plot_hamiltonian(grid, true, learned, rolled, preset["energy_scale"], system.n, run.figures())
     return results
+
+
+def training_summary(result: TrainResult, lr: float, seconds: float, **settings: Any) -> dict[str, Any]:
+    """The ``training`` entry of the results: steps, ``settings``, learning rate, final loss, best validation and
+    its step, seconds."""
+    return {
+        "steps": result.steps, **settings, "lr": lr, "final_loss": result.losses[-1] if result.losses else None,
+        "best_validation": result.best_validation, "best_step": result.best_step, "seconds": seconds,
+    }  # fmt: skip
 
 
 def split_record(record: TrajectoryRecord, fraction: float) -> tuple[TrajectoryRecord, TrajectoryRecord, bool]:
@@ -163,10 +141,7 @@ def run_on_data(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
         "records": {"train": train.summary(), "held_out": test.summary(), "in_sample": in_sample},
         "derivatives": train.derivative_method, "model": model.config(),
         "damping": None if model.damping is None else float(model.damping.detach().reshape(-1)[0]),
-        "training": {
-            "steps": result.steps, "lr": preset["lr"], "final_loss": result.losses[-1] if result.losses else None,
-            "best_validation": result.best_validation, "best_step": result.best_step, "seconds": train_seconds,
-        },
+        "training": training_summary(result, preset["lr"], train_seconds),
         "record_rollout": rolled.summary(),
         "total_seconds": time.perf_counter() - started,
     }  # fmt: skip
@@ -183,7 +158,7 @@ def evaluate_checkpoint(model: torch.nn.Module, trained: dict[str, Any], config:
         model = model.to(as_dtype(trained["dtype"], "learn-hamiltonian"))
         return {"record_rollout": record_rollout(model, load_record(trained)[1]).summary()}
     preset = load_preset("learn-hamiltonian", trained["system"]).settings(config["quick"])
-    return errors(model, preset, trained["seed"])[0]
+    return protocol_errors(model, preset, trained["seed"])[0]
 
 
 def report(results: dict[str, Any]) -> list[str]:

@@ -30,6 +30,7 @@ __all__ = [
     "add_options",
     "complete",
     "import_object",
+    "named_or_imported",
     "read_config_file",
     "resolve_config",
 ]
@@ -169,6 +170,12 @@ def import_object(spec: str, kind: type, who: str) -> Any:
     return value
 
 
+def named_or_imported(spec: str, kind: type, who: str, catalogue: Callable[[str], Any]) -> Any:
+    """``catalogue(spec)`` for a name of the catalogue, or the user's object for ``package.module:name`` or
+    ``path/to/file.py:name`` (:func:`import_object`)."""
+    return import_object(spec, kind, who) if ":" in spec else catalogue(spec)
+
+
 @functools.cache
 def _import_module(name: str) -> ModuleType:
     """The module ``name``, or the file ``name`` (ending in ``.py``) run as a module."""
@@ -236,8 +243,8 @@ def add_options(parser: argparse.ArgumentParser, options: Sequence[Option]) -> N
 
 
 def add_arguments(parser: argparse.ArgumentParser, command: Any) -> None:
-    """Add the options of ``command`` (a :class:`~canonflow.cli.catalog.Subcommand` or a
-    :class:`~canonflow.cli.run.Command`: what matters is its ``options``, ``resumable`` and ``distributed``) and
+    """Add the options of ``command`` (a :class:`~canonflow.cli.catalog.Command`: its ``options``, ``resumable``
+    and ``distributed``) and
     the run flags (``--config``, ``--out``, ``--overwrite``, ``--resume``, ``--nproc``, ``--quiet``) to
     ``parser``."""
     add_options(parser, command.options)

@@ -1,6 +1,6 @@
 """The harness every subcommand runs in: config resolution, the run directory, the report and the exit code.
 
-A subcommand is a :class:`Command`: its :class:`~canonflow.cli.options.Option` list and a ``run(config, run) ->
+A subcommand is a :class:`~canonflow.cli.catalog.Command`: its :class:`~canonflow.cli.options.Option` list and a ``run(config, run) ->
 dict`` function (``run``: the :class:`~canonflow.run_directory.Run` that owns the run directory). :func:`execute`
 resolves the config (defaults < ``--config`` file < flags), claims the run directory before anything is written,
 runs the command, writes ``config.toml``, ``figures/`` and ``metrics.json``, prints the report, and turns the
@@ -16,56 +16,23 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from canonflow.checkpoint import CheckpointError
-from canonflow.cli.catalog import SUBCOMMANDS
-from canonflow.cli.options import ConfigError, Option, add_arguments, read_config_file, resolve_config
+from canonflow.cli.catalog import Command
+from canonflow.cli.options import ConfigError, add_arguments, read_config_file, resolve_config
 from canonflow.distributed import DistributedContext, close_distributed, context_from_environment, launch
 from canonflow.run_directory import Run, RunDirectoryError
 from canonflow.training import TrainingDiverged
 
-__all__ = ["Command", "command", "execute", "run_parsed", "script_main"]
+__all__ = ["execute", "run_parsed", "script_main"]
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 log = logging.getLogger("canonflow")
-
-
-@dataclass(frozen=True)
-class Command:
-    """A subcommand: ``run(config, run) -> results`` and ``report(results) -> lines``.
-
-    ``resumable`` commands train (they take ``--resume``); ``distributed`` ones support data-parallel runs
-    (``--nproc``, torchrun); ``evaluate_checkpoint(model, trained, config)``, when given, recomputes the held-out
-    results of a ``model.pt`` written by this command with the (completed) config ``trained``.
-    """
-
-    name: str
-    help: str
-    description: str
-    options: tuple[Option, ...]
-    run: Callable[[Mapping[str, Any], Run], dict[str, Any]]
-    report: Callable[[dict[str, Any]], list[str]]
-    resumable: bool = True
-    distributed: bool = False
-    evaluate_checkpoint: Callable[..., dict[str, Any]] | None = None
-
-
-def command(module: str) -> Command:
-    """The :class:`Command` run by the subcommand module ``module`` (its ``__name__``): its name, help,
-    description and options from :data:`~canonflow.cli.catalog.SUBCOMMANDS`, and what the module defines:
-    ``run``, ``report`` and, optionally, ``evaluate_checkpoint``."""
-    found = vars(sys.modules[module])
-    spec = next(spec for spec in SUBCOMMANDS.values() if spec.module == module)
-    return Command(
-        spec.name, spec.help, spec.description, spec.options, found["run"], found["report"], spec.resumable,
-        spec.distributed, found.get("evaluate_checkpoint"),
-    )  # fmt: skip
 
 
 def execute(

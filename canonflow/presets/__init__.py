@@ -90,8 +90,10 @@ def presets(command: str) -> dict[str, Preset]:
 
 
 def load_preset(command: str, name: str) -> Preset:
-    """The preset ``name`` of ``command``; ``ValueError`` naming the valid names when there is none."""
+    """The preset ``name`` of ``command``, or its :data:`GENERIC` preset when ``name`` is the user's own object
+    (``MODULE:NAME`` or ``FILE.py:NAME``); ``ValueError`` naming the valid names when there is none."""
     found = presets(command)
+    name = GENERIC if ":" in name else name
     if name not in found:
         raise ValueError(f"load_preset: {command} has no preset {name!r}; choose one of {', '.join(sorted(found))}")
     return found[name]
