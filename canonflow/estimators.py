@@ -148,6 +148,10 @@ def log_importance_weights(
     return torch.cat(xs), torch.cat(log_ws)
 
 
+ESTIMATES = ("variational", "importance")
+"""The two free-energy estimates of a :class:`FreeEnergyEstimate`."""
+
+
 @dataclass
 class FreeEnergyEstimate:
     """Free energies in nats from ``num_samples`` draws at inverse temperature ``beta``.
@@ -166,9 +170,11 @@ class FreeEnergyEstimate:
     num_samples: int
     beta: float
 
-    def as_dict(self) -> dict[str, float]:
-        """The fields as a plain dict (for JSON)."""
-        return dict(self.__dict__)
+    def as_dict(self, exact: float | None = None) -> dict[str, float | None]:
+        """The fields as a plain dict (for JSON); with the exact free energy ``exact``, also each estimate's error
+        ``variational_error`` and ``importance_error`` (``None`` when ``exact`` is ``None``)."""
+        errors = {f"{key}_error": None if exact is None else getattr(self, key) - exact for key in ESTIMATES}
+        return dict(self.__dict__) | errors
 
 
 def log_normalizer(log_weights: torch.Tensor) -> float:

@@ -11,13 +11,14 @@ from typing import Any
 
 import torch
 
-from canonflow.action_angle import ActionAngleFlow, evaluate, make_loss, parameter_count
+from canonflow.action_angle import ActionAngleFlow, make_loss, parameter_count
+from canonflow.action_angle.reference_runs import preset_evaluation, preset_system, preset_trajectories
 from canonflow.cli.catalog import SUBCOMMANDS, command
-from canonflow.cli.options import complete, import_object
-from canonflow.data import TrajectoryData, trajectories
+from canonflow.cli.options import complete
+from canonflow.objects import import_object
 from canonflow.plots import plot_action_angle
-from canonflow.presets import GENERIC, load_preset
-from canonflow.presets.builders import build_chart, build_system, initial_states
+from canonflow.presets import load_preset
+from canonflow.presets.builders import build_chart
 from canonflow.run_directory import Run
 from canonflow.systems import HamiltonianSystem
 
@@ -30,26 +31,10 @@ TEST_SEED_OFFSET = 1000
 def setup(name: str, quick: bool = False) -> tuple[dict[str, Any], HamiltonianSystem]:
     """The settings (``quick``: with the preset's quick changes) and the system of ``name``: a preset of the
     catalogue, or the user's own system ``MODULE:NAME`` with the generic preset."""
-    if ":" in name:
-        system = import_object(name, HamiltonianSystem, "action-angle: system")
-        return load_preset("action-angle", GENERIC).settings(quick), system
     preset = load_preset("action-angle", name).settings(quick)
-    return preset, build_system(preset["system"], preset.get("centre_of_mass", False))
-
-
-def _trajectories(preset: Mapping[str, Any], system: HamiltonianSystem, num: int, seed: int) -> TrajectoryData:
-    initial = initial_states(preset["initial"], system, num, torch.Generator().manual_seed(seed))
-    return trajectories(system, num, (preset["t_end"], preset["num_times"]), initial=initial)
-
-
-def _evaluate(
-    model: ActionAngleFlow, preset: Mapping[str, Any], system: HamiltonianSystem, test: TrajectoryData, seed: int
-) -> tuple[dict[str, Any], torch.Tensor | None]:
-    """The held-out metrics and the exact frequencies they compare with (``None``: not known)."""
-    method = preset.get("exact_frequencies")
-    exact = None if method is None else getattr(system, method)(test.states[:, 0])
-    actions = system.actions if preset["exact_actions"] else None
-    return evaluate(model, test.states, test.times, system, exact, seed=seed, exact_actions=actions), exact
+    if ":" in name:
+        return preset, import_object(name, HamiltonianSystem, "action-angle: system")
+    return preset, preset_system(preset)
 
 
 def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
@@ -66,7 +51,7 @@ def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
     chart = {"chart": build_chart(preset["chart"], system)} if "chart" in preset else {}
     model = ActionAngleFlow(system.n, dtype=config["dtype"], **preset["model"], **chart)
     began = time.perf_counter()
-    test = _trajectories(preset, system, preset["num_test"], seed + TEST_SEED_OFFSET)
+    test = preset_trajectories(preset, system, preset["num_test"], seed + TEST_SEED_OFFSET)
     data_seconds = time.perf_counter() - began
     num_train = preset["num_train"]
     if "train" not in preset:
@@ -74,7 +59,7 @@ def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
     else:
         settings = run.training_options(config, preset["train"], description=name)
         began = time.perf_counter()
-        train = _trajectories(preset, system, num_train, seed)
+        train = preset_trajectories(preset, system, num_train, seed)
         data_seconds += time.perf_counter() - began
         device, terms = run.device(config), preset.get("terms", {})
         states, times, loss = train.states.to(device), train.times.to(device), make_loss(system, **terms)
@@ -87,7 +72,7 @@ def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
             "training_steps": result.steps,
             "best_validation_loss": result.best_validation,
         }
-    metrics, exact = _evaluate(model, preset, system, test, seed)
+    metrics, exact = preset_evaluation(model, preset, system, test, seed)
     metrics |= {
         "system": name, "description": preset["description"], "n": system.n, "model": model.config(),
         "parameters": parameter_count(model), **training, "data_seconds": data_seconds, "num_train": num_train,
@@ -105,8 +90,8 @@ def evaluate_checkpoint(model: torch.nn.Module, trained: dict[str, Any], config:
     held-out trajectories of its system (``config["quick"]``: 16 of them instead of the preset's number)."""
     preset, system = setup(trained["system"])
     num = 16 if config["quick"] else preset["num_test"]
-    test = _trajectories(preset, system, num, trained["seed"] + TEST_SEED_OFFSET)
-    return _evaluate(model, preset, system, test, trained["seed"])[0]
+    test = preset_trajectories(preset, system, num, trained["seed"] + TEST_SEED_OFFSET)
+    return preset_evaluation(model, preset, system, test, trained["seed"])[0]
 
 
 def report(metrics: dict[str, Any]) -> list[str]:

@@ -13,12 +13,13 @@ from nflows.flows import Flow
 
 import canonflow
 from canonflow.cli.catalog import SUBCOMMANDS, command
-from canonflow.cli.options import complete, import_object
+from canonflow.cli.options import complete
 from canonflow.density import fit_variational, latent_spectrum
 from canonflow.estimators import free_energy
 from canonflow.flow import CanonicalFlow
+from canonflow.objects import named_or_imported
 from canonflow.plots import plot_free_energy, plot_training_curves
-from canonflow.presets import GENERIC, Preset, load_preset
+from canonflow.presets import load_preset
 from canonflow.run_directory import Run
 from canonflow.systems import HamiltonianSystem, get_system
 from canonflow.training import TrainConfig, TrainResult
@@ -30,7 +31,6 @@ __all__ = [
     "estimate",
     "estimates",
     "exact_free_energy",
-    "preset_of",
     "report",
     "run",
     "settings",
@@ -42,15 +42,10 @@ OPTIONS = SUBCOMMANDS["free-energy"].options
 
 
 def settings(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The preset of ``config["system"]`` (``--quick`` applied) with ``steps``, ``samples`` and ``gradient``
-    from ``config`` where given."""
-    preset = preset_of(config["system"]).settings(config["quick"])
+    """The preset of ``config["system"]`` (the generic one for the user's ``MODULE:NAME``; ``--quick`` applied)
+    with ``steps``, ``samples`` and ``gradient`` from ``config`` where given."""
+    preset = load_preset("free-energy", config["system"]).settings(config["quick"])
     return preset | {key: config[key] for key in ("steps", "samples", "gradient") if config.get(key)}
-
-
-def preset_of(name: str) -> Preset:
-    """The preset of the system ``name``: its own, or the generic one for the user's ``MODULE:NAME``."""
-    return load_preset("free-energy", GENERIC if ":" in name else name)
 
 
 def exact_free_energy(system: HamiltonianSystem, beta: float) -> float | None:
@@ -60,7 +55,7 @@ def exact_free_energy(system: HamiltonianSystem, beta: float) -> float | None:
 
 def system_of(name: str) -> HamiltonianSystem:
     """The catalogue system ``name``, or the user's own system when ``name`` is ``MODULE:NAME``."""
-    return import_object(name, HamiltonianSystem, "free-energy: system") if ":" in name else get_system(name)
+    return named_or_imported(name, HamiltonianSystem, "free-energy: system", get_system)
 
 
 def estimates(model: Flow, system: HamiltonianSystem, beta: float, samples: int, seed: int) -> dict[str, Any]:
@@ -68,9 +63,7 @@ def estimates(model: Flow, system: HamiltonianSystem, beta: float, samples: int,
     estimates of ``model`` from ``samples`` draws (seed ``seed + 10``) and their errors."""
     exact = exact_free_energy(system, beta)
     found = free_energy(model, system, beta, samples, torch.Generator().manual_seed(seed + 10))
-    errors = {key: None if exact is None else value - exact for key, value in
-              (("variational_error", found.variational), ("importance_error", found.importance))}  # fmt: skip
-    return {"exact_free_energy": exact, **found.as_dict(), **errors}
+    return {"exact_free_energy": exact, **found.as_dict(exact)}
 
 
 def estimate(
@@ -127,7 +120,7 @@ def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
 def evaluate_checkpoint(model: torch.nn.Module, trained: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     """Free-energy estimates of a ``model.pt`` written by ``canonflow free-energy`` (or the older script) with
     the config ``trained``."""
-    full, quick = (preset_of(trained["system"]).settings(q)["samples"] for q in (False, True))
+    full, quick = (load_preset("free-energy", trained["system"]).settings(q)["samples"] for q in (False, True))
     samples = quick if config["quick"] else trained["samples"] or full
     with canonflow.validation(False):
         return estimates(model, system_of(trained["system"]), trained["beta"], samples, trained["seed"])

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import functools
 import importlib
-import importlib.util
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
+
+from canonflow.objects import import_object
 
 __all__ = [
     "COMMON_OPTIONS",
@@ -29,8 +28,6 @@ __all__ = [
     "add_arguments",
     "add_options",
     "complete",
-    "import_object",
-    "named_or_imported",
     "read_config_file",
     "resolve_config",
 ]
@@ -53,7 +50,7 @@ class Option:
     sizes, where it runs); any other difference is refused. ``objects``: besides its choices the option takes
     the user's own object of the type it names (``"package.module:Type"``, e.g.
     ``"canonflow.systems:HamiltonianSystem"``, imported when it is first used), given as ``package.module:name``
-    or ``path/to/file.py:name`` (:func:`import_object`).
+    or ``path/to/file.py:name`` (:func:`canonflow.objects.import_object`).
     """
 
     name: str
@@ -138,7 +135,10 @@ def _checked(option: Option, value: Any, source: str) -> Any:
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
         raise ConfigError(f"{source}: {option.name} must be a {expected.__name__}, got {value!r}")
     if option.objects is not None and isinstance(value, str) and ":" in value:
-        import_object(value, option.object_type(), f"{source}: {option.name}")
+        try:
+            import_object(value, option.object_type(), f"{source}: {option.name}")
+        except ValueError as error:
+            raise ConfigError(str(error)) from error
     elif option.choices is not None and value not in option.choices:
         close = difflib.get_close_matches(str(value), list(map(str, option.choices)), n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
@@ -148,43 +148,6 @@ def _checked(option: Option, value: Any, source: str) -> Any:
     except (TypeError, ValueError) as error:
         raise ConfigError(str(error)) from error
     return value
-
-
-def import_object(spec: str, kind: type, who: str) -> Any:
-    """The object named by ``spec``: ``package.module:name`` (importable) or ``path/to/file.py:name``, imported
-    once per process; it must be an instance of ``kind``. Raises :class:`ConfigError` naming ``who`` and what went
-    wrong."""
-    module_name, _, attribute = spec.rpartition(":")
-    if not module_name or not attribute.isidentifier():
-        raise ConfigError(f"{who}: expected 'package.module:name' or 'path/to/file.py:name', got {spec!r}")
-    if module_name.endswith(".py") and not Path(module_name).is_file():
-        raise ConfigError(f"{who}: no file {module_name}")
-    try:
-        module = _import_module(module_name)
-    except Exception as error:  # the user's module may raise anything while it is imported
-        raise ConfigError(f"{who}: importing {module_name} failed: {type(error).__name__}: {error}") from error
-    value = getattr(module, attribute, None)
-    if not isinstance(value, kind):
-        got = "nothing" if value is None else type(value).__name__
-        raise ConfigError(f"{who}: expected {spec} to be a {kind.__name__}, got {got}")
-    return value
-
-
-def named_or_imported(spec: str, kind: type, who: str, catalogue: Callable[[str], Any]) -> Any:
-    """``catalogue(spec)`` for a name of the catalogue, or the user's object for ``package.module:name`` or
-    ``path/to/file.py:name`` (:func:`import_object`)."""
-    return import_object(spec, kind, who) if ":" in spec else catalogue(spec)
-
-
-@functools.cache
-def _import_module(name: str) -> ModuleType:
-    """The module ``name``, or the file ``name`` (ending in ``.py``) run as a module."""
-    if not name.endswith(".py"):
-        return importlib.import_module(name)
-    found = importlib.util.spec_from_file_location(Path(name).stem, name)
-    module = importlib.util.module_from_spec(found)
-    found.loader.exec_module(module)
-    return module
 
 
 def resolve_config(

@@ -12,7 +12,8 @@ from typing import Any
 import torch
 
 from canonflow.cli.catalog import SUBCOMMANDS, command
-from canonflow.cli.options import complete, named_or_imported
+from canonflow.cli.options import complete
+from canonflow.objects import named_or_imported
 from canonflow.plots import plot_samplers
 from canonflow.presets import load_preset
 from canonflow.run_directory import Run
