@@ -18,6 +18,7 @@ __all__ = [
     "symplectic_defect",
     "assert_symplectic",
     "assert_invertible",
+    "round_trip_error",
     "assert_logabsdet_matches_jacobian",
 ]
 
@@ -50,16 +51,20 @@ def assert_symplectic(transform: Transform, x: torch.Tensor, atol: float = 1e-10
         raise AssertionError(f"{type(transform).__name__} is not symplectic: max|JᵀΩJ - Ω| = {defect:.3e} > {atol:.1e}")
 
 
+def round_trip_error(transform: Transform, x: torch.Tensor, inverse: bool = False) -> float:
+    """``max |inverse(forward(x)) − x|`` over the batch ``x`` of shape ``(B, 2n)`` (``inverse=True``:
+    ``max |forward(inverse(x)) − x|``); zero up to round-off for an exact layer."""
+    first, second = (transform.inverse, transform.forward) if inverse else (transform.forward, transform.inverse)
+    with torch.no_grad():
+        return (second(first(x)[0])[0] - x).abs().max().item()
+
+
 def assert_invertible(transform: Transform, x: torch.Tensor, atol: float = 1e-10) -> None:
     """Raise ``AssertionError`` unless ``inverse(forward(x)) = x`` and ``forward(inverse(x)) = x`` to ``atol``."""
-    name = type(transform).__name__
-    for first, second, label in (
-        (transform.forward, transform.inverse, "inverse(forward(x))"),
-        (transform.inverse, transform.forward, "forward(inverse(x))"),
-    ):
-        error = (second(first(x)[0])[0] - x).abs().max().item()
+    for inverse, label in ((False, "inverse(forward(x))"), (True, "forward(inverse(x))")):
+        error = round_trip_error(transform, x, inverse)
         if not error <= atol:
-            raise AssertionError(f"{name}: max|{label} - x| = {error:.3e} > {atol:.1e}")
+            raise AssertionError(f"{type(transform).__name__}: max|{label} - x| = {error:.3e} > {atol:.1e}")
 
 
 def assert_logabsdet_matches_jacobian(

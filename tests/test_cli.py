@@ -23,8 +23,9 @@ import pytest
 import torch
 
 import canonflow
+import canonflow.density.fit as density_fit
 from canonflow.checkpoint import atomic_save, read_checkpoint
-from canonflow.cli import COMMANDS, demo, main
+from canonflow.cli import COMMANDS, main
 from canonflow.cli import run as run_module
 from canonflow.cli.run import execute, script_main
 from canonflow.distributed import DistributedContext
@@ -80,7 +81,7 @@ def _fault_at(monkeypatch: pytest.MonkeyPatch, step: int | None, fault: str = ""
     """Make the training loop's loss raise ``KeyboardInterrupt`` (``fault="interrupt"``) or return NaN
     (``fault="nan"``) at its ``step``-th evaluation (``None``: never); returns ``[evaluations so far]``."""
     calls = [0]
-    train = demo.train
+    train = density_fit.train
 
     def faulty_train(model: torch.nn.Module, loss_fn: Callable, *args: Any, **kwargs: Any) -> Any:
         def loss(generator: torch.Generator) -> torch.Tensor:
@@ -93,7 +94,7 @@ def _fault_at(monkeypatch: pytest.MonkeyPatch, step: int | None, fault: str = ""
 
         return train(model, loss, *args, **kwargs)
 
-    monkeypatch.setattr(demo, "train", faulty_train)
+    monkeypatch.setattr(density_fit, "train", faulty_train)
     return calls
 
 

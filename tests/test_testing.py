@@ -11,6 +11,7 @@ from canonflow.testing import (
     assert_logabsdet_matches_jacobian,
     assert_symplectic,
     jacobian,
+    round_trip_error,
     symplectic_defect,
 )
 from canonflow.transforms import Exchange, MomentumShear
@@ -64,6 +65,16 @@ def test_invertibility_check_fails_for_a_wrong_inverse() -> None:
     with pytest.raises(AssertionError, match=r"Broken: max\|inverse\(forward\(x\)\) - x\|"):
         assert_invertible(Broken(2), torch.randn(3, 4, dtype=F64))
     assert_invertible(Dilation(2), torch.randn(3, 4, dtype=F64))
+
+
+def test_round_trip_error_in_both_directions() -> None:
+    class HalfInverse(Exchange):  # its inverse halves: both round trips are off by x/2
+        def inverse_map(self, x: torch.Tensor) -> torch.Tensor:
+            return super().inverse_map(x) / 2
+
+    x = torch.tensor([[1.0, -4.0, 2.0, 0.5]], dtype=F64)
+    assert round_trip_error(HalfInverse(2), x) == 2.0 and round_trip_error(HalfInverse(2), x, inverse=True) == 2.0
+    assert round_trip_error(Exchange(2), x) == 0.0 and round_trip_error(Dilation(2), x, inverse=True) == 0.0
 
 
 def test_logabsdet_check_passes_for_a_correct_logabsdet_and_fails_for_a_wrong_one() -> None:

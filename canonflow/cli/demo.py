@@ -14,13 +14,13 @@ from canonflow.cli import action_angle
 from canonflow.cli.catalog import SUBCOMMANDS, command
 from canonflow.cli.options import complete
 from canonflow.data import BANANA_NLL, banana
-from canonflow.distributed import check_global_batch, shard
+from canonflow.density import fit_density
 from canonflow.flow import CanonicalFlow
 from canonflow.plots import plot_scatter
 from canonflow.presets import load_preset
 from canonflow.run_directory import Run
-from canonflow.testing import symplectic_defect
-from canonflow.training import TrainConfig, train
+from canonflow.testing import round_trip_error, symplectic_defect
+from canonflow.training import TrainConfig
 from canonflow.validation import as_dtype
 
 __all__ = ["COMMAND", "OPTIONS", "checks", "report", "run"]
@@ -37,16 +37,13 @@ def _data(seed: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
 def checks(flow: CanonicalFlow, test: torch.Tensor) -> dict[str, float]:
     """Held-out NLL of ``flow`` on ``test`` against the exact one, inverse round-trip error and symplectic
     defect."""
-    transform = flow.transform
     with torch.no_grad():
         nll = -flow.log_prob(test).mean().item()
-        latent, _ = transform(test)
-        round_trip = (transform.inverse(latent)[0] - test).abs().max().item()
     return {
         "test_nll": nll,
         "exact_nll": BANANA_NLL,
-        "round_trip_error": round_trip,
-        "symplectic_defect": symplectic_defect(transform, test[:64]).max().item(),
+        "round_trip_error": round_trip_error(flow.transform, test),
+        "symplectic_defect": symplectic_defect(flow.transform, test[:64]).max().item(),
     }
 
 
@@ -61,17 +58,13 @@ def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
         return action_angle.run(kepler | {"system": preset["action_angle"]}, run)
     dtype, device = as_dtype(config["dtype"], "demo"), run.device(config)
     data, test = _data(config["seed"], dtype)
-    data, batch = data.to(device), config["batch_size"]
     torch.manual_seed(config["seed"])
     flow = CanonicalFlow.build(1, hidden=config["hidden"], **preset["model"]).to(dtype=dtype, device=device)
-    check_global_batch(batch, run.distributed, "demo")
-
-    def loss_fn(generator: torch.Generator) -> torch.Tensor:
-        index = torch.randint(0, len(data), (batch,), generator=generator)
-        return -flow.log_prob(shard(data[index.to(device)])).mean()
-
     options = run.training_options(config, {"steps": preset["steps"], "lr": config["lr"]}, description="demo")
-    result = train(flow, loss_fn, TrainConfig(**options), distributed=run.distributed)
+    result = fit_density(
+        flow, data.to(device), validation_fraction=0, batch_size=config["batch_size"], config=TrainConfig(**options),
+        distributed=run.distributed,
+    )  # fmt: skip
     flow = flow.cpu()
     parameters = sum(p.numel() for p in flow.parameters())
     results = {"steps": result.steps, "train_seconds": result.seconds, "parameters": parameters, **checks(flow, test)}
