@@ -158,8 +158,8 @@ SUBCOMMANDS: dict[str, Command] = {
         ),
         Command(
             "sample",
-            "compare HMC, NeuTra-HMC and flow-MCMC samplers on a target density",
-            "Compare samplers on a hard target: tuned HMC, NeuTra-HMC, flow-MCMC, learned leapfrog.\n\n"
+            "compare HMC or NUTS, NeuTra and flow-MCMC samplers on a target density",
+            "Compare samplers on a hard target: HMC or NUTS (--sampler), NeuTra, flow-MCMC, learned leapfrog.\n\n"
             "Trains a canonical flow sampler and a leapfrog one, then samples the target with each method and\n"
             "reports ESS per target evaluation, R-hat, acceptance and moment errors. --target also takes your own\n"
             "Target as MODULE:NAME (e.g. Target.from_potential(U, dim)), sampled with the generic preset and\n"
@@ -170,6 +170,9 @@ SUBCOMMANDS: dict[str, Command] = {
                 Option("precondition", "moments", "the flows' exact affine first stage, fitted before training: "
                        "to warm-up draws' moments, a Laplace approximation at the mode, or none",
                        choices=("moments", "laplace", "none")),
+                Option("sampler", "hmc", "gradient-based sampler on the target and in the canonical flow's latent "
+                       "space (NeuTra): HMC with the preset's leapfrog steps, or NUTS", choices=("hmc", "nuts"),
+                       on_resume=True),
                 *TRAINING_OPTIONS,
                 *COMMON_OPTIONS,
             ),

@@ -1,4 +1,4 @@
-"""canonflow sample: compare samplers on a hard target: tuned HMC, NeuTra-HMC, flow-MCMC, learned leapfrog.
+"""canonflow sample: compare samplers on a hard target: HMC or NUTS, NeuTra, flow-MCMC, learned leapfrog.
 
 Its help, description and options: :data:`canonflow.cli.catalog.SUBCOMMANDS`; ``run`` and ``report`` here; the
 comparison itself is :func:`canonflow.sampling.comparison.compare_samplers`.
@@ -60,9 +60,11 @@ def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
     }
     dtype = as_dtype(config["dtype"], "sample")
     found = compare_samplers(
-        target, cfg, training, gen, dtype=dtype, device=config["device"], precondition=config["precondition"]
-    )
-    summary = {"target": name, "dim": target.dim, "settings": cfg, "samplers": found.scores}
+        target, cfg, training, gen, dtype=dtype, device=config["device"], precondition=config["precondition"],
+        sampler=config["sampler"],
+    )  # fmt: skip
+    summary = {"target": name, "dim": target.dim, "sampler": config["sampler"], "settings": cfg}
+    summary["samplers"] = found.scores
     summary |= {"training": found.training, "exact_iid_reference": None, "notes": NOTES}
     if target.exact:
         exact = target.sample(cfg["chains"] * cfg["samples"], gen).reshape(cfg["samples"], cfg["chains"], target.dim)
@@ -85,9 +87,11 @@ def evaluate_checkpoint(model: torch.nn.Module, trained: dict[str, Any], config:
 
 
 def report(results: dict[str, Any]) -> list[str]:
-    """One line per sampler: ESS per evaluation (and relative to HMC), acceptance, moment check."""
+    """One line per sampler: ESS per evaluation (and relative to HMC or NUTS), acceptance, moment check."""
+    baseline = results.get("sampler", "hmc")  # runs written before --sampler used HMC
     return [
-        f"{name:24s} ESS/eval {score['ess_per_evaluation']:.2e} ({score['ess_per_evaluation_vs_hmc']:.1f}x HMC)"
+        f"{name:24s} ESS/eval {score['ess_per_evaluation']:.2e} "
+        f"({score[f'ess_per_evaluation_vs_{baseline}']:.1f}x {baseline.upper()})"
         f"  acc {score['acceptance_rate']:.2f}  R-hat {score['rhat_max']:.3f}"
         + (f"  moments within 4 se: {score['within_4_se']}" if "within_4_se" in score else "")
         for name, score in results["samplers"].items()

@@ -1,4 +1,5 @@
-"""Samplers side by side on one target: HMC, NeuTra-HMC and flow-MCMC with a canonical and a learned-leapfrog flow.
+"""Samplers side by side on one target: HMC or NUTS, in the latent space of a canonical flow too (NeuTra), and
+flow-MCMC with a canonical and a learned-leapfrog flow.
 
 What ``canonflow sample`` runs, as one call for the user's own :class:`~canonflow.sampling.Target`.
 """
@@ -16,26 +17,31 @@ from canonflow.sampling.flow_mcmc import flow_mcmc, importance_resample
 from canonflow.sampling.hmc import hmc
 from canonflow.sampling.metrics import sampler_metrics
 from canonflow.sampling.model import FlowSampler
-from canonflow.sampling.neutra import neutra_hmc
+from canonflow.sampling.neutra import neutra_hmc, neutra_nuts
+from canonflow.sampling.nuts import nuts
 from canonflow.sampling.result import SamplingResult
 from canonflow.sampling.targets import Target
 from canonflow.sampling.training import train_sampler
 from canonflow.training import TrainConfig
+from canonflow.validation import check_choice
 
-__all__ = ["FLOWS", "SamplerComparison", "compare_samplers"]
+__all__ = ["FLOWS", "SAMPLERS", "SamplerComparison", "compare_samplers"]
 
 FLOWS = ("canonical", "leapfrog")
 """The two flows a comparison trains: ``FlowSampler.canonical`` and ``FlowSampler.leapfrog``."""
+SAMPLERS = ("hmc", "nuts")
+"""The gradient-based samplers a comparison runs on the target and in a flow's latent space (NeuTra): HMC with
+``hmc_steps`` leapfrog steps per transition, or NUTS."""
 LAYER_SETTINGS = ("householder", "momentum", "point", "activation", "linear_skip")
-IMPORTANCE_DRAWS = 20000
 
 
 @dataclass
 class SamplerComparison:
     """The outcome of :func:`compare_samplers`: each sampler's ``draws`` and ``scores``
-    (:func:`~canonflow.sampling.sampler_metrics` plus ``ess_per_evaluation_vs_hmc``), the trained ``flows`` (float64,
-    CPU) and, per flow, its ``training`` summary (seconds, steps, best reverse-KL bound, importance ESS of 20,000
-    draws, ``log Z`` estimate, parameters)."""
+    (:func:`~canonflow.sampling.sampler_metrics` plus ``ess_per_evaluation_vs_hmc`` or ``_vs_nuts``: relative to
+    the gradient-based sampler on the target), the trained ``flows`` (float64,
+    CPU) and, per flow, its ``training`` summary (seconds, steps, best reverse-KL bound, importance ESS of the
+    ``importance_draws``, ``log Z`` estimate, parameters)."""
 
     draws: dict[str, SamplingResult]
     scores: dict[str, dict[str, Any]]
@@ -52,21 +58,27 @@ def compare_samplers(
     dtype: torch.dtype = torch.float64,
     device: str | torch.device = "cpu",
     precondition: str = "moments",
+    sampler: str = "hmc",
 ) -> SamplerComparison:
-    """Sample ``target`` with HMC, train a canonical and a learned-leapfrog :class:`FlowSampler`, then sample with
-    NeuTra-HMC and flow-MCMC (independence Metropolis–Hastings) with each flow.
+    """Sample ``target`` with ``sampler`` (one of :data:`SAMPLERS`), train a canonical and a learned-leapfrog
+    :class:`FlowSampler`, then sample with the same sampler in the canonical flow's latent space (NeuTra-HMC or
+    NeuTra-NUTS) and with flow-MCMC (independence Metropolis–Hastings) with each flow.
 
     ``settings`` (a ``sample`` preset's, e.g. ``canonflow.presets.load_preset("sample", "generic").settings()``):
     ``chains``, ``samples``, ``warmup``, ``hmc_steps`` (``neutra_steps``, default ``hmc_steps``), the flows'
     ``blocks``, ``hidden``, ``leapfrog_steps``, ``linear_leapfrog`` and layer settings (``householder``,
     ``momentum``, ``point``, ``activation``, ``linear_skip``), and their training ``batch``, ``anneal`` and
-    ``objective``. ``training``: the :class:`~canonflow.training.TrainConfig` of each flow in :data:`FLOWS`;
-    ``precondition``: as :func:`~canonflow.sampling.train_sampler`. The flows are initialized from torch's global
-    random state; everything else draws from ``generator``.
+    ``objective``; ``importance_draws`` (default 20,000) of each flow estimate ``log Z``. ``training``: the
+    :class:`~canonflow.training.TrainConfig` of each flow in :data:`FLOWS`; ``precondition``: as
+    :func:`~canonflow.sampling.train_sampler`. The flows are initialized from torch's global random state;
+    everything else draws from ``generator``.
     """
+    check_choice(sampler, SAMPLERS, "sampler", "compare_samplers")
     chains, samples, warmup, potential = settings["chains"], settings["samples"], settings["warmup"], target.potential
     start = target.initial(chains, generator)
-    draws = {"hmc": hmc(potential, start, samples, warmup=warmup, num_steps=settings["hmc_steps"], generator=generator)}
+    steps = {"num_steps": settings["hmc_steps"]} if sampler == "hmc" else {}
+    direct, latent = (hmc, neutra_hmc) if sampler == "hmc" else (nuts, neutra_nuts)
+    draws = {sampler: direct(potential, start, samples, warmup=warmup, generator=generator, **steps)}
     layers = {key: settings[key] for key in LAYER_SETTINGS}
     flows = {
         "canonical": FlowSampler.canonical(target.dim, blocks=settings["blocks"], hidden=settings["hidden"], **layers),
@@ -86,21 +98,23 @@ def compare_samplers(
         summaries[name] = {
             "seconds": trained.seconds, "steps": trained.steps, "best_reverse_kl_bound": trained.best_validation
         }  # fmt: skip
-    neutra_steps = settings.get("neutra_steps", settings["hmc_steps"])
+    if sampler == "hmc":
+        steps = {"num_steps": settings.get("neutra_steps", settings["hmc_steps"])}
     canonical, leapfrog = flows["canonical"], flows["leapfrog"]
-    draws["neutra_hmc"] = neutra_hmc(
-        canonical, potential, samples, chains, generator=generator, warmup=warmup, num_steps=neutra_steps
+    draws[f"neutra_{sampler}"] = latent(
+        canonical, potential, samples, chains, generator=generator, warmup=warmup, **steps
     )
     draws["flow_mcmc"] = flow_mcmc(canonical, potential, samples, chains, generator=generator)
     draws["learned_leapfrog_mcmc"] = flow_mcmc(leapfrog, potential, samples, chains, generator=generator)
     scores = {sampler: sampler_metrics(result, target) for sampler, result in draws.items()}
     for score in scores.values():
-        score["ess_per_evaluation_vs_hmc"] = score["ess_per_evaluation"] / scores["hmc"]["ess_per_evaluation"]
+        score[f"ess_per_evaluation_vs_{sampler}"] = score["ess_per_evaluation"] / scores[sampler]["ess_per_evaluation"]
+    draws_of_flow = settings.get("importance_draws", 20000)
     for name, flow in flows.items():
         started = time.perf_counter()
-        resampled = importance_resample(flow, potential, IMPORTANCE_DRAWS, 1000, generator=generator)
+        resampled = importance_resample(flow, potential, draws_of_flow, 1000, generator=generator)
         summaries[name] |= {
-            f"importance_ess_of_{IMPORTANCE_DRAWS}": resampled.ess,
+            f"importance_ess_of_{draws_of_flow}": resampled.ess,
             "log_normalizer_estimate": resampled.log_normalizer,
             "importance_seconds": time.perf_counter() - started,
             "parameters": sum(p.numel() for p in flow.parameters()),

@@ -1,0 +1,47 @@
+"""``canonflow.sampling.comparison``: the samplers ``canonflow sample`` compares, as one library call."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from canonflow.presets import load_preset
+from canonflow.sampling import Target
+from canonflow.sampling.comparison import FLOWS, compare_samplers
+from canonflow.training import TrainConfig
+
+TINY = {
+    "chains": 2,
+    "samples": 12,
+    "warmup": 12,
+    "train_steps": 3,
+    "batch": 16,
+    "blocks": 1,
+    "hidden": 4,
+    "importance_draws": 64,
+}
+
+
+def _gaussian() -> Target:
+    return Target.from_potential(lambda q: 0.5 * (q**2).sum(-1), 2)
+
+
+@pytest.mark.parametrize("sampler", ["hmc", "nuts"])
+def test_every_sampler_runs_and_is_scored_against_the_chosen_baseline(sampler: str) -> None:
+    settings = load_preset("sample", "generic").settings(quick=True) | TINY
+    settings |= {"householder": None, "linear_leapfrog": False}
+    training = {flow: TrainConfig(steps=3, lr=1e-3, progress=False) for flow in FLOWS}
+    torch.manual_seed(0)
+    found = compare_samplers(
+        _gaussian(), settings, training, torch.Generator().manual_seed(0), sampler=sampler, precondition="none"
+    )
+    assert list(found.draws) == [sampler, f"neutra_{sampler}", "flow_mcmc", "learned_leapfrog_mcmc"]
+    assert found.scores[sampler][f"ess_per_evaluation_vs_{sampler}"] == 1.0
+    assert all(draws.samples.shape == (12, 2, 2) for draws in found.draws.values())
+    assert set(found.flows) == set(FLOWS) == set(found.training)
+    assert found.training["canonical"]["steps"] == 3 and found.training["canonical"]["importance_ess_of_64"] > 0
+
+
+def test_an_unknown_sampler_is_refused_before_any_work() -> None:
+    with pytest.raises(ValueError, match="compare_samplers: sampler must be one of 'hmc', 'nuts', got 'mala'"):
+        compare_samplers(_gaussian(), {}, {}, torch.Generator(), sampler="mala")
