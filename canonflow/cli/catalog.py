@@ -197,7 +197,8 @@ SUBCOMMANDS: dict[str, Command] = {
                 Option("mode", None, "loss", kind=str, choices=("derivative", "leapfrog", "implicit_midpoint"),
                        default_text="the protocol's"),
                 Option("adjoint", None, "implicit midpoint: adjoint gradients", kind=bool,
-                       default_text="on for implicit_midpoint"),
+                       default_text="on for a protocol's implicit_midpoint; off with --data, whose records with gaps "
+                       "or damping refuse it"),
                 Option("lr", None, "Adam learning rate", kind=float, default_text="the protocol's",
                        check="positive_float"),
                 Option("polynomial", None, "degree of HamiltonianNet's polynomial part (0: none)", kind=int,
