@@ -14,7 +14,7 @@ import torch
 
 from canonflow.cli.catalog import SUBCOMMANDS, command
 from canonflow.cli.options import complete
-from canonflow.data import TrajectoryRecord, load_trajectories
+from canonflow.data import TrajectoryData, TrajectoryRecord, load_trajectories
 from canonflow.hamiltonian_learning import (
     HamiltonianNet,
     fit_hamiltonian,
@@ -32,6 +32,7 @@ from canonflow.validation import as_dtype
 __all__ = ["COMMAND", "OPTIONS", "load_record", "report", "run", "run_on_data", "split_record", "training_summary"]
 
 OPTIONS = SUBCOMMANDS["learn-hamiltonian"].options
+Trajectories = TrajectoryData | TrajectoryRecord
 
 
 def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
@@ -48,20 +49,12 @@ def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
     base_steps = min(preset["base_steps"], preset.get("max_base_steps", preset["base_steps"])) if polynomial else 0
     started, cpu_started = time.perf_counter(), time.process_time()
     system, train, validation = protocol_data(preset, seed)
-    torch.manual_seed(seed)
-    net = {key: preset[key] for key in ("hidden", "depth", "activation")}
-    model = HamiltonianNet(system.n, **net, separable=mode == "leapfrog", polynomial=polynomial, dtype=config["dtype"])
-    options = run.training_options(
-        config, {"steps": preset["steps"], "lr": preset["lr"]}, f"{name}/{mode}", evaluations=20
-    )
     batch_size = preset["batch_size"] or None
-    result = fit_hamiltonian(
-        model.to(config["device"]), train, mode, adjoint=adjoint, derivatives=preset["derivatives"],
-        window=preset["window"], batch_size=batch_size, config=TrainConfig(**options), validation_data=validation,
-        base_steps=base_steps,
+    model, result = fit(
+        config, run, preset, system.n, train, validation, name, model_options={"polynomial": polynomial},
+        adjoint=adjoint, derivatives=preset["derivatives"], base_steps=base_steps,
     )  # fmt: skip
     train_seconds = time.perf_counter() - started
-    model = model.cpu()
     found, rolled = protocol_errors(model, preset, seed)
     data = {key: preset[key] for key in ("num_train", "num_validation", "t_end", "num_points")}
     data |= {"dt": preset["t_end"] / (preset["num_points"] - 1), "noise_std": preset["noise_std"]}
@@ -82,6 +75,34 @@ def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
             true, learned = system(grid), model(grid.to(next(model.parameters()).dtype)).to(torch.float64)
         plot_hamiltonian(grid, true, learned, rolled, preset["energy_scale"], system.n, run.figures())
     return results
+
+
+def fit(
+    config: Mapping[str, Any],
+    run: Run,
+    preset: Mapping[str, Any],
+    n: int,
+    train: Any,
+    validation: Any,
+    name: str,
+    *,
+    model_options: Mapping[str, Any],
+    **fit_options: Any,
+) -> tuple[HamiltonianNet, TrainResult]:
+    """A ``HamiltonianNet`` on ``n`` degrees of freedom (``preset``'s network, ``model_options``) initialized from
+    seed ``config["seed"]`` and fitted by :func:`~canonflow.hamiltonian_learning.fit_hamiltonian` to ``train``
+    (validated on ``validation``) in ``preset``'s mode, window, batch size, steps and learning rate; the model (on
+    the CPU) and the training result."""
+    torch.manual_seed(config["seed"])
+    mode, net = preset["mode"], {key: preset[key] for key in ("hidden", "depth", "activation")}
+    model = HamiltonianNet(n, **net, separable=mode == "leapfrog", dtype=config["dtype"], **model_options)
+    training = {"steps": preset["steps"], "lr": preset["lr"]}
+    options = run.training_options(config, training, f"{name}/{mode}", evaluations=20)
+    result = fit_hamiltonian(
+        model.to(config["device"]), train, mode, window=preset["window"], batch_size=preset["batch_size"] or None,
+        config=TrainConfig(**options), validation_data=validation, **fit_options,
+    )  # fmt: skip
+    return model.cpu(), result
 
 
 def training_summary(result: TrainResult, lr: float, seconds: float, **settings: Any) -> dict[str, Any]:
@@ -119,22 +140,14 @@ def run_on_data(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
     on the held-out trajectories; write model and figures to ``run``'s directory; return the results."""
     preset = load_preset("learn-hamiltonian", GENERIC).settings(config["quick"])
     preset |= {key: config[key] for key in ("mode", "lr") if config[key] is not None}
-    mode, seed = preset["mode"], config["seed"]
+    mode = preset["mode"]
     started = time.perf_counter()
     train, test, in_sample = load_record(config)
-    torch.manual_seed(seed)
-    net = {key: preset[key] for key in ("hidden", "depth", "activation")}
-    model = HamiltonianNet(
-        train.n, **net, separable=mode == "leapfrog", damping=config["damping"], dtype=config["dtype"]
-    ).to(config["device"])
-    training = {"steps": preset["steps"], "lr": preset["lr"]}
-    options = run.training_options(config, training, f"{train.name}/{mode}", evaluations=20)
-    result = fit_hamiltonian(
-        model, train, mode, adjoint=mode == "implicit_midpoint" and config["adjoint"] is True, window=preset["window"],
-        batch_size=preset["batch_size"] or None, config=TrainConfig(**options), validation_data=test,
+    model, result = fit(
+        config, run, preset, train.n, train, test, train.name, model_options={"damping": config["damping"]},
+        adjoint=mode == "implicit_midpoint" and config["adjoint"] is True,
     )  # fmt: skip
     train_seconds = time.perf_counter() - started
-    model = model.cpu()
     rolled = record_rollout(model, test)
     results = {
         "data": str(config["data"]), "protocol": preset["protocol"], "mode": mode,
