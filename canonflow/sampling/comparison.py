@@ -19,6 +19,7 @@ from canonflow.sampling.metrics import sampler_metrics
 from canonflow.sampling.model import FlowSampler
 from canonflow.sampling.neutra import neutra_hmc, neutra_nuts
 from canonflow.sampling.nuts import nuts
+from canonflow.sampling.precondition import fit_preconditioner
 from canonflow.sampling.result import SamplingResult
 from canonflow.sampling.targets import Target
 from canonflow.sampling.training import train_sampler
@@ -70,7 +71,8 @@ def compare_samplers(
     ``momentum``, ``point``, ``activation``, ``linear_skip``), and their training ``batch``, ``anneal`` and
     ``objective``; ``importance_draws`` (default 20,000) of each flow estimate ``log Z``. ``training``: the
     :class:`~canonflow.training.TrainConfig` of each flow in :data:`FLOWS`; ``precondition``: as
-    :func:`~canonflow.sampling.train_sampler`. The flows are initialized from torch's global random state;
+    :func:`~canonflow.sampling.train_sampler`, fitted once for both flows (with the generator ``train_sampler`` seeds
+    from the first flow's ``TrainConfig.seed``). The flows are initialized from torch's global random state;
     everything else draws from ``generator``.
     """
     check_choice(sampler, SAMPLERS, "sampler", "compare_samplers")
@@ -88,6 +90,9 @@ def compare_samplers(
         ),
     }  # fmt: skip
     summaries = {}
+    if precondition != "none":  # one fit serves both flows: the one train_sampler makes from the first flow's seed
+        seeded = torch.Generator().manual_seed(training[FLOWS[0]].seed + 2)
+        precondition = fit_preconditioner(potential, target.dim, precondition, generator=seeded)
     for name, flow in flows.items():
         flow.to(dtype=dtype, device=device)
         trained = train_sampler(

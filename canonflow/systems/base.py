@@ -176,8 +176,12 @@ class HamiltonianSystem:
 
     # ------------------------------------------------------------------ dynamics
     def vector_field(self, x: torch.Tensor) -> torch.Tensor:
-        """Hamilton's equations ``ẋ = Ω ∇H(x) = (∂H/∂p, −∂H/∂q)``, shape ``(B, 2n)`` (via autograd)."""
+        """Hamilton's equations ``ẋ = Ω ∇H(x) = (∂H/∂p, −∂H/∂q)``, shape ``(B, 2n)`` (via autograd, unless the
+        system has it in closed form)."""
         self._check_x(x, "vector_field")
+        return self._vector_field(x)
+
+    def _vector_field(self, x: torch.Tensor) -> torch.Tensor:
         return hamiltonian_vector_field(self.hamiltonian, x)
 
     def conserved_quantities(self) -> dict[str, Quantity]:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from randomness import gen
 
-from canonflow.phase_space import poisson_bracket, split
+from canonflow.phase_space import hamiltonian_vector_field, poisson_bracket, split
 from canonflow.systems import Kepler
 from systems.reference import reference_solution
 
@@ -79,3 +79,13 @@ def test_bad_inputs() -> None:
         Kepler().sample_orbits(3, energy_range=(-0.5, 0.1))
     with pytest.raises(ValueError, match="eccentricity_range"):
         Kepler().sample_orbits(3, eccentricity_range=(0.1, 1.0))
+
+
+@pytest.mark.parametrize("d", [2, 3])
+def test_closed_form_vector_field_is_hamiltons_equations(d: int) -> None:
+    system = Kepler(d, k=1.7)
+    x = system.sample_initial(64, generator=torch.Generator().manual_seed(d)).requires_grad_(True)
+    field = system.vector_field(x)
+    torch.testing.assert_close(field, hamiltonian_vector_field(system.hamiltonian, x), rtol=1e-13, atol=1e-13)
+    (gradient,) = torch.autograd.grad(field.sum(), x)  # differentiable, as integrators and losses need
+    assert torch.isfinite(gradient).all() and gradient.abs().max() > 0
