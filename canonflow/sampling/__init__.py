@@ -2,7 +2,9 @@
 canonical-flow proposals, canonical flows (incl. learned leapfrog) trained as samplers by reverse and/or forward
 KL, MCMC diagnostics and run metrics, and benchmark targets with exact moments."""
 
+from canonflow.sampling.adaptation import DualAveraging, adaptation_windows
 from canonflow.sampling.bijectors import Bijector, Interval, ParameterSpace, Positive, Real, Simplex
+from canonflow.sampling.comparison import SamplerComparison, compare_samplers
 from canonflow.sampling.diagnostics import (
     ess,
     ess_bulk,
@@ -14,8 +16,10 @@ from canonflow.sampling.diagnostics import (
     rank_normalize,
     rhat,
 )
+from canonflow.sampling.euclidean_metric import Metric
 from canonflow.sampling.flow_mcmc import ImportanceResult, flow_mcmc, importance_resample, log_weights
 from canonflow.sampling.hmc import hmc
+from canonflow.sampling.initialization import find_mode, initial_points
 from canonflow.sampling.metrics import moment_errors, sampler_metrics
 from canonflow.sampling.model import ExpAffineAutoregressive, FlowSampler, joint_energy, joint_potential
 from canonflow.sampling.neutra import neutra_hmc, neutra_nuts
@@ -39,9 +43,10 @@ from canonflow.sampling.targets import (
     get_target,
 )
 from canonflow.sampling.training import train_sampler
-from canonflow.sampling.warmup import DualAveraging, Metric, adaptation_windows, find_mode, initial_points
 
 __all__ = [
+    "SamplerComparison",
+    "compare_samplers",
     "hmc",
     "nuts",
     "Metric",

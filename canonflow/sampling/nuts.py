@@ -33,9 +33,10 @@ import math
 
 import torch
 
+from canonflow.sampling.euclidean_metric import Metric, leapfrog_step
 from canonflow.sampling.potential import CountingPotential, Potential
 from canonflow.sampling.result import SamplingResult
-from canonflow.sampling.warmup import Metric, leapfrog_step, prepare_chains, run_chains
+from canonflow.sampling.warmup import prepare_chains, run_chains
 from canonflow.validation import check_positive_int
 
 __all__ = ["nuts"]

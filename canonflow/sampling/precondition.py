@@ -31,9 +31,9 @@ from dataclasses import dataclass
 
 import torch
 
+from canonflow.sampling.initialization import find_mode, initial_points
 from canonflow.sampling.nuts import nuts
 from canonflow.sampling.potential import CountingPotential, Potential
-from canonflow.sampling.warmup import find_mode, initial_points
 from canonflow.transforms.base import SymplecticTransform
 from canonflow.validation import check_positive_int
 

@@ -1,27 +1,17 @@
-"""The pieces HMC and NUTS share: metric, per-chain leapfrog, Stan initialization, mode search and one warm-up.
+"""One warm-up for HMC and NUTS, as Stan's, and the chains' run after it.
 
-*Metric.* Momenta are ``p ~ N(0, M)`` with inverse mass ``Σ = M⁻¹`` either diagonal (``(d,)``) or dense
-(``(d, d)``, ``Σ = L Lᵀ``); the kinetic energy is ``K(p) = pᵀ Σ p / 2``, the velocity ``∂K/∂p = Σ p`` and a fresh
-momentum is ``p = L⁻ᵀ z``, ``z ~ N(0, I)`` (``Cov p = L⁻ᵀ L⁻¹ = Σ⁻¹``).
-
-*Leapfrog with a step per chain.* :func:`leapfrog_step` is the Störmer–Verlet step of
-:func:`canonflow.integrators.leapfrog` (kick ``ε/2``, drift ``ε``, kick ``ε/2``) with a step size per chain
-``ε`` of shape ``(B,)`` (the integrator's input checks take one scalar step) and the gradient at the start carried
-in, so that one step costs one gradient of ``U``. It is symplectic and time-reversible (``−ε`` retraces it) for
-every chain.
-
-*Warm-up* (:func:`warmup_kernel`), as Stan's, once for both samplers: an initial fast buffer, slow windows doubling
-in length (:func:`adaptation_windows`) and a terminal fast buffer. Every chain adapts its own step size by dual
-averaging (:class:`DualAveraging`) to its own mean acceptance statistic. At the end of each slow window the
-inverse mass matrix (diagonal or dense) is re-estimated from the window's draws of the *healthy* chains only,
-regularized as Stan does (``Σ = n/(n + 5) Σ̂ + 10⁻³ · 5/(n + 5) I``, ``n`` the window length). A chain is
+*Warm-up* (:func:`warmup_kernel`): an initial fast buffer, slow windows doubling in length
+(:func:`~canonflow.sampling.adaptation.adaptation_windows`) and a terminal fast buffer. Every chain adapts its own
+step size by dual averaging (:class:`~canonflow.sampling.adaptation.DualAveraging`) to its own mean acceptance
+statistic. At the end of each slow window the inverse mass matrix (diagonal or dense,
+:class:`~canonflow.sampling.euclidean_metric.Metric`) is re-estimated from the window's draws of the *healthy*
+chains only, regularized as Stan does (``Σ = n/(n + 5) Σ̂ + 10⁻³ · 5/(n + 5) I``, ``n`` the window length). A chain is
 *stuck* in a window when it moved in fewer than ``5 %`` of its transitions or its mean potential lies more than
 ``stuck_nats`` above the median chain's (a region of negligible mass); stuck chains are excluded from the
 estimate and restarted at the current state (and step-size state) of a randomly chosen healthy chain. This changes
 only the discarded warm-up: after it, every chain runs the same exact kernel. The restarted chains are reported.
-
-*Initialization* as Stan: :func:`initial_points` draws ``U(−r, r)`` (``r = 2``) on the unconstrained scale, redrawing
-a chain until ``U`` and ``∇U`` are finite; :func:`find_mode` runs L-BFGS from there (optional mode search).
+:func:`prepare_chains` checks a sampler's arguments and starts its chains; :func:`run_chains` runs warm-up and
+sampling and returns the ``SamplingResult``.
 """
 
 from __future__ import annotations
@@ -34,18 +24,13 @@ from dataclasses import dataclass, field
 
 import torch
 
+from canonflow.sampling.adaptation import DualAveraging, adaptation_windows
+from canonflow.sampling.euclidean_metric import METRICS, Metric, leapfrog_step
 from canonflow.sampling.potential import CountingPotential, Potential, check_initial
 from canonflow.sampling.result import SamplingResult
 from canonflow.validation import check_non_negative_int, check_positive_int
 
 __all__ = [
-    "Metric",
-    "METRICS",
-    "DualAveraging",
-    "adaptation_windows",
-    "leapfrog_step",
-    "initial_points",
-    "find_mode",
     "WarmupReport",
     "warmup_kernel",
     "initial_step_size",
@@ -55,230 +40,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-METRICS = ("diag", "dense")
-
-
-class Metric:
-    """The Euclidean metric of HMC: inverse mass ``Σ``, diagonal ``(d,)`` or dense ``(d, d)`` symmetric positive
-    definite; see the module docstring. ``dtype`` and device follow ``inverse_mass``."""
-
-    def __init__(self, inverse_mass: torch.Tensor) -> None:
-        who = "Metric"
-        if not isinstance(inverse_mass, torch.Tensor) or inverse_mass.dim() not in (1, 2):
-            raise ValueError(f"{who}: expected an inverse mass of shape (d,) or (d, d)")
-        if not torch.isfinite(inverse_mass).all():
-            raise ValueError(f"{who}: the inverse mass contains NaN or Inf")
-        self.inverse_mass = inverse_mass
-        self.dense = inverse_mass.dim() == 2
-        if self.dense:
-            d = inverse_mass.shape[0]
-            if inverse_mass.shape != (d, d):
-                raise ValueError(f"{who}: a dense inverse mass must be square, got {tuple(inverse_mass.shape)}")
-            self.cholesky, info = torch.linalg.cholesky_ex(0.5 * (inverse_mass + inverse_mass.T))
-            if int(info) != 0:
-                raise ValueError(f"{who}: the dense inverse mass is not positive definite")
-        elif not (inverse_mass > 0).all():
-            raise ValueError(f"{who}: a diagonal inverse mass must be positive")
-
-    @property
-    def dim(self) -> int:
-        """``d``."""
-        return self.inverse_mass.shape[0]
-
-    def velocity(self, p: torch.Tensor) -> torch.Tensor:
-        """``Σ p`` for momenta ``(B, d)``."""
-        return p @ self.inverse_mass if self.dense else p * self.inverse_mass
-
-    def kinetic(self, p: torch.Tensor) -> torch.Tensor:
-        """``K(p) = pᵀ Σ p / 2``, shape ``(B,)``."""
-        return 0.5 * (p * self.velocity(p)).sum(-1)
-
-    def sample_momentum(self, chains: int, generator: torch.Generator | None) -> torch.Tensor:
-        """``chains`` momenta ``p ~ N(0, Σ⁻¹)``, shape ``(chains, d)``."""
-        z = torch.randn(chains, self.dim, generator=generator, dtype=self.inverse_mass.dtype)
-        z = z.to(self.inverse_mass.device)
-        if not self.dense:
-            return z / self.inverse_mass.sqrt()
-        # p = L⁻ᵀ z: solve Lᵀ p = z, i.e. pᵀ L = zᵀ
-        return torch.linalg.solve_triangular(self.cholesky, z, upper=False, left=False)
-
-    @classmethod
-    def estimate(cls, draws: torch.Tensor, dense: bool, window: int) -> Metric:
-        """Stan's regularized estimate from ``draws`` ``(N, d)`` of a window of ``window`` iterations:
-        ``n/(n + 5) Σ̂ + 10⁻³ · 5/(n + 5) I`` with ``n = window``."""
-        n = float(window)
-        shrink, jitter = n / (n + 5.0), 1e-3 * 5.0 / (n + 5.0)
-        if dense:
-            covariance = torch.cov(draws.T).reshape(draws.shape[1], draws.shape[1])
-            eye = torch.eye(draws.shape[1], dtype=draws.dtype, device=draws.device)
-            return cls(shrink * covariance + jitter * eye)
-        return cls(shrink * draws.var(0) + jitter)
-
-
-class DualAveraging:
-    """Nesterov dual averaging of ``log ε`` towards mean acceptance ``target`` (Hoffman & Gelman 2014, Alg. 5).
-
-    ``H̄_t = (1 − 1/(t + t₀)) H̄_{t−1} + (δ − α_t)/(t + t₀)``, ``log ε_t = μ − √t H̄_t/γ``,
-    ``log ε̄_t = t^{−κ} log ε_t + (1 − t^{−κ}) log ε̄_{t−1}``, ``μ = log 10ε₀``. ``step_size`` is a float (one
-    adapter) or a tensor ``(B,)`` (one per chain, updated with acceptance statistics ``(B,)``); ``update`` and
-    ``final_step_size`` return the same kind.
-    """
-
-    def __init__(
-        self,
-        step_size: float | torch.Tensor,
-        target: float,
-        gamma: float = 0.05,
-        t0: float = 10.0,
-        kappa: float = 0.75,
-    ) -> None:
-        self.target, self.gamma, self.t0, self.kappa = target, gamma, t0, kappa
-        self.batched = isinstance(step_size, torch.Tensor)
-        self.restart(step_size)
-
-    def restart(self, step_size: float | torch.Tensor) -> None:
-        """Restart from ``ε₀ = step_size`` (``μ = log 10ε₀``)."""
-        eps = torch.as_tensor(step_size, dtype=torch.float64).clone()
-        self.mu = torch.log(10 * eps)
-        self.t = 0
-        self.h_bar = torch.zeros_like(eps)
-        self.log_step = torch.log(eps)
-        self.log_step_bar = torch.zeros_like(eps)
-
-    def _out(self, value: torch.Tensor) -> float | torch.Tensor:
-        return value if self.batched else float(value)
-
-    def update(self, accept_prob: float | torch.Tensor) -> float | torch.Tensor:
-        """Record one acceptance statistic (per chain when batched); return the next step size ``ε_t``."""
-        self.t += 1
-        alpha = torch.as_tensor(accept_prob, dtype=torch.float64).cpu()
-        weight = 1.0 / (self.t + self.t0)
-        self.h_bar = (1 - weight) * self.h_bar + weight * (self.target - alpha)
-        self.log_step = self.mu - math.sqrt(self.t) / self.gamma * self.h_bar
-        eta = self.t**-self.kappa
-        self.log_step_bar = eta * self.log_step + (1 - eta) * self.log_step_bar
-        return self._out(self.log_step.exp())
-
-    @property
-    def final_step_size(self) -> float | torch.Tensor:
-        """The averaged step size ``ε̄`` used after warm-up."""
-        return self._out(self.log_step_bar.exp())
-
-    def copy_chains(self, to: torch.Tensor, source: torch.Tensor) -> None:
-        """Give chains ``to`` the adaptation state of chains ``source`` (index tensors of equal length)."""
-        for name in ("mu", "h_bar", "log_step", "log_step_bar"):
-            value = getattr(self, name)
-            value[to] = value[source]
-
-
-def adaptation_windows(warmup: int) -> list[tuple[int, int]]:
-    """Slow (mass-matrix) windows ``[(start, end), ...]`` of a warm-up of ``warmup`` iterations.
-
-    Initial buffer ``0.15·warmup``, final buffer ``max(0.1·warmup, min(50, warmup/4))``, windows of
-    ``max(warmup/40, 5)`` iterations doubling in length; the last window stretches to the final buffer.
-    Empty when ``warmup < 40``.
-    """
-    if warmup < 40:
-        return []
-    start, end_slow = int(0.15 * warmup), warmup - max(int(0.1 * warmup), min(50, warmup // 4))
-    size = max(warmup // 40, 5)
-    windows = []
-    while start < end_slow:
-        end = start + size
-        if end + 2 * size > end_slow:
-            end = end_slow
-        windows.append((start, end))
-        start, size = end, 2 * size
-    return windows
-
-
-def leapfrog_step(
-    potential: CountingPotential,
-    metric: Metric,
-    q: torch.Tensor,
-    p: torch.Tensor,
-    g: torch.Tensor,
-    step_size: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One leapfrog step per chain: ``p½ = p − ε/2 ∇U(q)``, ``q' = q + ε Σ p½``, ``p' = p½ − ε/2 ∇U(q')``.
-
-    ``q``, ``p``, ``g = ∇U(q)``: ``(B, d)``; ``step_size``: ``(B,)`` (negative to integrate backwards). Returns
-    ``(q', p', U(q'), ∇U(q'))``; one gradient evaluation per chain. Non-finite values propagate (the caller flags
-    them as divergent)."""
-    eps = step_size[:, None].to(q.dtype)
-    p_half = p - 0.5 * eps * g
-    q_new = q + eps * metric.velocity(p_half)
-    u_new, g_new = potential.value_and_grad(q_new)
-    return q_new, p_half - 0.5 * eps * g_new, u_new, g_new
-
-
-def initial_points(
-    potential: Potential,
-    dim: int,
-    chains: int,
-    *,
-    radius: float = 2.0,
-    generator: torch.Generator | None = None,
-    dtype: torch.dtype = torch.float64,
-    attempts: int = 100,
-    mode_search: bool = False,
-) -> torch.Tensor:
-    """Stan's initialization: ``chains`` points ``U(−radius, radius)^d`` ``(chains, d)``, each redrawn (up to
-    ``attempts`` times) until ``U`` and ``∇U`` are finite there; a ``ValueError`` if some chain never is. With
-    ``mode_search``, each point is then moved to the local minimum of ``U`` that L-BFGS finds from it
-    (:func:`find_mode`; a chain whose search left the support keeps its draw)."""
-    who = "initial_points"
-    check_positive_int(dim, "dim", who)
-    check_positive_int(chains, "chains", who)
-    if not (math.isfinite(radius) and radius > 0):
-        raise ValueError(f"{who}: expected a positive finite radius, got {radius}")
-    counted = CountingPotential(potential, dim, who)
-    x = torch.empty(chains, dim, dtype=dtype)
-    todo = torch.ones(chains, dtype=torch.bool)
-    for _ in range(attempts):
-        count = int(todo.sum())
-        x[todo] = (2 * torch.rand(count, dim, generator=generator, dtype=dtype) - 1) * radius
-        u, g = counted.value_and_grad(x[todo])
-        good = torch.isfinite(u) & torch.isfinite(g).all(-1)
-        index = todo.nonzero().flatten()
-        todo[index[good]] = False
-        if not todo.any():
-            if mode_search:
-                modes, values = find_mode(potential, x)
-                x = torch.where(torch.isfinite(values)[:, None], modes, x)
-            return x
-    raise ValueError(f"{who}: no point with finite U and ∇U found in {attempts} draws from U(−{radius}, {radius})")
-
-
-def find_mode(
-    potential: Potential, x0: torch.Tensor, *, max_iter: int = 500, tolerance: float = 1e-8
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Local minima of ``U`` from the starts ``x0`` ``(B, d)`` by L-BFGS (strong-Wolfe line search) on ``Σ_b U(x_b)``
-    (the rows are independent, so its minimizer is every row's). Returns the points ``(B, d)`` and ``U`` there
-    ``(B,)`` (``+∞`` where the search left the support)."""
-    who = "find_mode"
-    if not isinstance(x0, torch.Tensor) or x0.dim() != 2 or not x0.is_floating_point():
-        raise ValueError(f"{who}: expected starts x0 of shape (B, d), floating point")
-    x = x0.detach().clone().requires_grad_(True)
-    optimizer = torch.optim.LBFGS(
-        [x], lr=1.0, max_iter=max_iter, tolerance_grad=tolerance, tolerance_change=1e-12, line_search_fn="strong_wolfe"
-    )
-
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        value = potential(x).sum()
-        if not torch.isfinite(value):
-            return value.detach().new_tensor(math.inf).requires_grad_(False)
-        value.backward()
-        return value
-
-    with torch.enable_grad():
-        optimizer.step(closure)
-    with torch.no_grad():
-        mode = x.detach()
-        u = potential(mode)
-    return mode, torch.where(torch.isfinite(u), u, torch.full_like(u, math.inf))
 
 
 @dataclass
