@@ -67,7 +67,7 @@ def command(module: str) -> Command:
 def _trajectory_file(value: str, name: str, who: str) -> None:
     """``--data``'s check: an existing file of one of ``load_trajectories``' formats (its contents are checked
     when it is read). Run when a config is resolved, so the loader's module is imported only then."""
-    from canonflow.data.measured import FORMATS
+    from canonflow.data.trajectory_files import FORMATS
 
     path = Path(value)
     if path.suffix.lower() not in FORMATS:

@@ -1,24 +1,7 @@
 """Trajectories from outside canonflow: read measured or externally simulated ``(t, q, p)`` or ``(t, q)`` into
 :class:`~canonflow.data.TrajectoryData` (shared, uniform-or-not times) or, with ``record=True``, into a
-:class:`TrajectoryRecord` (trajectories as measured: own times, unequal lengths, gaps), and write them back.
-
-Two file layouts, chosen by the suffix, and the same arrays in memory:
-
-``.npz`` (NumPy archive, ``numpy.savez``)
-    ``t``: sample times ``(T,)``, strictly increasing, shared by all trajectories; ``q``: positions
-    ``(num, T, n)``; ``p``: momenta ``(num, T, n)`` (optional). No other keys. A file written by
-    :meth:`TrajectoryData.save` (keys ``times``, ``states``, …) is read as well.
-``.csv`` (comma-separated text, one row per sample)
-    a header ``trajectory,t,q1,…,qn`` or ``trajectory,t,q1,…,qn,p1,…,pn``, then one row per trajectory and time.
-    ``trajectory`` is any label (trajectories are kept in the order of their first row); rows of a trajectory
-    may come in any order and are sorted by ``t``; every trajectory must have the same times. Blank lines and
-    lines starting with ``#`` are skipped.
-a mapping
-    ``{"t": ..., "q": ..., "p": ...}`` of arrays or tensors with the ``.npz`` shapes.
-one row per sample (``.npz`` or a mapping)
-    ``trajectory`` ``(N,)`` (labels: numbers or strings), ``t`` ``(N,)``, ``q`` ``(N, n)`` (or ``(N,)`` for
-    ``n = 1``), optionally ``p`` of the shape of ``q``: the layout of the ``.csv``, as arrays (e.g. a measured
-    record of ``(trial, t, angle, angular velocity)``).
+:class:`TrajectoryRecord` (trajectories as measured: own times, unequal lengths, gaps). The file layouts, and
+writing them back, are :mod:`canonflow.data.trajectory_files`'s.
 
 Both array layouts may carry given derivatives ``xdot`` = ``dx/dt`` (``(num, T, 2n)``, or ``(N, 2n)`` one row per
 sample); without them the derivatives are estimated (``derivatives=``, see :func:`estimate_derivatives`).
@@ -36,19 +19,14 @@ what the caller states. Learning a Hamiltonian from them uses finite differences
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import os
-import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from canonflow.checkpoint import atomic_write
 from canonflow.data.records import (
     DERIVATIVE_ESTIMATORS,
     MIN_SAMPLES,
@@ -57,6 +35,7 @@ from canonflow.data.records import (
     gap_free_pieces,
 )
 from canonflow.data.trajectories import TrajectoryData
+from canonflow.data.trajectory_files import read_arrays
 from canonflow.systems.base import check_masses
 from canonflow.validation import (
     check_choice,
@@ -66,19 +45,12 @@ from canonflow.validation import (
     check_trajectories,
 )
 
-__all__ = ["FORMATS", "load_trajectories", "save_trajectories"]
+__all__ = ["DEFAULT_GAP_FACTOR", "load_trajectories"]
 
 logger = logging.getLogger(__name__)
 
-FORMATS = (".npz", ".csv")
-"""The file suffixes :func:`load_trajectories` and :func:`save_trajectories` read and write."""
-
-_KEYS = {"t", "q", "p", "xdot"}
-_ROW_KEYS = _KEYS | {"trajectory"}  # one row per sample
-
 DEFAULT_GAP_FACTOR = 1.5
 """A record's default ``max_gap``: intervals longer than this many median intervals are gaps."""
-_SAVED_KEYS = {"format_version", "times", "states"}  # a TrajectoryData.save archive
 
 
 def load_trajectories(
@@ -118,25 +90,9 @@ def load_trajectories(
     raises an error naming ``load_trajectories`` and the file.
     """
     who = "load_trajectories"
-    if isinstance(source, Mapping):
-        where, default_name = "the given arrays", "data"
-        arrays = _from_mapping(source, f"{who}: {where}")
-    elif isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        where, default_name = str(path), path.stem
-        if path.suffix.lower() not in FORMATS:
-            raise ValueError(f"{who}: {path} has suffix {path.suffix!r}; expected one of {', '.join(FORMATS)}")
-        if not path.is_file():
-            raise FileNotFoundError(f"{who}: {path}: no such file")
-        if path.suffix.lower() == ".npz":
-            saved = _read_npz(path, f"{who}: {path}")
-            if isinstance(saved, TrajectoryData):
-                return saved.to(dtype) if name is None else _renamed(saved, name).to(dtype)
-            arrays = saved
-        else:
-            arrays = _read_csv(path, f"{who}: {path}")
-    else:
-        raise TypeError(f"{who}: expected a path (.npz or .csv) or a mapping of arrays, got {type(source).__name__}")
+    arrays, where, default_name = read_arrays(source, who)
+    if isinstance(arrays, TrajectoryData):  # a TrajectoryData.save archive
+        return arrays.to(dtype) if name is None else _renamed(arrays, name).to(dtype)
     noise_std = check_non_negative_float(noise_std, "noise_std", who)
     if name is not None and (not isinstance(name, str) or not name):
         raise TypeError(f"{who}: expected name to be a non-empty str, got {name!r}")
@@ -162,173 +118,8 @@ def load_trajectories(
     return data.to(dtype)
 
 
-def save_trajectories(data: TrajectoryData, path: str | os.PathLike[str], *, momenta: bool = True) -> None:
-    """Write ``data``'s observed ``states`` to ``path`` (``.npz`` or ``.csv``) in the layouts that
-    :func:`load_trajectories` reads, atomically (a temporary file renamed into place).
-
-    ``.npz``: keys ``t`` ``(T,)``, ``q`` and ``p`` ``(num, T, n)``. ``.csv``: the header
-    ``trajectory,t,q1,…,qn,p1,…,pn`` and one row per trajectory (labelled ``0 … num−1``) and time, numbers with 17
-    significant digits (a float64 round trip is exact). ``momenta=False`` leaves ``p`` out (positions only).
-    Only the states are written: ``clean_states``, ``derivatives`` and ``noise_std`` are not (use
-    :meth:`TrajectoryData.save` to keep everything).
-    """
-    who = "save_trajectories"
-    if not isinstance(data, TrajectoryData):
-        raise TypeError(f"{who}: expected a TrajectoryData, got {type(data).__name__}")
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in FORMATS:
-        raise ValueError(f"{who}: {path} has suffix {path.suffix!r}; expected one of {', '.join(FORMATS)}")
-    n = data.n
-    t = data.times.detach().cpu().to(torch.float64).numpy()
-    states = data.states.detach().cpu().to(torch.float64).numpy()
-    q, p = states[..., :n], states[..., n:]
-    if suffix == ".npz":
-        arrays = {"t": t, "q": q, "p": p} if momenta else {"t": t, "q": q}
-        atomic_write(path, lambda stream: np.savez(stream, **arrays))
-        return
-    num, length = data.num_trajectories, data.num_times
-    columns = (
-        ["trajectory", "t"] + [f"q{k + 1}" for k in range(n)] + ([f"p{k + 1}" for k in range(n)] if momenta else [])
-    )
-    table = np.concatenate(
-        [
-            np.repeat(np.arange(num, dtype=np.float64), length)[:, None],
-            np.tile(t, num)[:, None],
-            q.reshape(-1, n),
-            *([p.reshape(-1, n)] if momenta else []),
-        ],
-        axis=1,
-    )
-    text = io.StringIO()
-    text.write(",".join(columns) + "\n")
-    np.savetxt(text, table, fmt="%.17g", delimiter=",")
-    atomic_write(path, lambda stream: stream.write(text.getvalue().encode()))
-
-
-# ---------------------------------------------------------------------------------------------- reading
-
-
 def _renamed(data: TrajectoryData, name: str) -> TrajectoryData:
     return TrajectoryData(data.times, data.states, data.clean_states, data.derivatives, data.noise_std, name)
-
-
-def _as_array(value: object, key: str, where: str) -> np.ndarray:
-    """``value`` as a float64 NumPy array; a ``TypeError`` naming ``where`` and ``key`` if it holds no numbers."""
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"{where}: {key} must be an array of real numbers, got {type(value).__name__}") from error
-    return array
-
-
-def _check_keys(keys: set[str], where: str) -> None:
-    """A ``ValueError`` naming ``where`` unless ``keys`` are ``t``, ``q`` and optionally ``p``, ``xdot`` and (one row
-    per sample) ``trajectory``."""
-    if not {"t", "q"} <= keys or not keys <= _ROW_KEYS:
-        missing = sorted({"t", "q"} - keys)
-        raise ValueError(
-            f"{where}: expected the arrays t, q and optionally p, xdot, trajectory; found {sorted(map(str, keys))}"
-            + (f" (missing {missing})" if missing else "")
-        )
-
-
-def _labels(value: object, where: str) -> np.ndarray:
-    """The ``trajectory`` labels ``(N,)`` as strings (numbers or strings in the data)."""
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    array = np.asarray(value)
-    if array.ndim != 1:
-        raise ValueError(f"{where}: expected trajectory labels of shape (N,), got {array.shape}")
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
-        raise ValueError(f"{where}: the trajectory labels contain NaN or Inf")
-    if array.dtype.kind not in "iufUS":
-        raise TypeError(f"{where}: trajectory labels must be numbers or strings, got dtype {array.dtype}")
-    if array.dtype.kind in "iuf":
-        return np.array([f"{label:g}" for label in array.astype(np.float64)])
-    return array.astype(str)
-
-
-def _from_mapping(source: Mapping[str, object], where: str) -> dict[str, np.ndarray]:
-    _check_keys(set(source), where)
-    return {
-        key: _labels(value, where) if key == "trajectory" else _as_array(value, key, where)
-        for key, value in source.items()
-    }
-
-
-def _read_npz(path: Path, where: str) -> dict[str, np.ndarray] | TrajectoryData:
-    """The arrays of an ``.npz`` exchange file, or the :class:`TrajectoryData` of a :meth:`TrajectoryData.save`
-    archive."""
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:
-        raise ValueError(f"{where} is not a readable .npz archive: {type(error).__name__}: {error}") from error
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise ValueError(f"{where} holds a single .npy array, not an .npz archive of t, q and optionally p")
-    with archive:
-        keys = set(archive.files)
-        if _SAVED_KEYS <= keys:
-            return TrajectoryData.load(path)
-        _check_keys(keys, where)
-        try:
-            return {
-                key: _labels(archive[key], where) if key == "trajectory" else np.asarray(archive[key], dtype=np.float64)
-                for key in keys
-            }
-        except (zipfile.BadZipFile, TypeError, ValueError) as error:
-            raise ValueError(f"{where}: cannot read its arrays as real numbers: {error}") from error
-
-
-def _read_csv(path: Path, where: str) -> dict[str, np.ndarray]:
-    """The arrays ``trajectory``, ``t``, ``q`` (and ``p``), one row per sample, of a ``.csv`` file in the layout of
-    the module docstring."""
-    try:
-        with path.open(newline="") as handle:
-            lines = [(k, line) for k, line in enumerate(handle, 1) if line.strip() and not line.startswith("#")]
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{where} is not a text file: {error}") from error
-    if not lines:
-        raise ValueError(f"{where}: the file is empty (expected a header trajectory,t,q1,...)")
-    rows = [(k, next(csv.reader([line]))) for k, line in lines]
-    header = [column.strip() for column in rows[0][1]]
-    n = _check_header(header, where, rows[0][0])
-    labels, values = [], []
-    for number, row in rows[1:]:
-        if len(row) != len(header):
-            raise ValueError(
-                f"{where}, line {number}: expected {len(header)} columns ({','.join(header)}), got {len(row)}"
-            )
-        try:
-            values.append([float(entry) for entry in row[1:]])
-        except ValueError as error:
-            raise ValueError(f"{where}, line {number}: {error}") from error
-        labels.append(row[0].strip())
-    if not labels:
-        raise ValueError(f"{where}: the file has a header but no data rows")
-    table = np.array(values)  # (N, 1 + n or 1 + 2n)
-    arrays = {"trajectory": np.array(labels), "t": table[:, 0], "q": table[:, 1 : 1 + n]}
-    if table.shape[1] == 1 + 2 * n:
-        arrays["p"] = table[:, 1 + n :]
-    return arrays
-
-
-def _check_header(header: list[str], where: str, line: int) -> int:
-    """The degrees of freedom ``n`` named by a header ``trajectory,t,q1..qn[,p1..pn]``; else a ``ValueError``."""
-    n = sum(1 for column in header[2:] if column.startswith("q"))
-    positions = [f"q{k + 1}" for k in range(n)]
-    if (
-        header[:2] != ["trajectory", "t"]
-        or n == 0
-        or header[2:] not in (positions, positions + [f"p{k + 1}" for k in range(n)])
-    ):
-        raise ValueError(
-            f"{where}, line {line}: expected the header trajectory,t,q1,...,qn or trajectory,t,q1,...,qn,p1,...,pn, "
-            f"got {','.join(header)}"
-        )
-    return n
 
 
 # ---------------------------------------------------------------------------------------------- derivatives
