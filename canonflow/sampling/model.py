@@ -302,8 +302,8 @@ class FlowSampler(CanonicalFlow):
             config.get("linear_skip", 0),  # checkpoints from before the option: no linear path
         )
         if config.get("precondition", False):
-            model._transform = SymplecticComposite([AffinePoint(model.n), *model._transform.layers])
-            model._config["precondition"] = True
+            eye = torch.eye(model.n, dtype=torch.float64)
+            model.precondition(Preconditioner(torch.zeros(model.n, dtype=torch.float64), eye, "identity"))
         return model
 
     def joint_potential(self, potential: Potential, x: torch.Tensor) -> torch.Tensor:
