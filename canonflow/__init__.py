@@ -31,6 +31,7 @@ _SUBMODULES = (
 _NAMES = {
     "CanonicalFlow": "canonflow.flow",
     "canonical_flow": "canonflow.builders",
+    "compile": "canonflow.compiling",
     "load": "canonflow.checkpoint",
     "set_validation": "canonflow.validation",
     "validation_enabled": "canonflow.validation",

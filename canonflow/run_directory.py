@@ -207,14 +207,16 @@ class Run:
         evaluations: int | None = None,
     ) -> dict[str, Any]:
         """Keyword arguments of :class:`canonflow.training.TrainConfig`: ``preset``, with ``steps`` and
-        ``time_limit`` from ``config`` where set, ``seed`` and ``checkpoint_every`` from ``config``, and the
-        checkpoint ``OUT/checkpoint`` (none without ``out``) that a resumed run continues from.
+        ``time_limit`` from ``config`` where set, ``seed``, ``checkpoint_every`` and ``compile`` from ``config``, and
+        the checkpoint ``OUT/checkpoint`` (none without ``out``) that a resumed run continues from.
         ``evaluations``: validate this many times along the run (``eval_every = steps // evaluations``)."""
         settings = dict(preset)
         for key in ("steps", "time_limit"):
             if config.get(key) is not None:
                 settings[key] = config[key]
         settings.update(seed=config["seed"], description=description, progress=self.progress, resume=self.resume)
+        if config.get("compile"):
+            settings["compile"] = True
         if evaluations is not None:
             settings["eval_every"] = max(1, settings["steps"] // evaluations)
         if self.out is not None:

@@ -26,6 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from canonflow.checkpoint import CheckpointError, atomic_save, read_checkpoint
+from canonflow.compiling import compile as compile_model
 from canonflow.distributed import DistributedContext, all_reduce_mean
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "loss_curve", "train"]
@@ -48,7 +49,8 @@ class TrainConfig:
     ``time_limit`` (seconds) stops training early (in a distributed job when the ranks' mean elapsed time exceeds
     it, so that all ranks stop at the same step). ``progress`` shows a tqdm bar when stderr is a terminal.
     ``polish_steps`` L-BFGS steps follow Adam when ``train`` is given a full-batch ``objective`` (the time limit
-    covers both stages).
+    covers both stages). ``compile``: compile the model in place before the first step (:func:`canonflow.compile`;
+    ``True``, or a dict of ``torch.compile`` options such as ``{"mode": "max-autotune"}``).
     """
 
     steps: int = 1000
@@ -67,8 +69,13 @@ class TrainConfig:
     progress: bool = True
     description: str = "training"
     polish_steps: int = 0
+    compile: bool | dict[str, Any] = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.compile, (bool, dict)):
+            raise TypeError(
+                f"TrainConfig: compile must be a bool or a dict of torch.compile options, got {self.compile!r}"
+            )
         if self.steps <= 0 or self.eval_every <= 0 or self.checkpoint_every <= 0:
             raise ValueError("TrainConfig: steps, eval_every and checkpoint_every must be positive")
         if isinstance(self.polish_steps, bool) or not isinstance(self.polish_steps, int) or self.polish_steps < 0:
@@ -194,6 +201,8 @@ def train(
     """
     if config.polish_steps and objective is None:
         raise ValueError(f"{config.description}: polish_steps > 0 needs a full-batch objective")
+    if config.compile:
+        compile_model(model, **({} if config.compile is True else config.compile))
     params = list(model.parameters()) if parameters is None else parameters
     main = distributed is None or distributed.is_main
     step_loss = _LossModule(model, loss_fn)

@@ -205,7 +205,7 @@ SUBCOMMANDS: dict[str, Command] = {
                        default_text="the protocol's", check="non_negative_int"),
                 Option("base_steps", None, "steps fitting the polynomial part alone first (0: none)", kind=int,
                        default_text="the protocol's (0 without a polynomial part)", check="non_negative_int"),
-                *TRAINING_OPTIONS,
+                *(option for option in TRAINING_OPTIONS if option.name != "compile"),  # fit_hamiltonian refuses it
                 *COMMON_OPTIONS,
             ),
         ),

@@ -110,6 +110,8 @@ TRAINING_OPTIONS = (
            check="positive_float", on_resume=True),
     Option("checkpoint_every", 500, "write OUT/training.pt every this many steps", check="positive_int",
            on_resume=True),
+    Option("compile", False, "compile the model with torch.compile (canonflow.compile): the first steps pay seconds "
+           "to tens of seconds of compilation, long runs of small flows gain (docs/performance.md)", on_resume=True),
 )  # fmt: skip
 """Options of every subcommand that trains (``steps`` and ``time_limit`` override the preset when given)."""
 

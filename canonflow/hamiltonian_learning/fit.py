@@ -183,6 +183,11 @@ def fit_hamiltonian(
             f"{who}: mode='leapfrog' needs a separable Hamiltonian K(p) + V(q) (e.g. HamiltonianNet(separable=True)); "
             f"use mode='implicit_midpoint' for a non-separable one"
         )
+    if config is not None and config.compile:
+        raise ValueError(
+            f"{who}: TrainConfig(compile=...) is not supported: the losses differentiate ∇H_θ, and torch.compile "
+            f"(aot_autograd) does not support that double backward"
+        )
     check_choice(derivatives, DERIVATIVES, "derivatives", who)
     check_positive_int(window, "window", who)
     check_positive_int(substeps, "substeps", who)
