@@ -4,7 +4,7 @@ KL, MCMC diagnostics and run metrics, and benchmark targets with exact moments."
 
 from canonflow.sampling.adaptation import DualAveraging, adaptation_windows
 from canonflow.sampling.bijectors import Bijector, Interval, ParameterSpace, Positive, Real, Simplex
-from canonflow.sampling.comparison import SamplerComparison, compare_samplers
+from canonflow.sampling.comparison import FLOWS, SamplerComparison, compare_samplers
 from canonflow.sampling.diagnostics import (
     ess,
     ess_bulk,
@@ -45,6 +45,7 @@ from canonflow.sampling.targets import (
 from canonflow.sampling.training import train_sampler
 
 __all__ = [
+    "FLOWS",
     "SamplerComparison",
     "compare_samplers",
     "hmc",
