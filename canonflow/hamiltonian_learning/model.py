@@ -12,12 +12,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from canonflow.autodiff import vector_jacobian_product
 from canonflow.checkpoint import register_model
 from canonflow.nn import MLP
 from canonflow.phase_space import split
 from canonflow.validation import as_dtype, check_non_negative_int, check_phase_space, check_positive_int
 
-__all__ = ["DAMPING_START", "HamiltonianNet", "model_dtype"]
+__all__ = ["DAMPING_START", "HamiltonianNet", "mlp_input_gradient", "model_dtype"]
 
 DAMPING_START = 0.1
 """The friction ``γ`` a damped ``HamiltonianNet`` starts from."""
@@ -160,6 +161,37 @@ class HamiltonianNet(nn.Module):
         self._require_separable("potential")
         return self._closed_form(self.networks[1](q) if self.networks else None, q, 1)
 
+    def kinetic_gradient(self, p: torch.Tensor) -> torch.Tensor:
+        """``∂K_θ/∂p`` of shape ``(B, n)`` (separable models only), in closed form (see ``potential_gradient``)."""
+        self._require_separable("kinetic_gradient")
+        return self._part_gradient(p, 0)
+
+    def potential_gradient(self, q: torch.Tensor) -> torch.Tensor:
+        """``∂V_θ/∂q`` of shape ``(B, n)`` (separable models only), in closed form.
+
+        The network's input gradient is the backward recursion written out as forward operations
+        (``mlp_input_gradient``), the quadratic form's is ``S z``; only a polynomial part is differentiated by
+        autograd. The result equals autograd's gradient of ``potential`` (to round-off) and is itself
+        differentiable, but training through it is a first-order backward pass, not a double backward: the
+        splitting integrators take their kicks and drifts from these two methods (``integrators.HamiltonianGradient``).
+        """
+        self._require_separable("potential_gradient")
+        return self._part_gradient(q, 1)
+
+    def _part_gradient(self, z: torch.Tensor, block: int) -> torch.Tensor:
+        """``∇`` of ``kinetic`` (``block`` 0, ``z = p``) or ``potential`` (``block`` 1, ``z = q``), ``(B, n)``."""
+        terms = [mlp_input_gradient(self.networks[block], z)] if self.networks else []
+        if self.quadratic:
+            form = self.quadratic_forms[block]
+            terms.append(z @ (0.5 * (form + form.T)))
+        if self.polynomial:
+            ones = z.new_ones(z.shape[0])
+            terms.append(vector_jacobian_product(lambda y: self._polynomial(y, block), z, ones, who="HamiltonianNet"))
+        value = terms[0]
+        for term in terms[1:]:
+            value = value + term
+        return value
+
     def _closed_form(self, value: torch.Tensor | None, z: torch.Tensor, block: int) -> torch.Tensor:
         """``value`` (``None``: no network) plus the quadratic form and/or polynomial of block ``block`` (0: all of
         x, or p; 1: q). Without a network the sum starts at the first closed-form term, not at a tensor of zeros:
@@ -200,6 +232,47 @@ class HamiltonianNet(nn.Module):
     def extra_repr(self) -> str:
         damped = ", damping=True" if self.damped else ""
         return f"n={self.n}, separable={self.separable}, dtype={self.dtype_name}{damped}"
+
+
+def _activation_backward(
+    activation: nn.Module, grad: torch.Tensor, pre: torch.Tensor, post: torch.Tensor
+) -> torch.Tensor:
+    """``grad ⊙ σ'(a)`` for one of ``canonflow.nn.ACTIVATIONS`` at ``a = pre`` (``post = σ(a)``): torch's own
+    backward kernel of the activation (the formula autograd uses, itself differentiable; one graph node), or for
+    SiLU the formula written out."""
+    aten = torch.ops.aten
+    if isinstance(activation, nn.Tanh):
+        return aten.tanh_backward(grad, post)
+    if isinstance(activation, nn.Softplus):
+        return aten.softplus_backward(grad, pre, activation.beta, activation.threshold)
+    if isinstance(activation, nn.SiLU):  # silu_backward has no derivative of its own: σ(a)(1 + a(1 − σ(a)))
+        sigmoid = torch.sigmoid(pre)
+        return grad * (sigmoid * (1.0 + pre * (1.0 - sigmoid)))
+    if isinstance(activation, nn.GELU):
+        return aten.gelu_backward(grad, pre, approximate=activation.approximate)
+    raise ValueError(f"mlp_input_gradient: no closed-form derivative for activation {type(activation).__name__}")
+
+
+def mlp_input_gradient(mlp: MLP, z: torch.Tensor) -> torch.Tensor:
+    """``∇_z mlp(z)`` of a scalar ``canonflow.nn.MLP`` (one output), shape of ``z`` ``(B, d)``, in closed form.
+
+    For ``a_l = W_l h_{l−1} + b_l``, ``h_l = σ(a_l)`` (``h_0 = z``) and the output ``wᵀ h_L``, the gradient is the
+    backward recursion ``g_L = w ⊙ σ'(a_L)``, ``g_{l−1} = (g_l W_l) ⊙ σ'(a_{l−1})``, ``∇_z = g_1 W_1``, computed with
+    forward operations: differentiating it (training) is one ordinary backward pass instead of autograd's double
+    backward through ``autograd.grad(create_graph=True)``.
+    """
+    layers = list(mlp.net)
+    linears, activations = layers[0:-1:2], layers[1:-1:2]
+    stages = []
+    h = z
+    for linear, activation in zip(linears, activations, strict=True):
+        pre = linear(h)
+        h = activation(pre)
+        stages.append((activation, pre, h))
+    g = layers[-1].weight.expand(z.shape[0], -1)  # (B, width): the output row
+    for linear, (activation, pre, post) in zip(reversed(linears), reversed(stages), strict=True):
+        g = _activation_backward(activation, g, pre, post) @ linear.weight
+    return g
 
 
 def _monomials(size: int, degree: int) -> tuple[tuple[int, ...], torch.Tensor, torch.Tensor]:

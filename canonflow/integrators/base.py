@@ -112,6 +112,10 @@ class HamiltonianGradient:
         analytic = getattr(hamiltonian, "gradient", None)
         self.analytic = analytic if callable(analytic) else None
         self.parts = self.analytic is None and has_separable_parts(hamiltonian)
+        kinetic = getattr(hamiltonian, "kinetic_gradient", None)
+        potential = getattr(hamiltonian, "potential_gradient", None)
+        closed = self.parts and callable(kinetic) and callable(potential)
+        self.part_gradients = (kinetic, potential) if closed else None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.analytic is not None:
@@ -140,6 +144,8 @@ class HamiltonianGradient:
     def position_gradient(self, q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         """``∂H/∂q`` at ``(q, p)``, shape ``(B, n)``: ``∂V/∂q(q)`` alone for a Hamiltonian with separable parts
         (:func:`has_separable_parts`), else the ``q`` half of the full gradient."""
+        if self.part_gradients is not None:
+            return self._checked(self.part_gradients[1](q), q, "potential_gradient")
         if self.parts:
             return self._part(self.hamiltonian.potential, q)
         return self(torch.cat([q, p], -1))[:, : q.shape[-1]]
@@ -147,9 +153,20 @@ class HamiltonianGradient:
     def momentum_gradient(self, q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         """``∂H/∂p`` at ``(q, p)``, shape ``(B, n)``: ``∂K/∂p(p)`` alone for a Hamiltonian with separable parts
         (:func:`has_separable_parts`), else the ``p`` half of the full gradient."""
+        if self.part_gradients is not None:
+            return self._checked(self.part_gradients[0](p), p, "kinetic_gradient")
         if self.parts:
             return self._part(self.hamiltonian.kinetic, p)
         return self(torch.cat([q, p], -1))[:, q.shape[-1] :]
+
+    def _checked(self, grad: torch.Tensor, z: torch.Tensor, name: str) -> torch.Tensor:
+        """``grad``, after checking that the Hamiltonian's ``name(z)`` returned the shape of ``z``."""
+        if grad.shape != z.shape:
+            raise ValueError(
+                f"{self.who}: the Hamiltonian's {name} must return the shape of its input {tuple(z.shape)}, "
+                f"got {tuple(grad.shape)}"
+            )
+        return grad
 
     def _part(self, energy: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor) -> torch.Tensor:
         """``∇energy(z)`` of a half-width ``z`` ``(B, n)`` by autograd (one network, not both)."""
@@ -170,7 +187,9 @@ def has_separable_parts(hamiltonian: object) -> bool:
     That is an attribute ``separable_parts`` that is ``True`` and methods ``kinetic(p)`` and ``potential(q)``,
     ``(B, n) -> (B,)``, whose sum is ``H`` (e.g. ``canonflow.hamiltonian_learning.HamiltonianNet(separable=True)``).
     The splitting methods then take ``∂H/∂q = ∂V/∂q`` and ``∂H/∂p = ∂K/∂p`` from one part each instead of the
-    full gradient of ``H`` — for a learned ``K_θ + V_θ`` half the network evaluations per kick and drift.
+    full gradient of ``H`` — for a learned ``K_θ + V_θ`` half the network evaluations per kick and drift. If it also
+    has methods ``kinetic_gradient(p)`` and ``potential_gradient(q)`` (``(B, n) -> (B, n)``, e.g. the closed-form
+    gradients of a ``HamiltonianNet``), those are used instead of autograd on ``kinetic`` and ``potential``.
     """
     return (
         getattr(hamiltonian, "separable_parts", False) is True
