@@ -6,6 +6,7 @@ or a polynomial of degree ``d`` (``polynomial=d``) — carries a quadratic or po
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import combinations_with_replacement
 from typing import Any
 
@@ -162,35 +163,49 @@ class HamiltonianNet(nn.Module):
         return self._closed_form(self.networks[1](q) if self.networks else None, q, 1)
 
     def kinetic_gradient(self, p: torch.Tensor) -> torch.Tensor:
-        """``∂K_θ/∂p`` of shape ``(B, n)`` (separable models only), in closed form (see ``potential_gradient``)."""
-        self._require_separable("kinetic_gradient")
-        return self._part_gradient(p, 0)
+        """``∂K_θ/∂p`` of shape ``(B, n)`` (separable models only), in closed form (see ``part_gradients``)."""
+        return self.part_gradients()[0](p)
 
     def potential_gradient(self, q: torch.Tensor) -> torch.Tensor:
-        """``∂V_θ/∂q`` of shape ``(B, n)`` (separable models only), in closed form.
+        """``∂V_θ/∂q`` of shape ``(B, n)`` (separable models only), in closed form (see ``part_gradients``)."""
+        return self.part_gradients()[1](q)
+
+    def part_gradients(self) -> tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]:
+        """``(p ↦ ∂K_θ/∂p, q ↦ ∂V_θ/∂q)``, ``(B, n) -> (B, n)`` each, for the current parameters (separable only).
 
         The network's input gradient is the backward recursion written out as forward operations
         (``mlp_input_gradient``), the quadratic form's is ``S z``; only a polynomial part is differentiated by
-        autograd. The result equals autograd's gradient of ``potential`` (to round-off) and is itself
-        differentiable, but training through it is a first-order backward pass, not a double backward: the
-        splitting integrators take their kicks and drifts from these two methods (``integrators.HamiltonianGradient``).
+        autograd. The values equal autograd's gradients of ``kinetic`` and ``potential`` (to round-off) and are
+        differentiable, but training through them is a first-order backward pass, not a double backward. The
+        parameters are gathered once per call: the splitting integrators call this once per integration
+        (``integrators.HamiltonianGradient``) and take every kick and drift from the two functions.
         """
-        self._require_separable("potential_gradient")
-        return self._part_gradient(q, 1)
+        self._require_separable("part_gradients")
+        return self._part_gradient(0), self._part_gradient(1)
 
-    def _part_gradient(self, z: torch.Tensor, block: int) -> torch.Tensor:
-        """``∇`` of ``kinetic`` (``block`` 0, ``z = p``) or ``potential`` (``block`` 1, ``z = q``), ``(B, n)``."""
-        terms = [mlp_input_gradient(self.networks[block], z)] if self.networks else []
+    def _part_gradient(self, block: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``z ↦ ∇`` of ``kinetic`` (``block`` 0, ``z = p``) or ``potential`` (``block`` 1, ``z = q``)."""
+        network = mlp_input_gradient(self.networks[block]) if self.networks else None
+        form = None
         if self.quadratic:
-            form = self.quadratic_forms[block]
-            terms.append(z @ (0.5 * (form + form.T)))
-        if self.polynomial:
-            ones = z.new_ones(z.shape[0])
-            terms.append(vector_jacobian_product(lambda y: self._polynomial(y, block), z, ones, who="HamiltonianNet"))
-        value = terms[0]
-        for term in terms[1:]:
-            value = value + term
-        return value
+            raw = self.quadratic_forms[block]
+            form = 0.5 * (raw + raw.T)
+
+        def gradient(z: torch.Tensor) -> torch.Tensor:
+            terms = [] if network is None else [network(z)]
+            if form is not None:
+                terms.append(z @ form)
+            if self.polynomial:
+                ones = z.new_ones(z.shape[0])
+                terms.append(
+                    vector_jacobian_product(lambda y: self._polynomial(y, block), z, ones, who="HamiltonianNet")
+                )
+            value = terms[0]
+            for term in terms[1:]:
+                value = value + term
+            return value
+
+        return gradient
 
     def _closed_form(self, value: torch.Tensor | None, z: torch.Tensor, block: int) -> torch.Tensor:
         """``value`` (``None``: no network) plus the quadratic form and/or polynomial of block ``block`` (0: all of
@@ -253,26 +268,33 @@ def _activation_backward(
     raise ValueError(f"mlp_input_gradient: no closed-form derivative for activation {type(activation).__name__}")
 
 
-def mlp_input_gradient(mlp: MLP, z: torch.Tensor) -> torch.Tensor:
-    """``∇_z mlp(z)`` of a scalar ``canonflow.nn.MLP`` (one output), shape of ``z`` ``(B, d)``, in closed form.
+def mlp_input_gradient(mlp: MLP) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``z ↦ ∇_z mlp(z)`` of a scalar ``canonflow.nn.MLP`` (one output), ``(B, d) -> (B, d)``, in closed form.
 
     For ``a_l = W_l h_{l−1} + b_l``, ``h_l = σ(a_l)`` (``h_0 = z``) and the output ``wᵀ h_L``, the gradient is the
     backward recursion ``g_L = w ⊙ σ'(a_L)``, ``g_{l−1} = (g_l W_l) ⊙ σ'(a_{l−1})``, ``∇_z = g_1 W_1``, computed with
     forward operations: differentiating it (training) is one ordinary backward pass instead of autograd's double
-    backward through ``autograd.grad(create_graph=True)``.
+    backward through ``autograd.grad(create_graph=True)``. The weights are gathered (and transposed) once, when
+    this is called, so the returned function serves many evaluations with the current parameters (an integration).
     """
     layers = list(mlp.net)
-    linears, activations = layers[0:-1:2], layers[1:-1:2]
-    stages = []
-    h = z
-    for linear, activation in zip(linears, activations, strict=True):
-        pre = linear(h)
-        h = activation(pre)
-        stages.append((activation, pre, h))
-    g = layers[-1].weight.expand(z.shape[0], -1)  # (B, width): the output row
-    for linear, (activation, pre, post) in zip(reversed(linears), reversed(stages), strict=True):
-        g = _activation_backward(activation, g, pre, post) @ linear.weight
-    return g
+    linears = [(layer.weight, layer.weight.t(), layer.bias) for layer in layers[0:-1:2]]
+    activations = layers[1:-1:2]
+    output = layers[-1].weight  # (1, width): the output row
+
+    def gradient(z: torch.Tensor) -> torch.Tensor:
+        stages = []
+        h = z
+        for (_, transposed, bias), activation in zip(linears, activations, strict=True):
+            pre = torch.addmm(bias, h, transposed)
+            h = activation(pre)
+            stages.append((activation, pre, h))
+        g = output.expand(z.shape[0], -1)
+        for (weight, _, _), (activation, pre, post) in zip(reversed(linears), reversed(stages), strict=True):
+            g = _activation_backward(activation, g, pre, post) @ weight
+        return g
+
+    return gradient
 
 
 def _monomials(size: int, degree: int) -> tuple[tuple[int, ...], torch.Tensor, torch.Tensor]:

@@ -112,10 +112,8 @@ class HamiltonianGradient:
         analytic = getattr(hamiltonian, "gradient", None)
         self.analytic = analytic if callable(analytic) else None
         self.parts = self.analytic is None and has_separable_parts(hamiltonian)
-        kinetic = getattr(hamiltonian, "kinetic_gradient", None)
-        potential = getattr(hamiltonian, "potential_gradient", None)
-        closed = self.parts and callable(kinetic) and callable(potential)
-        self.part_gradients = (kinetic, potential) if closed else None
+        gathered = getattr(hamiltonian, "part_gradients", None)
+        self.part_gradients = gathered() if self.parts and callable(gathered) else None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.analytic is not None:
@@ -145,7 +143,7 @@ class HamiltonianGradient:
         """``∂H/∂q`` at ``(q, p)``, shape ``(B, n)``: ``∂V/∂q(q)`` alone for a Hamiltonian with separable parts
         (:func:`has_separable_parts`), else the ``q`` half of the full gradient."""
         if self.part_gradients is not None:
-            return self._checked(self.part_gradients[1](q), q, "potential_gradient")
+            return self._checked(self.part_gradients[1](q), q, "part_gradients()[1] (∂V/∂q)")
         if self.parts:
             return self._part(self.hamiltonian.potential, q)
         return self(torch.cat([q, p], -1))[:, : q.shape[-1]]
@@ -154,7 +152,7 @@ class HamiltonianGradient:
         """``∂H/∂p`` at ``(q, p)``, shape ``(B, n)``: ``∂K/∂p(p)`` alone for a Hamiltonian with separable parts
         (:func:`has_separable_parts`), else the ``p`` half of the full gradient."""
         if self.part_gradients is not None:
-            return self._checked(self.part_gradients[0](p), p, "kinetic_gradient")
+            return self._checked(self.part_gradients[0](p), p, "part_gradients()[0] (∂K/∂p)")
         if self.parts:
             return self._part(self.hamiltonian.kinetic, p)
         return self(torch.cat([q, p], -1))[:, q.shape[-1] :]
@@ -188,8 +186,9 @@ def has_separable_parts(hamiltonian: object) -> bool:
     ``(B, n) -> (B,)``, whose sum is ``H`` (e.g. ``canonflow.hamiltonian_learning.HamiltonianNet(separable=True)``).
     The splitting methods then take ``∂H/∂q = ∂V/∂q`` and ``∂H/∂p = ∂K/∂p`` from one part each instead of the
     full gradient of ``H`` — for a learned ``K_θ + V_θ`` half the network evaluations per kick and drift. If it also
-    has methods ``kinetic_gradient(p)`` and ``potential_gradient(q)`` (``(B, n) -> (B, n)``, e.g. the closed-form
-    gradients of a ``HamiltonianNet``), those are used instead of autograd on ``kinetic`` and ``potential``.
+    has a method ``part_gradients()`` returning the functions ``(p ↦ ∂K/∂p, q ↦ ∂V/∂q)`` (``(B, n) -> (B, n)``,
+    e.g. the closed-form gradients of a ``HamiltonianNet``), ``HamiltonianGradient`` calls it once per integration
+    and uses those functions instead of autograd on ``kinetic`` and ``potential``.
     """
     return (
         getattr(hamiltonian, "separable_parts", False) is True
