@@ -5,9 +5,11 @@ reference draws; see the README there) is written in torch in its natural parame
 unconstrained space with ``canonflow.sampling.ParameterSpace`` (Stan's transforms), and sampled without hand
 preconditioning by
 
-- ``hmc``: HMC, 10 leapfrog steps (untuned), the shared Stan-style warm-up;
-- ``nuts``: NUTS, diagonal metric (Stan's defaults);
-- ``hmc_dense``, ``nuts_dense``: the same with a dense metric (run where the diagonal one falls short);
+- ``hmc``: HMC, 10 leapfrog steps (untuned), the shared Stan-style warm-up, the library's default metric
+  (``metric="auto"``: dense for ``d ≤ 50``, so dense on all six);
+- ``nuts``: NUTS, the library's defaults (Stan's, but the ``"auto"`` metric);
+- ``hmc_diag``, ``nuts_diag``: the same with a diagonal metric (Stan's default ``diag_e``);
+- ``hmc_dense``, ``nuts_dense``: the same with a dense metric;
 - ``neutra_nuts`` and ``flow_mcmc``: a ``FlowSampler`` trained by ``train_sampler`` (preconditioned by default:
   warm-up moments), then NUTS in its latent space and independence Metropolis–Hastings with it.
 
@@ -54,7 +56,9 @@ from canonflow.sampling import (
 from canonflow.training import TrainConfig
 
 HERE = Path(__file__).resolve().parent / "posteriors"
-SAMPLERS = ("hmc", "nuts", "hmc_dense", "nuts_dense", "neutra_nuts", "flow_mcmc")
+SAMPLERS = ("hmc", "nuts", "hmc_diag", "nuts_diag", "hmc_dense", "nuts_dense", "neutra_nuts", "flow_mcmc")
+METRIC_OF = {"": "auto", "diag": "diag", "dense": "dense"}
+"""The ``metric`` of ``hmc`` and ``nuts`` by sampler-name suffix."""
 
 Model = tuple[ParameterSpace, Callable[[dict[str, torch.Tensor]], torch.Tensor], Callable[..., dict[str, torch.Tensor]]]
 
@@ -210,11 +214,11 @@ def run(name: str, samplers: list[str], args: argparse.Namespace) -> dict:
     generator = torch.Generator().manual_seed(args.seed)
     x0 = initial_points(potential, space.dim, args.chains, generator=generator)
     for sampler in samplers:
-        if sampler in ("hmc", "nuts", "hmc_dense", "nuts_dense"):
+        if sampler not in ("neutra_nuts", "flow_mcmc"):
             began = time.perf_counter()
-            metric = "dense" if sampler.endswith("_dense") else "diag"
-            options = {"warmup": args.warmup, "metric": metric, "generator": generator}
-            if sampler.startswith("hmc"):
+            kind, _, suffix = sampler.partition("_")
+            options = {"warmup": args.warmup, "metric": METRIC_OF[suffix], "generator": generator}
+            if kind == "hmc":
                 result = hmc(potential, x0, args.draws, num_steps=10, **options)
             else:
                 result = nuts(potential, x0, args.draws, **options)

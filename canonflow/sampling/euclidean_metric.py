@@ -9,6 +9,13 @@ momentum is ``p = L⁻ᵀ z``, ``z ~ N(0, I)`` (``Cov p = L⁻ᵀ L⁻¹ = Σ⁻
 ``ε`` of shape ``(B,)`` (the integrator's input checks take one scalar step) and the gradient at the start carried
 in, so that one step costs one gradient of ``U``. It is symplectic and time-reversible (``−ε`` retraces it) for
 every chain.
+
+*Which metric.* ``"diag"`` adapts a diagonal ``Σ`` (Stan's default ``diag_e``), ``"dense"`` a dense one (Stan's
+``dense_e``), ``"auto"`` (the default of ``hmc`` and ``nuts``) a dense one when ``d ≤`` :data:`AUTO_DENSE_MAX_DIM`
+and a diagonal one above: a diagonal metric cannot undo correlations (a raw-scale regression with correlation
+−0.999 leaves HMC's chains unmixed), while at small ``d`` a dense metric's ``O(d²)`` per step and ``O(d³)`` per
+window cost nothing next to a gradient of ``U``, and its ``d(d + 1)/2`` entries are estimated from the windows'
+draws of every chain (at least ``25 × chains`` of them, shrunk towards ``10⁻³ I`` as in Stan).
 """
 
 from __future__ import annotations
@@ -17,9 +24,19 @@ import torch
 
 from canonflow.sampling.potential import CountingPotential
 
-__all__ = ["METRICS", "Metric", "leapfrog_step"]
+__all__ = ["AUTO_DENSE_MAX_DIM", "METRICS", "Metric", "dense_metric", "leapfrog_step"]
 
-METRICS = ("diag", "dense")
+METRICS = ("auto", "diag", "dense")
+AUTO_DENSE_MAX_DIM = 50
+"""The largest dimension for which ``metric="auto"`` adapts a dense metric."""
+
+
+def dense_metric(metric: str, dim: int, who: str) -> bool:
+    """Whether ``metric`` (one of :data:`METRICS`; see the module docstring) adapts a dense inverse mass in
+    dimension ``dim``; an unknown name is a ``ValueError`` naming ``who``."""
+    if metric not in METRICS:
+        raise ValueError(f"{who}: unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
+    return metric == "dense" or (metric == "auto" and dim <= AUTO_DENSE_MAX_DIM)
 
 
 class Metric:

@@ -8,10 +8,11 @@ so this Metropolis–Hastings correction makes the chain exactly ``π``-invarian
 
 Warm-up (discarded) is the one of :func:`canonflow.sampling.warmup.warmup_kernel`, shared with NUTS: Stan's
 windows, dual averaging of a step size per chain (Hoffman & Gelman 2014), a diagonal or dense inverse mass
-matrix re-estimated at the end of each slow window from the chains that are not stuck, and stuck chains restarted
-at healthy ones' states. Sampling uses each chain's averaged step size ``ε̄_c``, jittered uniformly by ``±jitter``
-per transition and chain. A transition whose energy error ``ΔH`` exceeds ``divergence_threshold`` or is not finite
-(e.g. the potential returned NaN) is *divergent*: it is rejected and reported in ``SamplingResult.divergent``.
+matrix (by default dense for ``d ≤ 50``) re-estimated at the end of each slow window from the chains that are not
+stuck, and stuck chains restarted at healthy ones' states. Sampling uses each chain's averaged step size ``ε̄_c``,
+jittered uniformly by ``±jitter`` per transition and chain. A transition whose energy error ``ΔH`` exceeds
+``divergence_threshold`` or is not finite (e.g. the potential returned NaN) is *divergent*: it is rejected and
+reported in ``SamplingResult.divergent``.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def hmc(
     step_size: float | torch.Tensor | None = None,
     target_accept: float = 0.8,
     adapt_mass: bool = True,
-    metric: str = "diag",
+    metric: str = "auto",
     inverse_mass: torch.Tensor | None = None,
     jitter: float = 0.3,
     divergence_threshold: float = 1000.0,
@@ -87,8 +88,9 @@ def hmc(
     states ``(chains, d)`` where ``U`` and ``∇U`` are finite (e.g. :func:`~canonflow.sampling.initial_points`).
     ``warmup`` iterations (``0``: no adaptation, ``step_size`` required) run the shared warm-up of
     :func:`canonflow.sampling.warmup.warmup_kernel`: per-chain step sizes adapted to acceptance ``target_accept``
-    and, if ``adapt_mass``, the ``metric`` (``"diag"`` or ``"dense"``; initial inverse mass ``inverse_mass``
-    ``(d,)`` or ``(d, d)``, default ``I``) from the healthy chains, with stuck chains restarted
+    and, if ``adapt_mass``, the ``metric`` (``"diag"``, ``"dense"`` or ``"auto"``: dense when
+    ``d ≤ AUTO_DENSE_MAX_DIM = 50``, diagonal above; :mod:`canonflow.sampling.euclidean_metric`; initial inverse
+    mass ``inverse_mass`` ``(d,)`` or ``(d, d)``, default ``I``) from the healthy chains, with stuck chains restarted
     (``restart_stuck``) and reported in ``extra["stuck_chains"]`` (one list per check).
 
     ``step_size``: initial (or, without warm-up, fixed) step size, a float or one per chain ``(chains,)``;

@@ -246,7 +246,7 @@ def nuts(
     step_size: float | torch.Tensor | None = None,
     target_accept: float = 0.8,
     adapt_mass: bool = True,
-    metric: str = "diag",
+    metric: str = "auto",
     inverse_mass: torch.Tensor | None = None,
     divergence_threshold: float = 1000.0,
     restart_stuck: bool = True,
@@ -256,10 +256,11 @@ def nuts(
 
     ``potential``: ``U(q) -> (B,)`` for ``q`` ``(B, d)``, differentiable by autograd; ``x0``: starts ``(chains, d)``
     with finite ``U`` and ``∇U`` (e.g. :func:`~canonflow.sampling.initial_points`, Stan's ``U(−2, 2)``).
-    ``warmup``, ``step_size``, ``target_accept``, ``adapt_mass``, ``metric`` (``"diag"``/``"dense"``),
+    ``warmup``, ``step_size``, ``target_accept``, ``adapt_mass``, ``metric`` (``"auto"``/``"diag"``/``"dense"``),
     ``inverse_mass``, ``restart_stuck``: as for :func:`~canonflow.sampling.hmc` (the same warm-up; Stan's defaults:
-    1000 warm-up iterations, target acceptance statistic 0.8, diagonal metric). ``max_depth``: at most
-    ``2^max_depth − 1`` leapfrog steps per transition. Returns a ``SamplingResult`` with samples
+    1000 warm-up iterations, target acceptance statistic 0.8; Stan's diagonal metric is ``metric="diag"``, the
+    default ``"auto"`` is dense for ``d ≤ 50``). ``max_depth``: at most ``2^max_depth − 1`` leapfrog steps per
+    transition. Returns a ``SamplingResult`` with samples
     ``(num_samples, chains, d)``, the acceptance statistics in ``accept_prob``, ``accepted`` = the chain moved,
     divergences, ``step_sizes`` per chain, the metric, gradient counts (one per leapfrog step and chain), and
     ``extra["tree_depth"]``, ``extra["n_leapfrog"]`` ``(num_samples, chains)``.

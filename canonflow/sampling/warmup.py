@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import torch
 
 from canonflow.sampling.adaptation import DualAveraging, adaptation_windows
-from canonflow.sampling.euclidean_metric import METRICS, Metric, leapfrog_step
+from canonflow.sampling.euclidean_metric import Metric, dense_metric, leapfrog_step
 from canonflow.sampling.potential import CountingPotential, Potential, check_initial
 from canonflow.sampling.result import SamplingResult
 from canonflow.validation import check_non_negative_int, check_positive_int
@@ -228,8 +228,6 @@ def prepare_chains(
     check_non_negative_int(warmup, "warmup", who)
     if not 0 < target_accept < 1:
         raise ValueError(f"{who}: expected 0 < target_accept < 1, got {target_accept}")
-    if metric not in METRICS:
-        raise ValueError(f"{who}: unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
     if not (isinstance(divergence_threshold, (int, float)) and divergence_threshold > 0):
         raise ValueError(f"{who}: expected a positive divergence_threshold, got {divergence_threshold!r}")
     if warmup == 0 and step_size is None:
@@ -239,6 +237,7 @@ def prepare_chains(
     u0, g0 = check_initial(x0, counted, who)
     x0 = x0.detach()
     chains, dim = x0.shape
+    dense = dense_metric(metric, dim, who)
     eps = None
     if step_size is not None:
         eps = torch.as_tensor(step_size, dtype=torch.float64).detach().cpu()
@@ -255,7 +254,7 @@ def prepare_chains(
             initial = Metric(inverse_mass.detach().to(x0))
         except ValueError as error:
             raise ValueError(f"{who}: {error}") from error
-    return ChainSetup(counted, x0, u0, g0, eps, initial, metric == "dense", started)
+    return ChainSetup(counted, x0, u0, g0, eps, initial, dense, started)
 
 
 def run_chains(
