@@ -1,4 +1,4 @@
-"""``canonflow/sampling/hmc.py``: invariance, detailed balance, step-size adaptation, divergences, bad input."""
+"""``canonflow/sampling/hmc.py``: invariance, detailed balance, divergences, bad input."""
 
 from __future__ import annotations
 
@@ -40,19 +40,6 @@ def test_hmc_detailed_balance_on_a_skewed_1d_target():
     assert 0.3 < result.acceptance_rate < 0.99
     euler = 0.5772156649015329
     assert abs(x1.mean() - euler) < Z_SCORE * (math.pi / math.sqrt(6)) / math.sqrt(chains)
-
-
-@pytest.mark.statistical
-def test_step_size_adaptation_reaches_target_acceptance():
-    def quartic(q: torch.Tensor) -> torch.Tensor:
-        return (0.5 * q**2 + 0.25 * q**4).sum(-1)
-
-    x0 = torch.randn(32, 10, generator=gen(7), dtype=torch.float64)
-    result = hmc(quartic, x0, 150, warmup=300, num_steps=3, generator=gen(8))
-    # dual averaging drives each chain's running mean acceptance to the target over the terminal buffer; the
-    # averaged ε̄ of a per-chain (noisy) adaptation then accepts more often, never less (Stan behaves alike)
-    assert abs(result.extra["warmup_accept"] - 0.8) < 0.05
-    assert 0.8 < result.acceptance_rate < 0.97
 
 
 @pytest.mark.statistical
