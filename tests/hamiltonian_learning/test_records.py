@@ -1,4 +1,5 @@
-"""Measured records: own times, gaps, unequal lengths, derivative estimators, float32, fitting and evaluation."""
+"""Measured records: own times, gaps, unequal lengths, float32, fitting and evaluation (reading them, and the
+derivative estimators: tests/data/test_measured.py and tests/data/test_records.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from randomness import fixed_manual_seed, seed
+from randomness import fixed_manual_seed
 
-from canonflow.data import TrajectoryRecord, estimate_derivatives, load_trajectories, trajectories
+from canonflow.data import TrajectoryRecord, load_trajectories, trajectories
 from canonflow.hamiltonian_learning import (
     HamiltonianNet,
     evaluate_hamiltonian,
@@ -61,51 +62,6 @@ def test_a_record_keeps_own_times_unequal_lengths_and_gaps() -> None:
     assert record_pairs(record, "test").shape == (76, 2, 2)  # every sample: segments have ≥ 2 samples
     with pytest.raises(ValueError, match="test: windows of 13 intervals need a gap-free segment of at least 14"):
         record_windows(record, 13, "test")
-
-
-def test_a_csv_with_own_times_per_trajectory_needs_record(tmp_path: object) -> None:
-    text = "trajectory,t,q1,p1\na,0.0,1.0,0.0\na,0.1,0.99,-0.1\na,0.25,0.97,-0.25\nb,0.0,0.0,1.0\nb,0.12,0.12,0.99\n"
-    path = tmp_path / "record.csv"
-    path.write_text(text)
-    with pytest.raises(ValueError, match="'b' is sampled at other times.*record=True"):
-        load_trajectories(path)
-    record = load_trajectories(path, record=True)
-    assert [t.tolist() for t in record.times] == [[0.0, 0.1, 0.25], [0.0, 0.12]]
-    assert record.name == "record" and record.states[1].tolist() == [[0.0, 1.0], [0.12, 0.99]]
-    with pytest.raises(ValueError, match="load_trajectories: max_gap applies to a record"):
-        load_trajectories(path, max_gap=1.0)
-    with pytest.raises(ValueError, match="load_trajectories: derivatives must be one of"):
-        load_trajectories(path, record=True, derivatives="backward")
-    (tmp_path / "twice.csv").write_text("trajectory,t,q1,p1\na,0.0,1,0\na,0.0,1,0\n")
-    with pytest.raises(ValueError, match="trajectory 'a' must be strictly increasing"):
-        load_trajectories(tmp_path / "twice.csv", record=True)
-
-
-def sine_samples(noise_std: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(sin t, cos t)`` at 121 jittered times (``h ≈ 0.05 ± 20 %``), optionally noisy, and the exact derivative."""
-    t = np.cumsum(np.r_[0.0, 0.05 * (1 + 0.4 * (np.random.default_rng(0).random(120) - 0.5))])
-    values = np.stack([np.sin(t), np.cos(t)], axis=1)
-    noise = noise_std * np.random.default_rng(seed(1)).standard_normal(values.shape)
-    return t, values + noise, np.stack([np.cos(t), -np.sin(t)], axis=1)
-
-
-@pytest.mark.parametrize(("method", "bound"), [("forward", 0.03), ("central", 1e-3), ("spline", 5e-3)])
-def test_derivative_estimators_on_uneven_times(method: str, bound: float) -> None:
-    # noise-free: RMS error of forward differences ≈ h/2·rms(sin) ≈ 0.018, of central (second-order) ones 3e-4,
-    # of the smoothing spline 2e-3 (its smoothing)
-    t, values, exact = sine_samples(0.0)
-    error = np.sqrt(((estimate_derivatives(t, values, method) - exact) ** 2).mean())
-    assert bound / 100 < error < bound, (method, error)
-    with pytest.raises(ValueError, match="estimate_derivatives: method 'spline' needs at least 5 samples"):
-        estimate_derivatives(t[:4], values[:4], "spline")
-
-
-@pytest.mark.statistical
-def test_the_smoothing_spline_beats_differences_on_noisy_samples() -> None:
-    # noise 0.01: differences amplify it by ≈ 1/(√2 h) (central RMS error 0.15), the spline smooths it (0.02)
-    t, values, exact = sine_samples(0.01)
-    errors = {m: np.sqrt(((estimate_derivatives(t, values, m) - exact) ** 2).mean()) for m in ("central", "spline")}
-    assert errors["spline"] < 0.25 * errors["central"], errors
 
 
 def test_records_and_uniform_data_in_float32() -> None:
