@@ -129,6 +129,7 @@ def fit_hamiltonian(
     tol: float = 1e-10,
     max_iter: int = 50,
     base_steps: int = 0,
+    warm_start: bool = True,
 ) -> TrainResult:
     """Fit ``model`` (a Hamiltonian ``(B, 2n) -> (B,)``) to observed trajectories; return the ``TrainResult``.
 
@@ -156,6 +157,8 @@ def fit_hamiltonian(
         validation_data: held-out trajectories (same kind as ``data``); the loss on (at most 4096 evenly
             spaced rows of) them is the validation value, and the best weights are kept.
         tol, max_iter: tolerance and iteration cap of the implicit-midpoint fixed-point solves.
+        warm_start: warm-start the implicit-midpoint solves from the extrapolated increments of the previous
+            steps (``WindowLoss(warm_start=...)``); ``False``: every solve starts from the RK2 predictor.
         base_steps: with a ``HamiltonianNet`` that has a closed-form part (``quadratic=True`` or
             ``polynomial ≥ 1``), first fit that part alone — a ``depth=0`` copy of the model, same loss, data and
             ``config`` but ``base_steps`` steps and no checkpoint — and start the full model from it; the
@@ -219,7 +222,9 @@ def fit_hamiltonian(
     if mode == "derivative":
         loss: Loss = DerivativeLoss()
     else:
-        loss = WindowLoss(step, mode, substeps=substeps, adjoint=adjoint, tol=tol, max_iter=max_iter)
+        loss = WindowLoss(
+            step, mode, substeps=substeps, adjoint=adjoint, tol=tol, max_iter=max_iter, warm_start=warm_start
+        )
     validation_rows = None
     if validation_data is not None:
         validation_rows, validation_step = rows(validation_data)

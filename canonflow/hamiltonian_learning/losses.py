@@ -149,6 +149,9 @@ class WindowLoss(Loss):
         substeps: integrator steps per interval, of size ``h = Δt / substeps``.
         adjoint: gradients by the implicit midpoint rule's discrete adjoint (``implicit_midpoint`` only).
         tol, max_iter: tolerance and iteration cap of the implicit-midpoint solves.
+        warm_start: start each implicit-midpoint solve after a window's second step from the extrapolation of
+            the last two increments instead of the RK2 predictor (``integrators.warm_start_guess``): the same
+            solution to ``tol``, fewer evaluations of ``∇H_θ``.
     """
 
     separable = True
@@ -162,6 +165,7 @@ class WindowLoss(Loss):
         adjoint: bool = False,
         tol: float = 1e-10,
         max_iter: int = 50,
+        warm_start: bool = True,
     ) -> None:
         who = type(self).__name__
         self.integrator = check_choice(integrator, WINDOW_INTEGRATORS, "integrator", who)
@@ -174,13 +178,17 @@ class WindowLoss(Loss):
         self.adjoint = bool(adjoint)
         self.tol = check_positive_float(tol, "tol", who)
         self.max_iter = check_positive_int(max_iter, "max_iter", who)
+        if not isinstance(warm_start, bool):
+            raise TypeError(f"{who}: expected warm_start to be a bool, got {warm_start!r}")
+        self.warm_start = warm_start
 
     def __call__(self, model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
         h, substeps = self.step_size, self.substeps
         steps = (batch.shape[1] - 1) * substeps
         damped = getattr(model, "damping", None) is not None
         name = f"conformal_{'leapfrog' if self.integrator == 'leapfrog' else 'midpoint'}" if damped else self.integrator
-        options = {} if self.integrator == "leapfrog" else {"tol": self.tol, "max_iter": self.max_iter}
+        midpoint = {"tol": self.tol, "max_iter": self.max_iter, "warm_start": self.warm_start}
+        options = {} if self.integrator == "leapfrog" else dict(midpoint)
         if damped:
             options["damping"] = resolve_damping(model, None, type(self).__name__)
         if h is None:  # rows with their times in the last column
@@ -198,8 +206,7 @@ class WindowLoss(Loss):
                     return None
                 return (x - batch[:, step // substeps]).pow(2).sum() / count
 
-            options = {"tol": self.tol, "max_iter": self.max_iter}
-            return implicit_midpoint_adjoint(model, x0, h, steps, loss=stage, **options)
+            return implicit_midpoint_adjoint(model, x0, h, steps, loss=stage, **midpoint)
         path = integrate(METHODS[name], model, x0, h, steps, trajectory=True, **options)
         predicted = path[substeps::substeps]  # (k, B, 2n)
         return (predicted - batch[:, 1:].transpose(0, 1)).pow(2).mean()

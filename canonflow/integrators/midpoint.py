@@ -38,6 +38,8 @@ __all__ = [
     "implicit_midpoint",
     "implicit_midpoint_adjoint",
     "implicit_midpoint_step",
+    "next_increments",
+    "warm_start_guess",
 ]
 
 StageLoss = Callable[[int, torch.Tensor], "torch.Tensor | None"]
@@ -58,12 +60,14 @@ def implicit_midpoint_step(
     max_iter: int,
     who: str = "implicit_midpoint_step",
     step: int = 0,
+    guess: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, float]:
     """Solve one implicit-midpoint step ``x' = x + h f((x + x')/2)`` for a vector field ``f``; return ``(x', r)``.
 
     ``who`` names the caller in errors and ``step`` is the step index reported by ``ConvergenceError``.
 
-    Predictor: the explicit RK2 (midpoint) step ``x' ← x + h f(x + h/2 f(x))``. Corrector: the fixed-point
+    Predictor: ``guess`` if given (a warm start, e.g. ``warm_start_guess``), else the explicit RK2 (midpoint) step
+    ``x' ← x + h f(x + h/2 f(x))`` (two evaluations of ``f``). Corrector: the fixed-point
     iteration ``x'_{k+1} = x + h f((x + x'_k)/2)``, stopped when ``r = max|x'_{k+1} - x'_k| ≤ tol·(1 + max|x'|)``
     (``tol`` floored at 16 machine epsilons). The iterations are recorded by autograd when grad mode is on,
     so the result is differentiable (by backpropagation through the converged iteration). Raises
@@ -71,7 +75,7 @@ def implicit_midpoint_step(
     ``(B, 2n) -> (B, 2n)``; the iteration contracts when ``|h|·‖∂f/∂x‖/2 < 1``.
     """
     limit = effective_tolerance(tol, x.dtype)
-    y = x + h * field(x + 0.5 * h * field(x))
+    y = x + h * field(x + 0.5 * h * field(x)) if guess is None else guess
     residual = math.inf
     for _ in range(max_iter):
         y_next = x + h * field(0.5 * (x + y))
@@ -90,12 +94,48 @@ def implicit_midpoint_step(
     )
 
 
+Increments = tuple[torch.Tensor, ...]
+"""The increments ``x_{k+1} − x_k`` of the last (up to two) steps, oldest first: a warm start's memory."""
+
+
+def warm_start_guess(x: torch.Tensor, increments: Increments | None) -> torch.Tensor | None:
+    """The initial iterate ``x + 2Δ_k − Δ_{k−1}`` of the next step from the last two increments ``Δ`` (``None``
+    before two steps have been taken: the solve then starts from its RK2 predictor).
+
+    The increment of a midpoint step, ``h Ω∇H(m)``, changes by ``O(h²)`` from step to step, so its linear
+    extrapolation is ``O(h³)`` from the solution, as close as the RK2 predictor, but costs no evaluation of ``∇H``.
+    The guess only sets where the fixed-point iteration starts: the solution is the same to the solver's tolerance.
+    It keeps its graph (as the RK2 predictor does), so that backpropagation through few iterations still sees a
+    derivative of the start that is as accurate as the start itself.
+    """
+    if increments is None or len(increments) < 2:
+        return None
+    return x + (2.0 * increments[1] - increments[0])
+
+
+def next_increments(increments: Increments | None, x: torch.Tensor, y: torch.Tensor) -> Increments:
+    """``increments`` with the step ``x → y`` appended, keeping the last two."""
+    return ((() if increments is None else increments) + (y - x,))[-2:]
+
+
 def _midpoint_step(
-    gradient: HamiltonianGradient, x: torch.Tensor, h: StepSize, carry: None, k: int, *, tol: float, max_iter: int
-) -> tuple[torch.Tensor, None]:
-    """One step ``x' = x + h Ω∇H((x + x')/2)`` (see ``implicit_midpoint_step``)."""
-    y, _ = implicit_midpoint_step(gradient.field, x, h, tol=tol, max_iter=max_iter, who=gradient.who, step=k)
-    return y, None
+    gradient: HamiltonianGradient,
+    x: torch.Tensor,
+    h: StepSize,
+    carry: Increments | None,
+    k: int,
+    *,
+    tol: float,
+    max_iter: int,
+    warm_start: bool = False,
+) -> tuple[torch.Tensor, Increments | None]:
+    """One step ``x' = x + h Ω∇H((x + x')/2)`` (see ``implicit_midpoint_step``); with ``warm_start`` the carry is the
+    last increments and the solve starts from their extrapolation (``warm_start_guess``)."""
+    guess = warm_start_guess(x, carry) if warm_start else None
+    y, _ = implicit_midpoint_step(
+        gradient.field, x, h, tol=tol, max_iter=max_iter, who=gradient.who, step=k, guess=guess
+    )
+    return y, next_increments(carry, x, y) if warm_start else None
 
 
 IMPLICIT_MIDPOINT = Method("implicit_midpoint", 2, _midpoint_step, separable=False, symplectic=True, symmetric=True)
@@ -110,6 +150,7 @@ def implicit_midpoint(
     trajectory: bool = False,
     tol: float = 1e-12,
     max_iter: int = 100,
+    warm_start: bool = False,
 ) -> torch.Tensor:
     """The implicit midpoint rule ``x' = x + h Ω∇H((x + x')/2)`` for any ``H(q, p)``; order 2, symplectic.
 
@@ -118,16 +159,18 @@ def implicit_midpoint(
     force) are conserved exactly, up to the solver tolerance. Each step is solved by an explicit RK2
     predictor and a fixed-point corrector (see ``implicit_midpoint_step``), stopped at max-norm change
     ``≤ tol·(1 + max|x'|)``; after ``max_iter`` corrector iterations without convergence it raises
-    ``ConvergenceError`` (with ``.residual`` and ``.step``). Gradients by backpropagation through the
+    ``ConvergenceError`` (with ``.residual`` and ``.step``). With ``warm_start`` every step after the
+    second starts instead from the extrapolation of the last two increments (``warm_start_guess``): no predictor
+    evaluations, the same solution to ``tol`` (but not bit for bit: off by default; training turns it on,
+    ``hamiltonian_learning.WindowLoss``). Gradients by backpropagation through the
     iterations; ``implicit_midpoint_adjoint`` gives the same values with constant-memory gradients.
     Returns ``(B, 2n)`` or ``(steps + 1, B, 2n)``.
     """
     who = IMPLICIT_MIDPOINT.name
     tol = check_positive_float(tol, "tol", who)
     check_positive_int(max_iter, "max_iter", who)
-    return integrate(
-        IMPLICIT_MIDPOINT, hamiltonian, x0, step_size, steps, trajectory=trajectory, tol=tol, max_iter=max_iter
-    )
+    options = {"tol": tol, "max_iter": max_iter, "warm_start": bool(warm_start)}
+    return integrate(IMPLICIT_MIDPOINT, hamiltonian, x0, step_size, steps, trajectory=trajectory, **options)
 
 
 class ImplicitMidpointSolver:
@@ -137,6 +180,8 @@ class ImplicitMidpointSolver:
     discrete adjoint (when grad mode is on). ``parameters`` are the tensors that receive adjoint gradients
     (typically ``hamiltonian.parameters()``); ``loss`` is the running loss of ``output="loss"``. After a
     call, ``last_residual`` is the largest fixed-point residual of its solves and ``final_state`` is ``x_L``.
+    With ``warm_start`` each solve after the second of a run (forward, or the backward reconstruction of the
+    adjoint) starts from the extrapolated increments (``warm_start_guess``) instead of the RK2 predictor.
     The inputs are not checked here (``implicit_midpoint_adjoint`` and the layers check them).
     """
 
@@ -150,8 +195,11 @@ class ImplicitMidpointSolver:
         who: str,
         parameters: Iterable[torch.Tensor] = (),
         loss: StageLoss | None = None,
+        warm_start: bool = False,
     ) -> None:
         self.hamiltonian = hamiltonian
+        self.warm_start = warm_start
+        self.increments: Increments | None = None
         self.params = tuple(parameters)
         self.steps = steps
         self.tol = tol
@@ -167,16 +215,20 @@ class ImplicitMidpointSolver:
 
     def step(self, x: torch.Tensor, h: torch.Tensor, index: int) -> torch.Tensor:
         """The state one step of size ``h`` after ``x``; ``index`` is reported by a ``ConvergenceError``."""
+        guess = warm_start_guess(x, self.increments) if self.warm_start else None
         y, residual = implicit_midpoint_step(
-            self.field, x, h, tol=self.tol, max_iter=self.max_iter, who=self.who, step=index
+            self.field, x, h, tol=self.tol, max_iter=self.max_iter, who=self.who, step=index, guess=guess
         )
         self.last_residual = max(self.last_residual, residual)
+        if self.warm_start:
+            self.increments = next_increments(self.increments, x, y)
         return y
 
     def solve(self, x: torch.Tensor, h: torch.Tensor, output: str = "final") -> torch.Tensor:
         """``output``: ``"final"`` -> ``x_L`` ``(B, 2n)``; ``"trajectory"`` -> ``(steps + 1, B, 2n)``;
         ``"loss"`` -> ``Σ_k loss(k, x_k)``, a scalar, keeping one state at a time."""
         self.last_residual = 0.0
+        self.increments = None
         states = [x]
         total = self._stage_loss(0, x) if output == "loss" else None
         for k in range(self.steps):
@@ -271,14 +323,13 @@ class _MidpointAdjoint(torch.autograd.Function):
         lam = direct(solver.steps, x_next)
         lam = torch.zeros_like(x_next) if lam is None else lam
         limit = effective_tolerance(solver.tol, lam.dtype)
+        solver.increments = None
         for k in reversed(range(solver.steps)):
             if output == "trajectory":
                 x_prev = saved[k]
             else:
                 with torch.no_grad():
-                    x_prev = implicit_midpoint_step(
-                        solver.field, x_next, -h, tol=solver.tol, max_iter=solver.max_iter, who=solver.who, step=k
-                    )[0]
+                    x_prev = solver.step(x_next, -h, k)
             with torch.enable_grad():
                 m = (0.5 * (x_prev + x_next)).requires_grad_(True)  # detached: a leaf of this step's graph
                 fm = solver.field(m)
@@ -324,12 +375,14 @@ def implicit_midpoint_adjoint(
     tol: float = 1e-12,
     max_iter: int = 100,
     parameters: Iterable[torch.Tensor] | None = None,
+    warm_start: bool = False,
 ) -> torch.Tensor:
     """``implicit_midpoint`` with constant-memory discrete-adjoint gradients.
 
     Runs ``steps`` steps ``x' = x + h Ω∇H((x + x')/2)`` from ``x0`` (``(B, 2n)``) and returns ``x_L``
     (``(B, 2n)``) or, with ``trajectory=True``, ``[x_0, ..., x_L]`` (``(steps + 1, B, 2n)``); the values equal
-    those of ``implicit_midpoint`` with the same ``tol`` and ``max_iter``. With ``loss`` — a callable
+    those of ``implicit_midpoint`` with the same ``tol``, ``max_iter`` and ``warm_start`` (which also warm-starts
+    the backward reconstruction of earlier states). With ``loss`` — a callable
     ``loss(k, x_k)`` returning a scalar tensor or ``None`` (no term) for the state after step ``k`` — it
     returns instead the running loss ``Σ_{k=0}^{L} loss(k, x_k)`` (a 0-dim tensor), computed keeping one
     state at a time; e.g. ``loss = lambda k, x: ((x - targets[k]) ** 2).mean()`` for trajectory matching.
@@ -354,7 +407,14 @@ def implicit_midpoint_adjoint(
         parameters = hamiltonian.parameters() if isinstance(hamiltonian, nn.Module) else ()
     h = torch.as_tensor(step_size, dtype=x0.dtype, device=x0.device)
     solver = ImplicitMidpointSolver(
-        hamiltonian, steps, tol=tol, max_iter=max_iter, who=who, parameters=parameters, loss=loss
+        hamiltonian,
+        steps,
+        tol=tol,
+        max_iter=max_iter,
+        who=who,
+        parameters=parameters,
+        loss=loss,
+        warm_start=bool(warm_start),
     )
     output = "loss" if loss is not None else "trajectory" if trajectory else "final"
     return solver.run(x0, h, output, adjoint=True)
