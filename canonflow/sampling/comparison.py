@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from canonflow.sampling.euclidean_metric import METRICS
 from canonflow.sampling.flow_mcmc import flow_mcmc, importance_resample
 from canonflow.sampling.hmc import hmc
 from canonflow.sampling.metrics import sampler_metrics
@@ -60,6 +61,7 @@ def compare_samplers(
     device: str | torch.device = "cpu",
     precondition: str = "moments",
     sampler: str = "hmc",
+    metric: str = "auto",
 ) -> SamplerComparison:
     """Sample ``target`` with ``sampler`` (one of :data:`SAMPLERS`), train a canonical and a learned-leapfrog
     :class:`FlowSampler`, then sample with the same sampler in the canonical flow's latent space (NeuTra-HMC or
@@ -73,12 +75,16 @@ def compare_samplers(
     :class:`~canonflow.training.TrainConfig` of each flow in :data:`FLOWS`; ``precondition``: as
     :func:`~canonflow.sampling.train_sampler`, fitted once for both flows (with the generator ``train_sampler`` seeds
     from the first flow's ``TrainConfig.seed``). The flows are initialized from torch's global random state;
-    everything else draws from ``generator``.
+    everything else draws from ``generator``. ``metric``: the adapted metric of ``sampler`` on the target and in
+    the latent space (one of :data:`~canonflow.sampling.euclidean_metric.METRICS`, as for
+    :func:`~canonflow.sampling.hmc`: ``"auto"`` is dense for ``d ≤ 50``).
     """
     check_choice(sampler, SAMPLERS, "sampler", "compare_samplers")
+    check_choice(metric, METRICS, "metric", "compare_samplers")
     chains, samples, warmup, potential = settings["chains"], settings["samples"], settings["warmup"], target.potential
     start = target.initial(chains, generator)
     steps = {"num_steps": settings["hmc_steps"]} if sampler == "hmc" else {}
+    steps["metric"] = metric
     direct, latent = (hmc, neutra_hmc) if sampler == "hmc" else (nuts, neutra_nuts)
     draws = {sampler: direct(potential, start, samples, warmup=warmup, generator=generator, **steps)}
     layers = {key: settings[key] for key in LAYER_SETTINGS}
@@ -104,7 +110,7 @@ def compare_samplers(
             "seconds": trained.seconds, "steps": trained.steps, "best_reverse_kl_bound": trained.best_validation
         }  # fmt: skip
     if sampler == "hmc":
-        steps = {"num_steps": settings.get("neutra_steps", settings["hmc_steps"])}
+        steps["num_steps"] = settings.get("neutra_steps", settings["hmc_steps"])
     canonical, leapfrog = flows["canonical"], flows["leapfrog"]
     draws[f"neutra_{sampler}"] = latent(
         canonical, potential, samples, chains, generator=generator, warmup=warmup, **steps
