@@ -16,7 +16,7 @@ from canonflow.sampling.diagnostics import (
     rank_normalize,
     rhat,
 )
-from canonflow.sampling.euclidean_metric import Metric
+from canonflow.sampling.euclidean_metric import METRICS, Metric
 from canonflow.sampling.flow_mcmc import ImportanceResult, flow_mcmc, importance_resample, log_weights
 from canonflow.sampling.hmc import hmc
 from canonflow.sampling.initialization import find_mode, initial_points
@@ -50,6 +50,7 @@ __all__ = [
     "compare_samplers",
     "hmc",
     "nuts",
+    "METRICS",
     "Metric",
     "initial_points",
     "find_mode",
