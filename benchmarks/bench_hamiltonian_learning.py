@@ -7,7 +7,11 @@ mode for ``--steps`` optimizer steps, after one warm-up round), so a change of t
 alike; the median over rounds of each mode's seconds per step is reported, and its ratio to the first mode's
 (derivative fitting by default).
 ``leapfrog, full ∇H`` is leapfrog on the same separable model with its parts hidden, i.e. every kick and drift taking
-the gradient of both networks (canonflow before the separable-parts path).
+the gradient of both networks (canonflow before the separable-parts path). ``leapfrog`` takes the closed-form part
+gradients (``HamiltonianNet.part_gradients``). The implicit-midpoint modes warm-start their solves (``warm_start=True``,
+the default of ``fit_hamiltonian``); ``cold start`` starts every solve from the RK2 predictor. ``H evaluations / step``
+counts the model's forward calls per optimizer step (predictor, fixed-point iterations and, for the adjoint, the
+backward reconstruction and adjoint solves; the closed-form leapfrog calls none).
 
 Usage: ``python benchmarks/bench_hamiltonian_learning.py [--rounds 5] [--steps 30] [--threads 1]
 [--out benchmarks/results/bench_hamiltonian_learning.json]``. Prints a markdown table; writes the JSON with the
@@ -43,13 +47,15 @@ class WholeGradient(HamiltonianNet):
         return False
 
 
-MODES = {  # label -> (model class, separable, mode, adjoint)
-    "derivative": (HamiltonianNet, False, "derivative", False),
-    "derivative (separable)": (HamiltonianNet, True, "derivative", False),
-    "leapfrog": (HamiltonianNet, True, "leapfrog", False),
-    "leapfrog, full ∇H": (WholeGradient, True, "leapfrog", False),
-    "implicit midpoint": (HamiltonianNet, False, "implicit_midpoint", False),
-    "implicit midpoint, adjoint": (HamiltonianNet, False, "implicit_midpoint", True),
+MODES = {  # label -> (model class, separable, mode, adjoint, warm start)
+    "derivative": (HamiltonianNet, False, "derivative", False, False),
+    "derivative (separable)": (HamiltonianNet, True, "derivative", False, False),
+    "leapfrog": (HamiltonianNet, True, "leapfrog", False, False),
+    "leapfrog, full ∇H": (WholeGradient, True, "leapfrog", False, False),
+    "implicit midpoint": (HamiltonianNet, False, "implicit_midpoint", False, True),
+    "implicit midpoint, cold start": (HamiltonianNet, False, "implicit_midpoint", False, False),
+    "implicit midpoint, adjoint": (HamiltonianNet, False, "implicit_midpoint", True, True),
+    "implicit midpoint, adjoint, cold start": (HamiltonianNet, False, "implicit_midpoint", True, False),
 }
 
 
@@ -72,21 +78,26 @@ def main() -> None:
     data = trajectories(system, args.trajectories, (6.0, 61), noise_std=0.01, seed=0)
     modes = {label: MODES[label] for label in args.modes}
     models, seconds = {}, {label: [] for label in modes}
-    for label, (cls, separable, _, _) in modes.items():
+    calls = {label: [0, 0] for label in modes}  # forward calls, optimizer steps (after warm-up)
+    for label, (cls, separable, _, _, _) in modes.items():
         torch.manual_seed(0)
         models[label] = cls(1, hidden=args.hidden, depth=2, separable=separable, dtype=args.dtype)
+        models[label].register_forward_hook(lambda *_, count=calls[label]: count.__setitem__(0, count[0] + 1))
     for round_ in range(args.rounds + 1):  # round 0 warms up
-        for label, (_, _, mode, adjoint) in modes.items():
+        for label, (_, _, mode, adjoint, warm) in modes.items():
             options = {} if mode == "derivative" else {"window": args.window}
             batch = args.targets if mode == "derivative" else args.targets // args.window
             config = TrainConfig(steps=args.steps, lr=1e-4, progress=False, schedule="constant")
+            if round_ == 1:
+                calls[label][0] = 0
             began = time.perf_counter()
             result = fit_hamiltonian(
-                models[label], data, mode, adjoint=adjoint, batch_size=batch, config=config, **options
+                models[label], data, mode, adjoint=adjoint, batch_size=batch, config=config, warm_start=warm, **options
             )
             elapsed = time.perf_counter() - began
             if round_:
                 seconds[label].append(min(elapsed, result.seconds) / result.steps)
+                calls[label][1] += result.steps
     load_after = os.getloadavg()
     median = {label: statistics.median(values) for label, values in seconds.items()}
     base = median[args.modes[0]]
@@ -96,6 +107,7 @@ def main() -> None:
             "seconds_per_step": median[label],
             "steps_per_second": 1.0 / median[label],
             "ratio_to_first": median[label] / base,
+            "hamiltonian_evaluations_per_step": calls[label][0] / calls[label][1],
             "per_round": seconds[label],
         }
         for label in modes
@@ -104,12 +116,12 @@ def main() -> None:
         f"G = {args.targets} targets per step, windows of k = {args.window}, hidden {args.hidden}, {args.dtype}, "
         f"{args.threads} thread(s); load average {load_before} -> {load_after}"
     )
-    print(f"| mode | ms / step | steps / s | × {args.modes[0]} |")
-    print("|---|---:|---:|---:|")
+    print(f"| mode | ms / step | steps / s | × {args.modes[0]} | H evaluations / step |")
+    print("|---|---:|---:|---:|---:|")
     for row in rows:
         print(
             f"| {row['mode']} | {1000 * row['seconds_per_step']:.2f} | {row['steps_per_second']:.0f} | "
-            f"{row['ratio_to_first']:.2f} |"
+            f"{row['ratio_to_first']:.2f} | {row['hamiltonian_evaluations_per_step']:.1f} |"
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     record = {
