@@ -70,6 +70,7 @@ class IrrotationalMLP(nn.Module):
         self.b3 = nn.Parameter(torch.zeros(n))
 
     def forward(self, q: torch.Tensor) -> torch.Tensor:
-        h = self.activation(q @ self.w1.T + self.b1)
-        h = self.activation(self.w2 * h + self.b2)
-        return h @ self.w1 + self.b3
+        # fused bias adds (addmm, addcmul): three kernels fewer per call, and per backward, than matmul + add
+        h = self.activation(torch.addmm(self.b1, q, self.w1.T))
+        h = self.activation(torch.addcmul(self.b2, self.w2, h))
+        return torch.addmm(self.b3, h, self.w1)
