@@ -74,13 +74,12 @@ from canonflow.integrators.conformal import (
 )
 from canonflow.integrators.midpoint import (
     IMPLICIT_MIDPOINT,
-    ImplicitMidpointSolver,
     StageLoss,
     effective_tolerance,
     implicit_midpoint,
-    implicit_midpoint_adjoint,
     implicit_midpoint_step,
 )
+from canonflow.integrators.midpoint_adjoint import ImplicitMidpointSolver, implicit_midpoint_adjoint
 from canonflow.integrators.runge_kutta import RK4, rk4
 from canonflow.integrators.splitting import (
     LEAPFROG,
