@@ -13,9 +13,10 @@ __all__ = ["LinearSymplectic", "MatrixExpSymplectic"]
 
 
 def _unit_triangular_inverse(strict: torch.Tensor) -> torch.Tensor:
-    """``(I + N)⁻¹`` for a strictly triangular ``(k, k)`` ``N``, as ``(I − N)(I + N²)(I + N⁴)⋯``.
+    """``(I + N)⁻¹`` for a nilpotent ``(k, k)`` ``N`` (strictly triangular, or the real block of a strictly
+    triangular complex matrix), as ``(I − N)(I + N²)(I + N⁴)⋯``.
 
-    ``N`` is nilpotent (``N^k = 0``), so the product of ``⌈log₂ k⌉`` factors is the exact finite series
+    ``N^k = 0``, so the product of ``⌈log₂ k⌉`` factors is the exact finite series
     ``Σ_{j<k} (−N)^j``; it is made of matrix products only, which every backend and ``torch.compile`` trace.
     """
     eye = torch.eye(strict.shape[0], dtype=strict.dtype, device=strict.device)
@@ -27,9 +28,9 @@ def _unit_triangular_inverse(strict: torch.Tensor) -> torch.Tensor:
     return inverse
 
 
-def _real_block(matrix: torch.Tensor) -> torch.Tensor:
-    """The real ``(2a, 2b)`` matrix acting on rows ``[re z, im z]`` as the complex ``(a, b)`` matrix acts on ``z``."""
-    re, im = matrix.real, matrix.imag
+def _real_block(re: torch.Tensor, im: torch.Tensor) -> torch.Tensor:
+    """The real ``(2a, 2b)`` matrix acting on rows ``[re z, im z]`` as the complex ``(a, b)`` matrix ``re + i im``
+    acts on ``z``; it maps products to products, so complex matrix algebra runs on it in real arithmetic."""
     return torch.cat([torch.cat([re, im], 1), torch.cat([-im, re], 1)], 0)
 
 
@@ -75,12 +76,20 @@ class LinearSymplectic(SymplecticTransform):
         """
         if self.householder == 0:
             return x
-        basis = torch.complex(self.reflector_real, self.reflector_imag).T
-        gram = basis.conj().T @ basis
-        half = gram.diagonal() / 2  # T⁻¹ = D (I + D⁻¹ striu(G)) with D = diag(G)/2, so T = (I + D⁻¹ striu(G))⁻¹ D⁻¹
-        tri = _unit_triangular_inverse(gram.triu(1) / half[:, None]) / half[None, :]
-        encode = basis.conj() @ (tri.conj() if inverse else tri.T)
-        return x - (x @ _real_block(encode)) @ _real_block(basis.T)
+        k = self.householder
+        re, im = self.reflector_real.T, self.reflector_imag.T  # V = re + i im, (n, k)
+        gram_re, gram_im = re.T @ re + im.T @ im, re.T @ im - im.T @ re  # G = V†V, Hermitian
+        half = gram_re.diagonal() / 2  # T⁻¹ = D (I + D⁻¹ striu(G)) with D = diag(G)/2, so T = (I + D⁻¹ striu(G))⁻¹ D⁻¹
+        # in real arithmetic (inductor has no complex kernels): the real block of D⁻¹ striu(G) is nilpotent too
+        inverse_block = _unit_triangular_inverse(
+            _real_block(gram_re.triu(1), gram_im.triu(1)) / half.repeat(2)[:, None]
+        )
+        tri_re, tri_im = inverse_block[:k, :k] / half[None, :], inverse_block[:k, k:] / half[None, :]
+        if inverse:  # conj(V) conj(T)
+            encode_re, encode_im = re @ tri_re - im @ tri_im, -(re @ tri_im + im @ tri_re)
+        else:  # conj(V) Tᵀ
+            encode_re, encode_im = re @ tri_re.T + im @ tri_im.T, re @ tri_im.T - im @ tri_re.T
+        return x - (x @ _real_block(encode_re, encode_im)) @ _real_block(re.T, im.T)
 
     def _mode_coefficients(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """The per-mode ``2 × 2`` map ``(q, p) -> (c₁₁q + c₁₂p, c₂₁q + c₂₂p)`` of ``N A D`` (diagonal variant)."""
