@@ -528,3 +528,13 @@ def test_action_angle_of_your_own_system_from_a_module(
     assert results["description"] == "your own system (generic preset)" and len(results["action_conservation"]) == 1
     assert main(["evaluate", str(out / "model.pt"), "--quick", "--quiet"]) == 0
     assert "action_conservation" in capsys.readouterr().out
+
+
+def test_the_sample_options_offer_the_library_choices() -> None:
+    # the catalog names them without importing torch; the library's tuples are the truth
+    from canonflow.sampling import METRICS
+    from canonflow.sampling.comparison import SAMPLERS
+
+    options = {option.name: option for option in COMMANDS["sample"].options}
+    assert tuple(options["metric"].choices) == METRICS and tuple(options["sampler"].choices) == SAMPLERS
+    assert options["metric"].default == "auto" and options["sampler"].default == "hmc"

@@ -173,6 +173,8 @@ SUBCOMMANDS: dict[str, Command] = {
                 Option("sampler", "hmc", "gradient-based sampler on the target and in the canonical flow's latent "
                        "space (NeuTra): HMC with the preset's leapfrog steps, or NUTS", choices=("hmc", "nuts"),
                        on_resume=True),
+                Option("metric", "auto", "their mass matrix: dense up to 50 dimensions and diagonal above (auto), "
+                       "diagonal (Stan's default) or dense", choices=("auto", "diag", "dense"), on_resume=True),
                 *TRAINING_OPTIONS,
                 *COMMON_OPTIONS,
             ),

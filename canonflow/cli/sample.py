@@ -61,7 +61,7 @@ def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
     dtype = as_dtype(config["dtype"], "sample")
     found = compare_samplers(
         target, cfg, training, gen, dtype=dtype, device=config["device"], precondition=config["precondition"],
-        sampler=config["sampler"],
+        sampler=config["sampler"], metric=config["metric"],
     )  # fmt: skip
     summary = {"target": name, "dim": target.dim, "sampler": config["sampler"], "settings": cfg}
     summary["samplers"] = found.scores
