@@ -63,7 +63,8 @@ def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
         target, cfg, training, gen, dtype=dtype, device=config["device"], precondition=config["precondition"],
         sampler=config["sampler"], metric=config["metric"],
     )  # fmt: skip
-    summary = {"target": name, "dim": target.dim, "sampler": config["sampler"], "settings": cfg}
+    summary = {"target": name, "dim": target.dim, "sampler": config["sampler"], "metric": config["metric"]}
+    summary["settings"] = cfg
     summary["samplers"] = found.scores
     summary |= {"training": found.training, "exact_iid_reference": None, "notes": NOTES}
     if target.exact:
