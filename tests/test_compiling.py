@@ -1,4 +1,4 @@
-"""``canonflow/compiling.py``: ``canonflow.compile`` and ``TrainConfig(compile=...)`` equal eager, keep models saveable."""
+"""``canonflow/compiling.py``: compiled flows and training equal eager; compiled models stay saveable."""
 
 from __future__ import annotations
 
