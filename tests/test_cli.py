@@ -340,6 +340,7 @@ def test_truncated_foreign_and_wrong_architecture_checkpoints_give_clear_errors(
         assert message in error and "Traceback" not in error and len(error.strip().splitlines()) == 1, error
 
 
+@pytest.mark.xdist_group("multi-process")  # with tests/test_distributed.py: one job with local ports at a time
 def test_nproc_2_matches_one_process_and_only_rank_0_writes(tmp_path: Path) -> None:
     one, two = tmp_path / "one", tmp_path / "two"
     assert main([*BANANA, "--quick", "--quiet", "--steps", "40", "--out", str(one)]) == 0

@@ -40,6 +40,9 @@ from canonflow.distributions import PhaseSpaceGaussian
 from canonflow.flow import CanonicalFlow
 from canonflow.training import TrainConfig, train
 
+# every test here starts processes that find each other over local ports: one xdist group runs them one at a
+# time (with `canonflow --nproc 2` of test_cli), so no two jobs race for a port another has just released
+pytestmark = pytest.mark.xdist_group("multi-process")
 GLOBAL_BATCH = 64
 STEPS = 15
 Outcome = dict[str, object]
