@@ -20,7 +20,7 @@ from canonflow.sampling.metrics import sampler_metrics
 from canonflow.sampling.model import FlowSampler
 from canonflow.sampling.neutra import neutra_hmc, neutra_nuts
 from canonflow.sampling.nuts import nuts
-from canonflow.sampling.precondition import fit_preconditioner
+from canonflow.sampling.precondition import PRECONDITIONERS, Preconditioner, fit_preconditioner
 from canonflow.sampling.result import SamplingResult
 from canonflow.sampling.targets import Target
 from canonflow.sampling.training import train_sampler
@@ -59,7 +59,7 @@ def compare_samplers(
     *,
     dtype: torch.dtype = torch.float64,
     device: str | torch.device = "cpu",
-    precondition: str = "moments",
+    precondition: str | Preconditioner = "moments",
     sampler: str = "hmc",
     metric: str = "auto",
 ) -> SamplerComparison:
@@ -81,6 +81,8 @@ def compare_samplers(
     """
     check_choice(sampler, SAMPLERS, "sampler", "compare_samplers")
     check_choice(metric, METRICS, "metric", "compare_samplers")
+    if not isinstance(precondition, Preconditioner):
+        check_choice(precondition, PRECONDITIONERS, "precondition", "compare_samplers")
     chains, samples, warmup, potential = settings["chains"], settings["samples"], settings["warmup"], target.potential
     start = target.initial(chains, generator)
     steps = {"num_steps": settings["hmc_steps"]} if sampler == "hmc" else {}
@@ -96,7 +98,9 @@ def compare_samplers(
         ),
     }  # fmt: skip
     summaries = {}
-    if precondition != "none":  # one fit serves both flows: the one train_sampler makes from the first flow's seed
+    if (
+        isinstance(precondition, str) and precondition != "none"
+    ):  # one fit for both: train_sampler's from the first seed
         seeded = torch.Generator().manual_seed(training[FLOWS[0]].seed + 2)
         precondition = fit_preconditioner(potential, target.dim, precondition, generator=seeded)
     for name, flow in flows.items():

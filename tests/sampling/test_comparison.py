@@ -55,3 +55,5 @@ def test_an_unknown_sampler_is_refused_before_any_work() -> None:
         compare_samplers(_gaussian(), {}, {}, torch.Generator(), sampler="mala")
     with pytest.raises(ValueError, match="compare_samplers: metric must be one of 'auto', 'diag', 'dense', got 'full'"):
         compare_samplers(_gaussian(), {}, {}, torch.Generator(), metric="full")
+    with pytest.raises(ValueError, match="compare_samplers: precondition must be one of 'moments', 'laplace', 'none'"):
+        compare_samplers(_gaussian(), {}, {}, torch.Generator(), precondition="whiten")
