@@ -209,9 +209,8 @@ def add_options(parser: argparse.ArgumentParser, options: Sequence[Option]) -> N
 
 def add_arguments(parser: argparse.ArgumentParser, command: Any) -> None:
     """Add the options of ``command`` (a :class:`~canonflow.cli.catalog.Command`: its ``options``, ``resumable``
-    and ``distributed``) and
-    the run flags (``--config``, ``--out``, ``--overwrite``, ``--resume``, ``--nproc``, ``--quiet``) to
-    ``parser``."""
+    and ``distributed``) and the run flags (``--config``, ``--out``, ``--overwrite``, ``--resume``, ``--nproc``,
+    ``--quiet``) to ``parser``."""
     add_options(parser, command.options)
     parser.add_argument("--config", type=Path, metavar="FILE.toml", help="config file; flags override it")
     parser.add_argument("--out", type=_directory, metavar="DIR", help="run directory (default: none, nothing written)")

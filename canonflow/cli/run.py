@@ -2,12 +2,11 @@
 
 A subcommand is a :class:`~canonflow.cli.catalog.Command`: its :class:`~canonflow.cli.options.Option` list and a
 ``run(config, run) -> dict`` function (``run``: the :class:`~canonflow.run_directory.Run` that owns the run
-directory). :func:`execute`
-resolves the config (defaults < ``--config`` file < flags), claims the run directory before anything is written,
-runs the command, writes ``config.toml``, ``figures/`` and ``metrics.json``, prints the report, and turns the
-expected failures into one line on stderr and an exit code: 0 done, 1 diverged or an unusable checkpoint,
-2 invalid input or an unusable run directory, 130 interrupted (docs/run-directory.md). A ``distributed``
-command takes ``--nproc N`` (relaunched under torchrun); only rank 0 writes and prints.
+directory). :func:`execute` resolves the config (defaults < ``--config`` file < flags), claims the run directory
+before anything is written, runs the command, writes ``config.toml``, ``figures/`` and ``metrics.json``, prints the
+report, and turns the expected failures into one line on stderr and an exit code: 0 done, 1 diverged or an
+unusable checkpoint, 2 invalid input or an unusable run directory, 130 interrupted (docs/run-directory.md). A
+``distributed`` command takes ``--nproc N`` (relaunched under torchrun); only rank 0 writes and prints.
 """
 
 from __future__ import annotations
