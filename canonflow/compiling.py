@@ -3,9 +3,10 @@
 ``torch.compile(flow)`` is the wrong call for a flow: it returns a wrapper that compiles only ``forward``, which an
 nflows ``Flow`` does not use (``log_prob``, ``sample`` and the estimators call its transform), and whose state-dict
 keys gain an ``_orig_mod.`` prefix that ``canonflow.load`` cannot read. :func:`compile` compiles in place
-(``torch.nn.Module.compile``) the module that does the work: a :class:`~canonflow.flow.CanonicalFlow`'s transform,
-both directions (so ``log_prob``, ``sample``, ``sample_and_log_prob`` and every trainer run it compiled), or any other
-module's ``forward``. Parameters, state dict, ``save`` and ``canonflow.load`` are unchanged.
+(``torch.nn.Module.compile``) what does the work: any module's ``forward``, and for a
+:class:`~canonflow.flow.CanonicalFlow` (:meth:`~canonflow.flow.CanonicalFlow.compile`) its transform in both
+directions, so ``log_prob``, ``sample``, ``sample_and_log_prob`` and every trainer run it compiled. Parameters,
+state dict, ``save`` and ``canonflow.load`` are unchanged.
 
 Compiling costs seconds to tens of seconds on the first call (and again for each new input shape until shapes are
 marked dynamic); it pays in long runs of small and medium flows, where a step is mostly framework overhead
@@ -18,8 +19,6 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 import torch
-
-from canonflow.flow import CanonicalFlow
 
 __all__ = ["compile"]
 
@@ -41,10 +40,5 @@ def compile(model: Model, **options: Any) -> Model:  # noqa: A001 - canonflow.co
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"canonflow.compile: expected a torch.nn.Module, got {type(model).__name__}")
-    if isinstance(model, CanonicalFlow):  # both directions: log_prob runs forward, sampling runs inverse
-        transform = model.transform
-        transform.compile(**options)
-        transform.inverse = torch.compile(transform.inverse, **options)
-    else:
-        model.compile(**options)
+    model.compile(**options)  # in place; CanonicalFlow.compile compiles its transform both ways
     return model

@@ -182,6 +182,14 @@ class CanonicalFlow(Flow):
         """Write the config and weights atomically to ``path`` (read back with ``canonflow.load``)."""
         save_model(path, self, extra)
 
+    def compile(self, *args: Any, **options: Any) -> None:
+        """Compile, in place, the transform in both directions (``torch.compile`` options as ``options``):
+        ``log_prob`` runs it forward, sampling and reverse-KL training run its inverse. ``Module.compile`` would
+        compile only ``forward``, which a flow does not use. The state dict is unchanged."""
+        transform = self.transform
+        transform.compile(*args, **options)
+        transform.inverse = torch.compile(transform.inverse, *args, **options)
+
 
 register_migration("PhaseSpaceFlow", "CanonicalFlow")  # density's flow before the one-flow reshape: same config
 
