@@ -117,13 +117,7 @@ class HamiltonianGradient:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.analytic is not None:
-            grad = self.analytic(x)
-            if grad.shape != x.shape:
-                raise ValueError(
-                    f"{self.who}: the Hamiltonian's gradient(x) must return the shape of x {tuple(x.shape)}, "
-                    f"got {tuple(grad.shape)}"
-                )
-            return grad
+            return self._checked(self.analytic(x), x, "gradient(x)")
         return vector_jacobian_product(self._scalar, x, x.new_ones(x.shape[0]), who=self.who)
 
     def _scalar(self, y: torch.Tensor) -> torch.Tensor:
