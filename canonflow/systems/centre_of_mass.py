@@ -48,6 +48,12 @@ class CentreOfMassFrame(HamiltonianSystem):
         with validation(False):
             return self.system.hamiltonian(self.embed(join(q, p)))
 
+    def _vector_field(self, x: torch.Tensor) -> torch.Tensor:
+        # O is orthogonal, so the frame's field is the lattice's field rotated back (closed form when the
+        # lattice's is); its centre-of-mass pair, (P/√N, 0) at P = 0, is dropped
+        with validation(False):
+            return self.reduce(self.system.vector_field(self.embed(x)))
+
     def _sample_initial(self, num: int, generator: torch.Generator | None) -> torch.Tensor:
         return self.reduce(self.system.sample_initial(num, generator=generator))
 

@@ -49,6 +49,18 @@ class Toda(HamiltonianSystem):
     def _potential(self, q: torch.Tensor) -> torch.Tensor:
         return torch.exp(self._bond_differences(q)).sum(-1)
 
+    def _vector_field(self, x: torch.Tensor) -> torch.Tensor:
+        # (q̇, ṗ) = (p, −∂V/∂q) with ∂V/∂q_i = e^{q_i − q_{i+1}} − e^{q_{i−1} − q_i}: bond i pushes particle i and
+        # pulls particle i + 1 (cyclically when periodic)
+        q, p = split(x)
+        bonds = torch.exp(self._bond_differences(q))
+        if self.periodic:
+            force = torch.roll(bonds, 1, dims=-1) - bonds
+        else:
+            zero = bonds.new_zeros(bonds.shape[0], 1)
+            force = torch.cat([zero, bonds], -1) - torch.cat([bonds, zero], -1)
+        return join(p, force)
+
     def lax_matrix(self, x: torch.Tensor) -> torch.Tensor:
         """Flaschka's symmetric Lax matrix ``L(x)`` (see the class docstring), shape ``(B, N, N)``."""
         self._check_x(x, "lax_matrix")

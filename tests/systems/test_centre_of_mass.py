@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from randomness import gen
 
-from canonflow.phase_space import split
+from canonflow.phase_space import hamiltonian_vector_field, split
 from canonflow.systems import FPUT, CentreOfMassFrame, Toda
 from systems.reference import reference_solution
 
@@ -19,6 +19,15 @@ def test_energy_is_the_frame_energy_plus_the_centre_of_mass_kinetic_energy() -> 
         x = lattice.sample_initial(6, generator=gen(0)) + torch.randn(6, 2 * lattice.n, generator=gen(1)).double()
         total = split(x)[1].sum(-1)
         torch.testing.assert_close(lattice(x), frame(frame.reduce(x)) + total**2 / (2 * lattice.n), rtol=1e-12, atol=0)
+
+
+def test_vector_field_is_hamiltons_equations_of_the_frame() -> None:
+    for lattice in (Toda(4, periodic=True), Toda(3, periodic=False), FPUT(N=5, alpha=0.25, beta=0.5)):
+        frame = CentreOfMassFrame(lattice)
+        x = frame.sample_initial(16, generator=gen(2)).requires_grad_(True)
+        field = frame.vector_field(x)
+        expected = hamiltonian_vector_field(frame.hamiltonian, x)
+        torch.testing.assert_close(field, expected, rtol=1e-13, atol=1e-13)
 
 
 def test_embed_and_reduce_are_inverse_on_the_frame_and_remove_the_centre_of_mass() -> None:
