@@ -202,6 +202,18 @@ class TrajectoryRecord:
             self.dropped,
         )
 
+    def split(self, fraction: float) -> tuple[TrajectoryRecord, TrajectoryRecord, bool]:
+        """The trajectories split into training and held-out ones, and ``in_sample``: of ``N ≥ 2`` trajectories the
+        last ``min(N − 1, max(1, ⌈fraction · N⌉))`` are held out (``0 < fraction < 1``); a record of one trajectory
+        has nothing to hold out and serves as both (``in_sample``: ``True``)."""
+        if not 0 < fraction < 1:
+            raise ValueError(f"TrajectoryRecord.split: expected 0 < fraction < 1, got {fraction}")
+        count = self.num_trajectories
+        if count < 2:
+            return self, self, True
+        held = min(count - 1, max(1, math.ceil(fraction * count)))
+        return self.select(self.labels[: count - held]), self.select(self.labels[count - held :]), False
+
     def to(self, dtype: torch.dtype) -> TrajectoryRecord:
         """A copy with the states and derivatives in the floating ``dtype`` (times stay float64)."""
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:

@@ -141,3 +141,18 @@ def test_given_derivatives_and_selected_trials() -> None:
         record.select(["8"])
     with pytest.raises(ValueError, match=r"expected xdot of shape \(5, 2\)"):
         load_trajectories({**arrays, "xdot": np.ones((5, 3))}, record=True)
+
+
+def test_split_holds_out_the_last_trajectories() -> None:
+    record = irregular_record()  # four trials
+    train, held_out, in_sample = record.split(0.2)  # ⌈0.8⌉ = 1 held out
+    assert (train.labels, held_out.labels, in_sample) == (["trial0", "trial1", "trial2"], ["trial3"], False)
+    assert torch.equal(held_out.states[0], record.states[3]) and held_out.max_gap == record.max_gap
+    assert record.split(0.5)[1].labels == ["trial2", "trial3"]
+    assert record.split(0.99)[0].labels == ["trial0"]  # at least one trajectory is trained on
+    single = record.select(["trial1"])
+    train, held_out, in_sample = single.split(0.2)
+    assert train is single and held_out is single and in_sample
+    for fraction in (0.0, 1.0):
+        with pytest.raises(ValueError, match=f"TrajectoryRecord.split: expected 0 < fraction < 1, got {fraction}"):
+            record.split(fraction)
