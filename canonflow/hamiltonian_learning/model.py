@@ -280,7 +280,7 @@ def mlp_input_gradient(mlp: MLP) -> Callable[[torch.Tensor], torch.Tensor]:
     layers = list(mlp.net)
     linears = [(layer.weight, layer.weight.t(), layer.bias) for layer in layers[0:-1:2]]
     activations = layers[1:-1:2]
-    output = layers[-1].weight  # (1, width): the output row
+    output = layers[-1].weight  # (1, width): the output row, broadcast over the batch by the first backward step
 
     def gradient(z: torch.Tensor) -> torch.Tensor:
         stages = []
@@ -289,7 +289,7 @@ def mlp_input_gradient(mlp: MLP) -> Callable[[torch.Tensor], torch.Tensor]:
             pre = torch.addmm(bias, h, transposed)
             h = activation(pre)
             stages.append((activation, pre, h))
-        g = output.expand(z.shape[0], -1)
+        g = output
         for (weight, _, _), (activation, pre, post) in zip(reversed(linears), reversed(stages), strict=True):
             g = _activation_backward(activation, g, pre, post) @ weight
         return g

@@ -23,6 +23,7 @@ from canonflow.integrators.base import (
     Hamiltonian,
     HamiltonianGradient,
     Method,
+    SplitStepFunction,
     StepFunction,
     StepSize,
     integrate,
@@ -113,6 +114,28 @@ def _conformal(base: StepFunction) -> StepFunction:
     return step
 
 
+def _conformal_split(base: SplitStepFunction) -> SplitStepFunction:
+    """The split step function (``Method.split_step``) of ``D_{h/2} ∘ Ψ_h ∘ D_{h/2}`` for a split step ``base``:
+    the friction scales ``p`` alone."""
+
+    def step(
+        gradient: HamiltonianGradient,
+        q: torch.Tensor,
+        p: torch.Tensor,
+        h: StepSize,
+        carry: object,
+        k: int,
+        *,
+        damping: object,
+        **options,
+    ) -> tuple[torch.Tensor, torch.Tensor, object]:
+        factor = torch.exp(-0.5 * torch.as_tensor(h, dtype=p.dtype, device=p.device) * damping)
+        q, p, carry = base(gradient, q, factor * p, h, carry, k, **options)
+        return q, factor * p, carry
+
+    return step
+
+
 CONFORMAL_LEAPFROG = Method(
     "conformal_leapfrog",
     2,
@@ -121,6 +144,7 @@ CONFORMAL_LEAPFROG = Method(
     symplectic=False,
     symmetric=True,
     dissipative=True,
+    split_step=_conformal_split(LEAPFROG.split_step),
 )
 CONFORMAL_MIDPOINT = Method(
     "conformal_midpoint",

@@ -6,13 +6,22 @@ Each step is a composition of the exact flows of ``V`` (a kick ``p ← p − h �
 with palindromic weights (Yoshida 1990). Consecutive half kicks share one evaluation of ``∂H/∂q``: the step
 functions pass it on as their ``carry``. A Hamiltonian that declares its parts (``has_separable_parts``: a learned
 ``K_θ(p) + V_θ(q)``) has each kick take ``∂V/∂q`` from ``V`` alone and each drift ``∂K/∂p`` from ``K`` alone.
+The step functions act on the halves ``q`` and ``p`` (``Method.split_step``): ``integrate`` keeps them apart
+through a whole run and joins them once.
 """
 
 from __future__ import annotations
 
 import torch
 
-from canonflow.integrators.base import Hamiltonian, HamiltonianGradient, Method, StepFunction, StepSize, integrate
+from canonflow.integrators.base import (
+    Hamiltonian,
+    HamiltonianGradient,
+    Method,
+    SplitStepFunction,
+    StepSize,
+    integrate,
+)
 
 __all__ = [
     "LEAPFROG",
@@ -27,14 +36,12 @@ __all__ = [
 
 
 def _symplectic_euler_step(
-    gradient: HamiltonianGradient, x: torch.Tensor, h: StepSize, carry: None, k: int
-) -> tuple[torch.Tensor, None]:
+    gradient: HamiltonianGradient, q: torch.Tensor, p: torch.Tensor, h: StepSize, carry: None, k: int
+) -> tuple[torch.Tensor, torch.Tensor, None]:
     """``p' = p − h ∂H/∂q(q, p)``, then ``q' = q + h ∂H/∂p(q, p')``."""
-    n = x.shape[-1] // 2
-    q, p = x[:, :n], x[:, n:]
     p = p - h * gradient.position_gradient(q, p)
     q = q + h * gradient.momentum_gradient(q, p)
-    return torch.cat([q, p], -1), None
+    return q, p, None
 
 
 def _shift(z: torch.Tensor, c: StepSize, v: torch.Tensor) -> torch.Tensor:
@@ -42,14 +49,17 @@ def _shift(z: torch.Tensor, c: StepSize, v: torch.Tensor) -> torch.Tensor:
     return torch.add(z, v, alpha=c) if isinstance(c, float) else z + c * v
 
 
-def _composition(weights: tuple[float, ...]) -> StepFunction:
-    """The step function of ``Φ_{w_k h} ∘ … ∘ Φ_{w_1 h}``, ``Φ`` one leapfrog (kick-drift-kick) step."""
+def _composition(weights: tuple[float, ...]) -> SplitStepFunction:
+    """The split step function of ``Φ_{w_k h} ∘ … ∘ Φ_{w_1 h}``, ``Φ`` one leapfrog (kick-drift-kick) step."""
 
     def step(
-        gradient: HamiltonianGradient, x: torch.Tensor, h: StepSize, carry: torch.Tensor | None, k: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        n = x.shape[-1] // 2
-        q, p = x[:, :n], x[:, n:]
+        gradient: HamiltonianGradient,
+        q: torch.Tensor,
+        p: torch.Tensor,
+        h: StepSize,
+        carry: torch.Tensor | None,
+        k: int,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         dv = gradient.position_gradient(q, p) if carry is None else carry  # ∂H/∂q at the current q
         for w in weights:
             s = w * h
@@ -57,35 +67,34 @@ def _composition(weights: tuple[float, ...]) -> StepFunction:
             q = _shift(q, s, gradient.momentum_gradient(q, p))
             dv = gradient.position_gradient(q, p)
             p = _shift(p, -0.5 * s, dv)
-        return torch.cat([q, p], -1), dv
+        return q, p, dv
 
     return step
+
+
+def _splitting(name: str, order: int, split_step: SplitStepFunction, symmetric: bool = True) -> Method:
+    """The ``Method`` of an explicit splitting method from its split step (``step`` joins and splits ``x``)."""
+
+    def step(
+        gradient: HamiltonianGradient, x: torch.Tensor, h: StepSize, carry: object, k: int, **options: object
+    ) -> tuple[torch.Tensor, object]:
+        n = x.shape[-1] // 2
+        q, p, carry = split_step(gradient, x[:, :n], x[:, n:], h, carry, k, **options)
+        return torch.cat([q, p], -1), carry
+
+    return Method(name, order, step, separable=True, symplectic=True, symmetric=symmetric, split_step=split_step)
 
 
 _CBRT2 = 2.0 ** (1.0 / 3.0)
 _Y6_W1, _Y6_W2, _Y6_W3 = -1.17767998417887, 0.235573213359357, 0.784513610477560
 _Y6_W0 = 1.0 - 2.0 * (_Y6_W1 + _Y6_W2 + _Y6_W3)
 
-SYMPLECTIC_EULER = Method(
-    "symplectic_euler", 1, _symplectic_euler_step, separable=True, symplectic=True, symmetric=False
+SYMPLECTIC_EULER = _splitting("symplectic_euler", 1, _symplectic_euler_step, symmetric=False)
+LEAPFROG = _splitting("leapfrog", 2, _composition((1.0,)))
+YOSHIDA4 = _splitting(
+    "yoshida4", 4, _composition((1.0 / (2.0 - _CBRT2), -_CBRT2 / (2.0 - _CBRT2), 1.0 / (2.0 - _CBRT2)))
 )
-LEAPFROG = Method("leapfrog", 2, _composition((1.0,)), separable=True, symplectic=True, symmetric=True)
-YOSHIDA4 = Method(
-    "yoshida4",
-    4,
-    _composition((1.0 / (2.0 - _CBRT2), -_CBRT2 / (2.0 - _CBRT2), 1.0 / (2.0 - _CBRT2))),
-    separable=True,
-    symplectic=True,
-    symmetric=True,
-)
-YOSHIDA6 = Method(
-    "yoshida6",
-    6,
-    _composition((_Y6_W3, _Y6_W2, _Y6_W1, _Y6_W0, _Y6_W1, _Y6_W2, _Y6_W3)),
-    separable=True,
-    symplectic=True,
-    symmetric=True,
-)
+YOSHIDA6 = _splitting("yoshida6", 6, _composition((_Y6_W3, _Y6_W2, _Y6_W1, _Y6_W0, _Y6_W1, _Y6_W2, _Y6_W3)))
 
 
 def symplectic_euler(
