@@ -7,8 +7,8 @@ are ``log w = −βE(x) − log q(x)``, ``E_q[w] = Z_β``. From them:
   path-derivative or the total gradient), whose expectation is ``β F_var ≥ β F``, ``F = −ln Z_β/β``;
 - the forward KL ``KL(π_β ‖ q)`` up to a constant by self-normalized importance sampling (:func:`forward_kl`);
 - ``F_var = −mean(log w)/β``, ``F_IS = −ln mean(w)/β`` ± standard errors, the Kish ESS ``(Σw)²/Σw²``
-  (:func:`free_energy`), ``ln Ẑ = ln mean(w)`` (:func:`log_normalizer`) and self-normalized expectations
-  (:func:`importance_expectation`).
+  (:func:`free_energy`; the exact ``F`` where the energy knows it: :func:`exact_free_energy`), ``ln Ẑ = ln mean(w)``
+  (:func:`log_normalizer`) and self-normalized expectations (:func:`importance_expectation`).
 
 ``energy`` maps ``(B, 2n) -> (B,)``; everything is in nats.
 """
@@ -37,6 +37,7 @@ __all__ = [
     "forward_kl",
     "log_importance_weights",
     "free_energy",
+    "exact_free_energy",
     "log_normalizer",
     "kish_ess",
     "importance_expectation",
@@ -222,6 +223,13 @@ def free_energy(
         num_samples=count,
         beta=beta,
     )
+
+
+def exact_free_energy(energy: Energy, beta: float) -> float | None:
+    """The exact ``F(β) = −ln Z_β/β`` of ``energy`` when it has a ``free_energy(beta)`` method (as the catalogue's
+    oscillator, harmonic chain, double well and Ring2D do), else ``None``."""
+    exact = getattr(energy, "free_energy", None)
+    return None if exact is None else exact(beta)
 
 
 def importance_expectation(values: torch.Tensor, log_weights: torch.Tensor) -> tuple[float, float, float]:

@@ -25,6 +25,7 @@ from canonflow.cli.options import Option
 from canonflow.cli.run import script_main
 from canonflow.data import load_dataset
 from canonflow.density import fit_density
+from canonflow.density.reference_runs import density_entry
 from canonflow.run_directory import Run
 from canonflow.training import TrainConfig
 
@@ -66,8 +67,7 @@ def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
             result = fit_density(
                 model, data.train, validation_data=data.validation, batch_size=preset["batch_size"], config=train_config
             )
-        entry = density.test_entry(model, data, name, None, seed)
-        results["models"][kind] = {**density.fit_entry(model, result), **entry}
+        results["models"][kind] = density_entry(model, result, data, None, seed)
     if run.writes:
         density.plot(results, {"canonflow": load(run.out / "model.pt"), **models}, data, run.figures())
     return results

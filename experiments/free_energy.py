@@ -24,6 +24,7 @@ from canonflow.cli import free_energy
 from canonflow.cli.options import Option
 from canonflow.cli.run import script_main
 from canonflow.density import fit_variational
+from canonflow.density.reference_runs import free_energy_entry
 from canonflow.plots import plot_training_curves
 from canonflow.run_directory import Run
 from canonflow.systems import get_system
@@ -65,7 +66,7 @@ def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
             result = fit_variational(
                 model, system, beta, batch_size=preset["batch_size"], config=train_config, gradient=preset["gradient"]
             )
-            results["models"][kind] = free_energy.estimate(model, system, beta, results["samples"], seed, result)
+            results["models"][kind] = free_energy_entry(model, system, beta, results["samples"], seed, result)
     if run.writes:
         ylabel, exact = "F_var (minibatch) − F  [nats]", results["exact_free_energy"]
         plot_training_curves(results, run.figures() / "training_curves.png", ylabel=ylabel, offset=exact, log=True)

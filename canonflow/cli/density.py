@@ -12,19 +12,17 @@ from typing import Any
 import torch
 from nflows.flows import Flow
 
-import canonflow
 from canonflow.cli.catalog import SUBCOMMANDS, command
 from canonflow.cli.options import complete
 from canonflow.data import Dataset, load_dataset
-from canonflow.density import fit_density, held_out_nll
-from canonflow.flow import CanonicalFlow
+from canonflow.density.reference_runs import run_density, test_nll_entry
 from canonflow.plots import plot_density_samples, plot_training_curves
 from canonflow.presets import load_preset
 from canonflow.run_directory import Run
-from canonflow.training import TrainConfig, TrainResult
+from canonflow.training import TrainConfig
 from canonflow.validation import as_dtype
 
-__all__ = ["COMMAND", "OPTIONS", "fit_entry", "plot", "report", "run", "settings", "test_entry"]
+__all__ = ["COMMAND", "OPTIONS", "plot", "report", "run", "settings"]
 
 OPTIONS = SUBCOMMANDS["density"].options
 
@@ -36,49 +34,22 @@ def settings(config: Mapping[str, Any]) -> dict[str, Any]:
     return preset | {key: config[key] for key in ("steps", "momenta") if config.get(key)}
 
 
-def test_entry(model: Flow, data: Dataset, dataset: str, momenta: int | None, seed: int) -> dict[str, float]:
-    """:func:`~canonflow.density.held_out_nll` of ``model`` on ``data.test`` as ``test_*`` keys (``momenta``:
-    ``None`` for a flow on ``q`` directly; bits/dim for digits)."""
-    log_jacobian = data.test_log_jacobian if dataset == "digits" else None
-    generator = torch.Generator().manual_seed(seed + 4)
-    with canonflow.validation(False):
-        found = held_out_nll(model, data.test, num_momenta=momenta, generator=generator, log_jacobian=log_jacobian)
-    return {f"test_{key}": value for key, value in found.items()}
-
-
-def fit_entry(model: Flow, result: TrainResult) -> dict[str, Any]:
-    """The training part of a results entry: size, time, steps, curves and the best validation NLL."""
-    validation = result.validation
-    return {
-        **result.summary(model),
-        "validation_curve": {"steps": [step for step, _ in validation], "values": [value for _, value in validation]},
-        "validation_nll": result.best_validation,
-    }
-
-
 def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
-    """Fit the canonical flow to ``config["dataset"]``; write model and figures to ``run``'s directory; return
-    the results of the module docstring."""
+    """Fit the canonical flow to ``config["dataset"]`` (:func:`~canonflow.density.reference_runs.run_density`;
+    bits/dim for digits); write model and figures to ``run``'s directory; return the results of the module
+    docstring."""
     config = complete(OPTIONS, config)
     name, seed = config["dataset"], config["seed"]
     preset = settings(config)
     data = load_dataset(name, seed, **preset["data"])
-    dim = data.train.shape[1]
-    dtype, device = as_dtype(config["dtype"], "density"), run.device(config)
-    torch.manual_seed(seed)
-    model = CanonicalFlow.build(dim, **preset["model"]).to(dtype=dtype, device=device)
     training = {key: preset[key] for key in ("steps", "lr", "grad_clip", "patience", "time_limit")}
     options = run.training_options(config, training, description=f"{name}/canonflow", evaluations=20)
-    train, validation = (part.to(dtype=dtype, device=device) for part in (data.train, data.validation))
-    with canonflow.validation(False):
-        result = fit_density(
-            model, train, validation_data=validation, batch_size=preset["batch_size"], config=TrainConfig(**options),
-            distributed=run.distributed,
-        )  # fmt: skip
-    model = model.cpu()
-    entry = fit_entry(model, result) | test_entry(model, data, name, preset["momenta"], seed)
+    model, _, entry = run_density(
+        preset, data, seed, TrainConfig(**options), bits_per_dim=name == "digits",
+        dtype=as_dtype(config["dtype"], "density"), device=run.device(config), distributed=run.distributed,
+    )  # fmt: skip
     results = {
-        "dataset": name, "dim": dim, "train": len(data.train), "validation": len(data.validation),
+        "dataset": name, "dim": data.train.shape[1], "train": len(data.train), "validation": len(data.validation),
         "test": len(data.test), "momenta": preset["momenta"], "exact_test_nll": data.exact_test_nll,
         "models": {"canonflow": entry},
     }  # fmt: skip
@@ -94,7 +65,7 @@ def evaluate_checkpoint(model: torch.nn.Module, trained: dict[str, Any], config:
     full, quick = (load_preset("density", trained["dataset"]).settings(q)["momenta"] for q in (False, True))
     momenta = quick if config["quick"] else trained["momenta"] or full
     data = load_dataset(trained["dataset"], trained["seed"], **settings(trained)["data"])
-    entry = test_entry(model, data, trained["dataset"], momenta, trained["seed"])
+    entry = test_nll_entry(model, data, momenta, trained["seed"], bits_per_dim=trained["dataset"] == "digits")
     return {"exact_test_nll": data.exact_test_nll, **entry}
 
 

@@ -9,34 +9,21 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from nflows.flows import Flow
 
 import canonflow
 from canonflow.cli.catalog import SUBCOMMANDS, command
 from canonflow.cli.options import complete
-from canonflow.density import fit_variational, latent_spectrum
-from canonflow.estimators import free_energy
-from canonflow.flow import CanonicalFlow
+from canonflow.density.reference_runs import free_energy_estimates, run_free_energy
+from canonflow.estimators import exact_free_energy
 from canonflow.objects import named_or_imported
 from canonflow.plots import plot_free_energy, plot_training_curves
 from canonflow.presets import load_preset
 from canonflow.run_directory import Run
 from canonflow.systems import HamiltonianSystem, get_system
-from canonflow.training import TrainConfig, TrainResult
+from canonflow.training import TrainConfig
 from canonflow.validation import as_dtype
 
-__all__ = [
-    "COMMAND",
-    "OPTIONS",
-    "estimate",
-    "estimates",
-    "exact_free_energy",
-    "report",
-    "run",
-    "settings",
-    "system_of",
-]
-
+__all__ = ["COMMAND", "OPTIONS", "report", "run", "settings", "system_of"]
 
 OPTIONS = SUBCOMMANDS["free-energy"].options
 
@@ -48,72 +35,40 @@ def settings(config: Mapping[str, Any]) -> dict[str, Any]:
     return preset | {key: config[key] for key in ("steps", "samples", "gradient") if config.get(key)}
 
 
-def exact_free_energy(system: HamiltonianSystem, beta: float) -> float | None:
-    """The system's exact ``F(β)``, or ``None`` when it has none."""
-    return system.free_energy(beta) if hasattr(system, "free_energy") else None
-
-
 def system_of(name: str) -> HamiltonianSystem:
     """The catalogue system ``name``, or the user's own system when ``name`` is ``MODULE:NAME``."""
     return named_or_imported(name, HamiltonianSystem, "free-energy: system", get_system)
 
 
-def estimates(model: Flow, system: HamiltonianSystem, beta: float, samples: int, seed: int) -> dict[str, Any]:
-    """``exact_free_energy`` (``None`` when the system has no exact ``free_energy(β)``), the free-energy
-    estimates of ``model`` from ``samples`` draws (seed ``seed + 10``) and their errors."""
-    exact = exact_free_energy(system, beta)
-    found = free_energy(model, system, beta, samples, torch.Generator().manual_seed(seed + 10))
-    return {"exact_free_energy": exact, **found.as_dict(exact)}
-
-
-def estimate(
-    model: Flow, system: HamiltonianSystem, beta: float, samples: int, seed: int, result: TrainResult
-) -> dict[str, Any]:
-    """The results entry of one trained model: size, training, free-energy estimates and their errors."""
-    entry = {**result.summary(model), **estimates(model, system, beta, samples, seed)}
-    del entry["exact_free_energy"]
-    return entry
-
-
 def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
-    """Train and evaluate the canonical flow on ``config["system"]``; write model and figures to ``run``'s
-    directory; return the results of the module docstring."""
+    """Train and evaluate the canonical flow on ``config["system"]``
+    (:func:`~canonflow.density.reference_runs.run_free_energy`); write model and figures to ``run``'s directory;
+    return the results of the module docstring."""
     config = complete(OPTIONS, config)
     name, beta, seed = config["system"], config["beta"], config["seed"]
-    preset = settings(config)
-    system = system_of(name)
-    torch.manual_seed(seed)
-    model = CanonicalFlow.build(system.n, beta=beta, **preset["model"])
-    model = model.to(dtype=as_dtype(config["dtype"], "free-energy"), device=run.device(config))
+    preset, system = settings(config), system_of(name)
     training = {key: preset[key] for key in ("steps", "lr", "time_limit", "grad_clip") if key in preset}
     options = run.training_options(config, training, description=f"{name.rpartition(':')[2]}/canonflow")
-    gradient, train_config = preset["gradient"], TrainConfig(**options)
-    with canonflow.validation(False):
-        result = fit_variational(
-            model, system, beta, batch_size=preset["batch_size"], config=train_config, gradient=gradient,
-            distributed=run.distributed,
-        )  # fmt: skip
-        model = model.cpu()
-        entry = estimate(model, system, beta, preset["samples"], seed, result)
-    exact = getattr(system, preset["exact_frequencies"])() if "exact_frequencies" in preset else None
-    entry |= {"gradient": gradient, **latent_spectrum(model, exact)}
+    model, _, entry = run_free_energy(
+        preset, system, beta, seed, TrainConfig(**options), dtype=as_dtype(config["dtype"], "free-energy"),
+        device=run.device(config), distributed=run.distributed,
+    )  # fmt: skip
+    exact_f = exact_free_energy(system, beta)
     results = {
-        "system": name, "n": system.n, "beta": beta, "exact_free_energy": exact_free_energy(system, beta),
+        "system": name, "n": system.n, "beta": beta, "exact_free_energy": exact_f,
         "neuralct_free_energy": preset.get("neuralct_free_energy"), "samples": preset["samples"],
         "models": {"canonflow": entry},
     }  # fmt: skip
     if run.writes:
         run.save_model(model, {"command": "free-energy", "system": name, "beta": beta, "config": config})
-        figures, exact_f = run.figures(), results["exact_free_energy"]
         ylabel = "F_var (minibatch) − F  [nats]" if exact_f is not None else "F_var (minibatch) [nats]"
-        plot_training_curves(
-            results, figures / "training_curves.png", ylabel=ylabel, offset=exact_f or 0.0, log=exact_f is not None
-        )
+        curves = run.figures() / "training_curves.png"
+        plot_training_curves(results, curves, ylabel=ylabel, offset=exact_f or 0.0, log=exact_f is not None)
         with torch.no_grad():
             drawn = model.sample(5000).double().numpy()
         exact_draws = getattr(system, "sample_boltzmann", None)
         target = None if exact_draws is None else exact_draws(5000, beta).numpy()
-        plot_free_energy(entry, drawn, target, name, beta, figures)
+        plot_free_energy(entry, drawn, target, name, beta, run.figures())
     return results
 
 
@@ -123,7 +78,7 @@ def evaluate_checkpoint(model: torch.nn.Module, trained: dict[str, Any], config:
     full, quick = (load_preset("free-energy", trained["system"]).settings(q)["samples"] for q in (False, True))
     samples = quick if config["quick"] else trained["samples"] or full
     with canonflow.validation(False):
-        return estimates(model, system_of(trained["system"]), trained["beta"], samples, trained["seed"])
+        return free_energy_estimates(model, system_of(trained["system"]), trained["beta"], samples, trained["seed"])
 
 
 def report(results: dict[str, Any]) -> list[str]:
