@@ -5,27 +5,29 @@ Its help, description and options: :data:`canonflow.cli.catalog.SUBCOMMANDS`; ``
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 
-from canonflow.action_angle import ActionAngleFlow, make_loss, parameter_count
-from canonflow.action_angle.reference_runs import preset_evaluation, preset_system, preset_trajectories
+from canonflow.action_angle.reference_runs import (
+    TEST_SEED_OFFSET,
+    preset_evaluation,
+    preset_system,
+    preset_trajectories,
+    run_reference,
+)
 from canonflow.cli.catalog import SUBCOMMANDS, command
 from canonflow.cli.options import complete
 from canonflow.objects import import_object
 from canonflow.plots import plot_action_angle
 from canonflow.presets import load_preset
-from canonflow.presets.builders import build_chart
 from canonflow.run_directory import Run
 from canonflow.systems import HamiltonianSystem
 
 __all__ = ["COMMAND", "OPTIONS", "report", "run", "setup"]
 
 OPTIONS = SUBCOMMANDS["action-angle"].options
-TEST_SEED_OFFSET = 1000
 
 
 def setup(name: str, quick: bool = False) -> tuple[dict[str, Any], HamiltonianSystem]:
@@ -38,46 +40,18 @@ def setup(name: str, quick: bool = False) -> tuple[dict[str, Any], HamiltonianSy
 
 
 def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
-    """Train and evaluate the preset ``config["system"]``; write model and figures to ``run``'s directory;
-    return the results of the module docstring.
-
-    Training data come from ``seed``, held-out data from ``seed + 1000``. ``quick`` applies the preset's
-    ``quick`` settings; ``steps`` and ``time_limit`` override the preset's.
-    """
+    """Train and evaluate the preset ``config["system"]``
+    (:func:`~canonflow.action_angle.reference_runs.run_reference`); write model and figures to ``run``'s directory;
+    return the results of the module docstring. ``quick`` applies the preset's ``quick`` settings; ``steps`` and
+    ``time_limit`` override the preset's."""
     config = complete(OPTIONS, config)
     name, seed = config["system"], config["seed"]
     preset, system = setup(name, config["quick"])
-    torch.manual_seed(seed)
-    chart = {"chart": build_chart(preset["chart"], system)} if "chart" in preset else {}
-    model = ActionAngleFlow(system.n, dtype=config["dtype"], **preset["model"], **chart)
-    began = time.perf_counter()
-    test = preset_trajectories(preset, system, preset["num_test"], seed + TEST_SEED_OFFSET)
-    data_seconds = time.perf_counter() - began
-    num_train = preset["num_train"]
-    if "train" not in preset:
-        training = {"training": "none: exact chart", "training_seconds": 0.0, "training_steps": 0}
-    else:
-        settings = run.training_options(config, preset["train"], description=name)
-        began = time.perf_counter()
-        train = preset_trajectories(preset, system, num_train, seed)
-        data_seconds += time.perf_counter() - began
-        device, terms = run.device(config), preset.get("terms", {})
-        states, times, loss = train.states.to(device), train.times.to(device), make_loss(system, **terms)
-        result = model.to(device).fit(states, times, loss=loss, distributed=run.distributed, **settings)
-        model = model.cpu()
-        recorded = {**settings, **{key: value for key, value in terms.items() if not callable(value)}}
-        training = {
-            "training": {k: v for k, v in recorded.items() if k not in ("checkpoint", "progress", "resume")},
-            "training_seconds": result.seconds,
-            "training_steps": result.steps,
-            "best_validation_loss": result.best_validation,
-        }
-    metrics, exact = preset_evaluation(model, preset, system, test, seed)
-    metrics |= {
-        "system": name, "description": preset["description"], "n": system.n, "model": model.config(),
-        "parameters": parameter_count(model), **training, "data_seconds": data_seconds, "num_train": num_train,
-        "num_test": preset["num_test"], "anchor": preset["anchor"],
-    }  # fmt: skip
+    training = run.training_options(config, preset["train"], description=name) if "train" in preset else None
+    model, metrics, test, exact = run_reference(
+        name, preset, system, seed, training, dtype=config["dtype"], device=run.device(config),
+        distributed=run.distributed,
+    )  # fmt: skip
     if run.writes:
         run.save_model(model, {"command": "action-angle", "system": name, "config": config})
         matched = metrics.get("frequency_matched")
