@@ -13,7 +13,8 @@ A ``HamiltonianNet`` is a scalar network ``H_θ(q, p)``; its dynamics are Hamilt
 ``"leapfrog"`` (SRNN-style, Chen et al. 2020; separable ``H_θ = K_θ(p) + V_θ(q)`` only)
     cut every trajectory into overlapping windows ``x_s, …, x_{s+k}``, integrate ``Φ`` from the observed ``x_s``
     and minimise ``mean_j ‖Φ^{j}(x_s) − x_{s+j}‖²`` for ``j = 1..k``, ``Φ`` = ``substeps`` Störmer–Verlet steps of
-    size ``Δt / substeps``; backpropagation through the integrator.
+    size ``Δt / substeps``; backpropagation through the integrator or, for a tanh ``HamiltonianNet``, leapfrog's
+    hand-written discrete adjoint (``leapfrog_window``: the same gradients to round-off, fewer operations).
 
 ``"implicit_midpoint"`` (Choudhary et al. 2024; any, also non-separable ``H_θ``)
     the same window loss with ``Φ`` the implicit midpoint rule ``x' = x + h Ω∇H_θ((x + x')/2)``, symplectic for
@@ -32,14 +33,15 @@ trajectory and energy error against the record) and ``plot_record_rollout``. ``H
 a friction ``γ`` (``ẋ = Ω∇H_θ − γ(0, p)``), integrated by the conformally symplectic methods.
 
 Modules: ``model`` (``HamiltonianNet``), ``losses`` (``DerivativeLoss``, ``WindowLoss`` and the rows they take),
-``metrics`` (test sets, errors, rollouts against a known system), ``evaluation`` (against a record), ``fit``
-(``fit_hamiltonian`` over ``canonflow.training.train``).
+``leapfrog_adjoint`` (``leapfrog_window``), ``metrics`` (test sets, errors, rollouts against a known system),
+``evaluation`` (against a record), ``fit`` (``fit_hamiltonian`` over ``canonflow.training.train``).
 """
 
 from __future__ import annotations
 
 from canonflow.hamiltonian_learning.evaluation import RecordRollout, plot_record_rollout, record_rollout
 from canonflow.hamiltonian_learning.fit import MODES, fit_hamiltonian
+from canonflow.hamiltonian_learning.leapfrog_adjoint import leapfrog_window, leapfrog_window_supported
 from canonflow.hamiltonian_learning.losses import (
     DerivativeLoss,
     WindowLoss,
@@ -70,6 +72,8 @@ __all__ = [
     "fit_hamiltonian",
     "hamiltonian_error",
     "hamiltonian_test_sets",
+    "leapfrog_window",
+    "leapfrog_window_supported",
     "plot_record_rollout",
     "record_pairs",
     "record_rollout",

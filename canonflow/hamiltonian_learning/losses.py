@@ -13,7 +13,9 @@ Both are ``canonflow.losses.Loss`` values, called as ``loss(model, batch)`` on a
     Chen et al. 2020; separable ``H_θ = K_θ(p) + V_θ(q)`` only) or ``"implicit_midpoint"`` (Choudhary et al.
     2024; any ``H_θ``), with gradients by backpropagation through the integrator or, for the implicit midpoint
     rule with ``adjoint=True``, by its discrete adjoint (the loss accumulated state by state: memory does not
-    grow with the window length).
+    grow with the window length). Leapfrog windows of a model that ``leapfrog_window_supported`` accepts (a tanh
+    ``HamiltonianNet``) are integrated by ``leapfrog_window``, whose hand-written adjoint gives backpropagation's
+    gradients to round-off with fewer operations.
 
 Measured records (``canonflow.data.TrajectoryRecord``): ``record_pairs`` pairs every sample with its given or
 estimated derivative; ``record_windows`` cuts windows inside the gap-free segments and carries each sample's time
@@ -31,6 +33,7 @@ import torch
 from torch import nn
 
 from canonflow.data import TrajectoryRecord
+from canonflow.hamiltonian_learning.leapfrog_adjoint import leapfrog_window, leapfrog_window_supported
 from canonflow.integrators import (
     METHODS,
     damped_vector_field,
@@ -207,6 +210,8 @@ class WindowLoss(Loss):
                 return (x - batch[:, step // substeps]).pow(2).sum() / count
 
             return implicit_midpoint_adjoint(model, x0, h, steps, loss=stage, **midpoint)
-        path = integrate(METHODS[name], model, x0, h, steps, trajectory=True, **options)
-        predicted = path[substeps::substeps]  # (k, B, 2n)
+        if name == "leapfrog" and leapfrog_window_supported(model):
+            predicted = leapfrog_window(model, x0, h, steps, substeps)  # (k, B, 2n), by its discrete adjoint
+        else:
+            predicted = integrate(METHODS[name], model, x0, h, steps, trajectory=True, **options)[substeps::substeps]
         return (predicted - batch[:, 1:].transpose(0, 1)).pow(2).mean()
