@@ -6,9 +6,12 @@ windows of ``k`` intervals (``k`` predicted states each). The modes run in inter
 mode for ``--steps`` optimizer steps, after one warm-up round), so a change of the machine's load hits all of them
 alike; the median over rounds of each mode's seconds per step is reported, and its ratio to the first mode's
 (derivative fitting by default).
-``leapfrog, full ∇H`` is leapfrog on the same separable model with its parts hidden, i.e. every kick and drift taking
-the gradient of both networks (canonflow before the separable-parts path). ``leapfrog`` takes the closed-form part
-gradients (``HamiltonianNet.part_gradients``). The implicit-midpoint modes warm-start their solves (``warm_start=True``,
+``leapfrog`` integrates the windows with ``leapfrog_window`` (closed-form part gradients, differentiated by leapfrog's
+hand-written discrete adjoint); ``leapfrog, backprop`` takes the same closed-form part gradients
+(``HamiltonianNet.part_gradients``) through the generic integrator and backpropagates through every kick and drift
+(canonflow before ``leapfrog_window``); ``leapfrog, full ∇H`` is leapfrog on the same separable model with its parts
+hidden, i.e. every kick and drift taking the gradient of both networks (canonflow before the separable-parts path).
+The implicit-midpoint modes warm-start their solves (``warm_start=True``,
 the default of ``fit_hamiltonian``); ``cold start`` starts every solve from the RK2 predictor. ``H evaluations / step``
 counts the model's forward calls per optimizer step (predictor, fixed-point iterations and, for the adjoint, the
 backward reconstruction and adjoint solves; the closed-form leapfrog calls none).
@@ -26,6 +29,7 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -47,10 +51,19 @@ class WholeGradient(HamiltonianNet):
         return False
 
 
+class BackpropParts(HamiltonianNet):
+    """A separable ``HamiltonianNet`` whose ``part_gradients`` is its own override (the same functions): the windows
+    take the generic integrator and backpropagation instead of ``leapfrog_window``."""
+
+    def part_gradients(self) -> tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]:
+        return super().part_gradients()
+
+
 MODES = {  # label -> (model class, separable, mode, adjoint, warm start)
     "derivative": (HamiltonianNet, False, "derivative", False, False),
     "derivative (separable)": (HamiltonianNet, True, "derivative", False, False),
     "leapfrog": (HamiltonianNet, True, "leapfrog", False, False),
+    "leapfrog, backprop": (BackpropParts, True, "leapfrog", False, False),
     "leapfrog, full ∇H": (WholeGradient, True, "leapfrog", False, False),
     "implicit midpoint": (HamiltonianNet, False, "implicit_midpoint", False, True),
     "implicit midpoint, cold start": (HamiltonianNet, False, "implicit_midpoint", False, False),

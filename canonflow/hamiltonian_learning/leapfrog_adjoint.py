@@ -17,7 +17,8 @@ layer. The result equals backpropagation through ``canonflow.integrators.leapfro
 (``tests/hamiltonian_learning/test_leapfrog_adjoint.py``).
 
 Supported (``leapfrog_window_supported``): a separable, undamped ``HamiltonianNet`` with tanh networks
-(``depth ≥ 1``) and optionally the quadratic form; other models take the generic integrator.
+(``depth ≥ 1``) and optionally the quadratic form, with its own part gradients; other models take the generic
+integrator.
 """
 
 from __future__ import annotations
@@ -36,10 +37,13 @@ __all__ = ["leapfrog_window", "leapfrog_window_supported"]
 
 def leapfrog_window_supported(model: nn.Module) -> bool:
     """Whether ``leapfrog_window`` handles ``model``: a separable, undamped ``HamiltonianNet`` with tanh networks
-    (``depth ≥ 1``), without a polynomial part (the quadratic form is supported)."""
+    (``depth ≥ 1``), without a polynomial part (the quadratic form is supported), that declares its parts
+    (``separable_parts``) and has ``HamiltonianNet``'s own ``part_gradients``: a subclass that hides its parts or
+    replaces their gradients is integrated as it says, by the generic integrator."""
     return (
         isinstance(model, HamiltonianNet)
-        and model.separable
+        and model.separable_parts is True
+        and getattr(type(model), "part_gradients", None) is HamiltonianNet.part_gradients
         and not model.damped
         and not model.polynomial
         and len(model.networks) == 2

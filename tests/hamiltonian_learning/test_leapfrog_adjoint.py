@@ -62,6 +62,15 @@ def test_supported_models() -> None:
     assert not leapfrog_window_supported(HamiltonianNet(1, separable=True, damping=True))
     assert not leapfrog_window_supported(HamiltonianNet(1, depth=0, separable=True, quadratic=True))
 
+    class Hidden(HamiltonianNet):
+        separable_parts = False
+
+    class Replaced(HamiltonianNet):
+        part_gradients = None
+
+    assert not leapfrog_window_supported(Hidden(1, separable=True))
+    assert not leapfrog_window_supported(Replaced(1, separable=True))
+
 
 def test_leapfrog_window_rejects_what_it_does_not_handle() -> None:
     x0 = torch.zeros(3, 2)
