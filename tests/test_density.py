@@ -313,3 +313,22 @@ def test_run_density_fits_and_reports_test_nlls() -> None:
     dim = data.test.shape[1]
     assert bits["test_bits_per_dim"] == pytest.approx(entry["test_nll"] / (dim * math.log(2)), rel=1e-12)
     assert without_timings(bits) == without_timings(entry) | {key: bits[key] for key in bits if "bits" in key}
+
+
+def test_run_banana_fits_and_checks_the_flow_exactness() -> None:
+    from canonflow.data import BANANA_NLL, banana
+    from canonflow.density.reference_runs import banana_checks, banana_draws, run_banana
+
+    data, test = banana_draws(300, 200, 0)
+    generator = torch.Generator().manual_seed(0)
+    assert torch.equal(data, banana(300, generator)) and torch.equal(test, banana(200, generator))
+    assert banana_draws(10, 5, 0, torch.float32)[1].dtype == torch.float32
+    model = {"blocks": 1, "hidden": 8, "linear": "none", "base": "normal"}
+    flow, result, entry = run_banana(model, data, test, 0, TrainConfig(steps=5, lr=1e-2, progress=False), batch_size=64)
+    assert result.steps == entry["steps"] == 5 and entry["parameters"] == sum(p.numel() for p in flow.parameters())
+    assert entry["exact_nll"] == BANANA_NLL and entry == {**entry, **banana_checks(flow, test)}
+    with torch.no_grad():
+        assert entry["test_nll"] == -flow.log_prob(test).mean().item()
+    assert entry["round_trip_error"] < 1e-12 and entry["symplectic_defect"] < 1e-12  # exact in float64
+    again = run_banana(model, data, test, 0, TrainConfig(steps=5, lr=1e-2, progress=False), batch_size=64).entry
+    assert without_timings(again) == without_timings(entry)

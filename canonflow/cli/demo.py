@@ -13,42 +13,21 @@ import torch
 from canonflow.cli import action_angle
 from canonflow.cli.catalog import SUBCOMMANDS, command
 from canonflow.cli.options import complete
-from canonflow.data import BANANA_NLL, banana
-from canonflow.density import fit_density
-from canonflow.flow import CanonicalFlow
+from canonflow.density.reference_runs import banana_checks, banana_draws, run_banana
 from canonflow.plots import plot_scatter
 from canonflow.presets import load_preset
 from canonflow.run_directory import Run
-from canonflow.testing import round_trip_error, symplectic_defect
 from canonflow.training import TrainConfig
 from canonflow.validation import as_dtype
 
-__all__ = ["COMMAND", "OPTIONS", "checks", "report", "run"]
+__all__ = ["COMMAND", "OPTIONS", "report", "run"]
 
 OPTIONS = SUBCOMMANDS["demo"].options
 
 
-def _data(seed: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    preset = load_preset("demo", "banana").settings()
-    generator = torch.Generator().manual_seed(seed)
-    return banana(preset["num_train"], generator).to(dtype), banana(preset["num_test"], generator).to(dtype)
-
-
-def checks(flow: CanonicalFlow, test: torch.Tensor) -> dict[str, float]:
-    """Held-out NLL of ``flow`` on ``test`` against the exact one, inverse round-trip error and symplectic
-    defect."""
-    with torch.no_grad():
-        nll = -flow.log_prob(test).mean().item()
-    return {
-        "test_nll": nll,
-        "exact_nll": BANANA_NLL,
-        "round_trip_error": round_trip_error(flow.transform, test),
-        "symplectic_defect": symplectic_defect(flow.transform, test[:64]).max().item(),
-    }
-
-
 def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
-    """Run the demo chosen by ``config["example"]`` (see ``OPTIONS``); write the model and figures to ``run``'s
+    """Run the demo chosen by ``config["example"]`` (see ``OPTIONS``): ``canonflow action-angle`` on the preset's
+    system, or :func:`~canonflow.density.reference_runs.run_banana`; write the model and figures to ``run``'s
     directory; return the results of the module docstring."""
     config = complete(OPTIONS, config)
     preset = load_preset("demo", config["example"]).settings(config["quick"])
@@ -56,18 +35,13 @@ def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
         shared = {option.name for option in action_angle.OPTIONS} - {"system"}
         kepler = {key: value for key, value in config.items() if key in shared}
         return action_angle.run(kepler | {"system": preset["action_angle"]}, run)
-    dtype, device = as_dtype(config["dtype"], "demo"), run.device(config)
-    data, test = _data(config["seed"], dtype)
-    torch.manual_seed(config["seed"])
-    flow = CanonicalFlow.build(1, hidden=config["hidden"], **preset["model"]).to(dtype=dtype, device=device)
+    dtype = as_dtype(config["dtype"], "demo")
+    data, test = banana_draws(preset["num_train"], preset["num_test"], config["seed"], dtype)
     options = run.training_options(config, {"steps": preset["steps"], "lr": config["lr"]}, description="demo")
-    result = fit_density(
-        flow, data.to(device), validation_fraction=0, batch_size=config["batch_size"], config=TrainConfig(**options),
-        distributed=run.distributed,
+    flow, _, results = run_banana(
+        {"hidden": config["hidden"], **preset["model"]}, data, test, config["seed"], TrainConfig(**options),
+        batch_size=config["batch_size"], dtype=dtype, device=run.device(config), distributed=run.distributed,
     )  # fmt: skip
-    flow = flow.cpu()
-    parameters = sum(p.numel() for p in flow.parameters())
-    results = {"steps": result.steps, "train_seconds": result.seconds, "parameters": parameters, **checks(flow, test)}
     if run.writes:
         run.save_model(flow, {"command": "demo", "config": config})
         with torch.no_grad():
@@ -79,7 +53,9 @@ def run(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
 def evaluate_checkpoint(model: torch.nn.Module, trained: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     """The held-out checks of a demo ``model.pt`` (trained with the config ``trained``) on the test set of the
     seed it was trained with."""
-    return checks(model, _data(trained["seed"], next(model.parameters()).dtype)[1])
+    preset = load_preset("demo", "banana").settings()
+    dtype = next(model.parameters()).dtype
+    return banana_checks(model, banana_draws(preset["num_train"], preset["num_test"], trained["seed"], dtype)[1])
 
 
 def report(results: dict[str, Any]) -> list[str]:

@@ -6,7 +6,8 @@ A preset is a ``free-energy`` or ``density`` preset's settings (``canonflow/pres
 ``samples`` of the estimates and ``exact_frequencies`` (the name of the system's method giving its normal-mode
 frequencies), for densities the ``momenta`` ``K`` of the test NLL. The training budget comes as a
 :class:`~canonflow.training.TrainConfig`. :func:`run_free_energy` and :func:`run_density` run one end to end; the
-entry functions make a results entry of any fitted flow (e.g. a baseline trained the same way).
+entry functions make a results entry of any fitted flow (e.g. a baseline trained the same way). :func:`run_banana`
+is ``canonflow demo --example banana``: a density whose exact NLL is known, and the flow's exactness checked.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from typing import Any, NamedTuple
 import torch
 from nflows.flows import Flow
 
-from canonflow.data import Dataset
+from canonflow.data import BANANA_NLL, Dataset, banana
 from canonflow.density.fit import fit_density, fit_variational
 from canonflow.density.metrics import held_out_nll, latent_spectrum
 from canonflow.distributed import DistributedContext
 from canonflow.estimators import exact_free_energy, free_energy
 from canonflow.flow import CanonicalFlow
+from canonflow.testing import round_trip_error, symplectic_defect
 from canonflow.training import TrainConfig, TrainResult
 from canonflow.validation import validation
 
@@ -30,9 +32,12 @@ __all__ = [
     "ESTIMATE_SEED_OFFSET",
     "TEST_SEED_OFFSET",
     "FittedFlow",
+    "banana_checks",
+    "banana_draws",
     "density_entry",
     "free_energy_entry",
     "free_energy_estimates",
+    "run_banana",
     "run_density",
     "run_free_energy",
     "test_nll_entry",
@@ -157,3 +162,55 @@ def run_density(
     return FittedFlow(
         flow, result, density_entry(flow, result, data, preset["momenta"], seed, bits_per_dim=bits_per_dim)
     )
+
+
+def banana_draws(
+    num_train: int, num_test: int, seed: int, dtype: torch.dtype = torch.float64
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``num_train`` training and then ``num_test`` test draws ``(N, 2)`` of the banana density
+    (:func:`~canonflow.data.banana`, one generator seeded with ``seed``), in ``dtype``."""
+    generator = torch.Generator().manual_seed(seed)
+    return banana(num_train, generator).to(dtype), banana(num_test, generator).to(dtype)
+
+
+def banana_checks(flow: CanonicalFlow, test: torch.Tensor) -> dict[str, float]:
+    """``test_nll``, the mean NLL of ``flow`` on banana draws ``test`` ``(N, 2)``, next to the exact
+    ``exact_nll`` (:data:`~canonflow.data.BANANA_NLL`); the flow's exactness: ``round_trip_error``
+    (:func:`~canonflow.testing.round_trip_error` of its transform on ``test``) and ``symplectic_defect``, the
+    largest ``max|JᵀΩJ − Ω|`` over the first 64 draws (:func:`~canonflow.testing.symplectic_defect`)."""
+    with torch.no_grad():
+        test_nll = -flow.log_prob(test).mean().item()
+    return {
+        "test_nll": test_nll,
+        "exact_nll": BANANA_NLL,
+        "round_trip_error": round_trip_error(flow.transform, test),
+        "symplectic_defect": symplectic_defect(flow.transform, test[:64]).max().item(),
+    }
+
+
+def run_banana(
+    model: dict[str, Any],
+    data: torch.Tensor,
+    test: torch.Tensor,
+    seed: int,
+    config: TrainConfig,
+    *,
+    batch_size: int = 256,
+    dtype: torch.dtype = torch.float64,
+    device: str | torch.device = "cpu",
+    distributed: DistributedContext | None = None,
+) -> FittedFlow:
+    """Fit ``CanonicalFlow.build(1, **model)`` (initialized from seed ``seed``, in ``dtype`` on ``device``) to the
+    banana draws ``data`` ``(N, 2)`` by :func:`~canonflow.density.fit_density` (no validation split, minibatches of
+    ``batch_size``, ``config``'s budget); the entry: ``steps``, ``train_seconds``, ``parameters`` and
+    :func:`banana_checks` on ``test``."""
+    torch.manual_seed(seed)
+    flow = CanonicalFlow.build(1, **model).to(dtype=dtype, device=device)
+    result = fit_density(
+        flow, data.to(dtype=dtype, device=device), validation_fraction=0, batch_size=batch_size, config=config,
+        distributed=distributed,
+    )  # fmt: skip
+    flow = flow.cpu()
+    parameters = sum(p.numel() for p in flow.parameters())
+    entry = {"steps": result.steps, "train_seconds": result.seconds, "parameters": parameters}
+    return FittedFlow(flow, result, entry | banana_checks(flow, test))
