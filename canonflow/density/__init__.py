@@ -15,6 +15,8 @@ pulled back, ``log q_θ(x) = log p(T(x))``: exact likelihoods with no log-determ
   distribution of ``K∘T``, ``K = Σ_k ω_k (Q_k² + P_k²)/2``; :func:`latent_frequencies` reads off ``ω_k`` and
   :func:`latent_dependence` measures how observables depend on each latent coordinate; :func:`latent_spectrum`
   compares ``ω`` with exact frequencies.
+- **Reference runs** (:mod:`canonflow.density.reference_runs`): ``canonflow free-energy``, ``density`` and the banana
+  demo as functions of their preset, and the results entries of any fitted flow.
 
 All losses and estimates are in nats.
 """
