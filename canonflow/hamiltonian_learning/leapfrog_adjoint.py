@@ -69,9 +69,11 @@ class _Part:
         self.transposed = [weight.t() for weight in weights]
         self.top = -2.0 * row  # −2 w: s̄_L = ḡ_L ⊙ w enters h̄_L as −2 h_L ⊙ s̄_L
         depth = len(weights)
-        self.left: list[list[torch.Tensor]] = [[] for _ in range(depth)]  # W̄_l = Σ leftᵀ right
-        self.right: list[list[torch.Tensor]] = [[] for _ in range(depth)]
-        self.bias_factors: list[list[torch.Tensor]] = [[] for _ in range(depth)]
+        # W̄_l = Σ g_lᵀ ū_l + ā_lᵀ h_{l−1}: the four factors of every evaluation, one list each per layer
+        self.chain: list[list[torch.Tensor]] = [[] for _ in range(depth)]
+        self.chain_adjoints: list[list[torch.Tensor]] = [[] for _ in range(depth)]
+        self.adjoints: list[list[torch.Tensor]] = [[] for _ in range(depth)]
+        self.layer_inputs: list[list[torch.Tensor]] = [[] for _ in range(depth)]
         self.top_adjoints: list[torch.Tensor] = []  # ḡ_L
         self.top_outputs: list[torch.Tensor] = []  # h_L
         self.inputs: list[torch.Tensor] = []
@@ -101,8 +103,8 @@ class _Part:
         ubar = v
         sbar = [v] * depth  # s̄_l, the adjoint of s_l through the gradient recursion (below the top)
         for index in range(depth):
-            self.left[index].append(chain[index])
-            self.right[index].append(ubar)
+            self.chain[index].append(chain[index])
+            self.chain_adjoints[index].append(ubar)
             gbar = ubar @ self.transposed[index]
             if index < depth - 1:
                 sbar[index] = gbar * products[index + 1]
@@ -114,9 +116,8 @@ class _Part:
             if index < depth - 1:
                 below = torch.addcmul(below, outputs[index + 1], sbar[index], value=-2.0)  # h̄_l
             abar = tanh_backward(below, outputs[index + 1])  # ā_l
-            self.left[index].append(abar)
-            self.right[index].append(outputs[index])
-            self.bias_factors[index].append(abar)
+            self.adjoints[index].append(abar)
+            self.layer_inputs[index].append(outputs[index])
             below = abar @ self.weights[index]
         if self.form is not None:
             self.inputs.append(outputs[0])
@@ -126,8 +127,13 @@ class _Part:
 
     def parameter_gradients(self) -> list[torch.Tensor | None]:
         """``[W̄_1..W̄_L, b̄_1..b̄_L, w̄, S̄]`` summed over every ``backward`` (``S̄`` ``None`` without a form)."""
-        weights = [torch.cat(left).t() @ torch.cat(right) for left, right in zip(self.left, self.right, strict=True)]
-        biases = [torch.cat(factors).sum(0) for factors in self.bias_factors]
+        weights, biases = [], []
+        for chain, chain_adjoints, adjoints, inputs in zip(
+            self.chain, self.chain_adjoints, self.adjoints, self.layer_inputs, strict=True
+        ):
+            left = torch.cat(chain + adjoints)  # the ā_l rows are its second half
+            weights.append(left.t() @ torch.cat(chain_adjoints + inputs))
+            biases.append(left[left.shape[0] // 2 :].sum(0))
         top = torch.ops.aten.tanh_backward(torch.cat(self.top_adjoints), torch.cat(self.top_outputs))
         form = None if self.form is None else torch.cat(self.inputs).t() @ torch.cat(self.vectors)
         return [*weights, *biases, top.sum(0, keepdim=True), form]
