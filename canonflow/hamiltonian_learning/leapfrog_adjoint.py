@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from canonflow.hamiltonian_learning.model import HamiltonianNet
 from canonflow.integrators import check_integrator_input
@@ -181,6 +182,7 @@ class _LeapfrogWindow(torch.autograd.Function):
         return torch.stack(positions), torch.stack(momenta)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx: Any, position_grad: torch.Tensor, momentum_grad: torch.Tensor) -> tuple[Any, ...]:
         kinetic, potential = ctx.parts
         drifts, forces = ctx.records
@@ -209,8 +211,8 @@ def leapfrog_window(model: HamiltonianNet, x0: torch.Tensor, step_size: float, s
 
     The same states as ``canonflow.integrators.leapfrog(model, x0, step_size, steps, trajectory=True)[every::every]``
     (to round-off); gradients with respect to ``x0`` and the parameters come from the discrete adjoint (see the
-    module doc). ``model`` must pass ``leapfrog_window_supported``, ``steps`` be a multiple of ``every``, and
-    ``step_size`` be a float.
+    module doc; first order only: differentiating those gradients again raises). ``model`` must pass
+    ``leapfrog_window_supported``, ``steps`` be a multiple of ``every``, and ``step_size`` be a float.
     """
     who = "leapfrog_window"
     if not leapfrog_window_supported(model):

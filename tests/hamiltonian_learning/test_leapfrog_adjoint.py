@@ -83,3 +83,12 @@ def test_leapfrog_window_rejects_what_it_does_not_handle() -> None:
         leapfrog_window(model, x0, 0.1, 3, 2)
     with pytest.raises(ValueError, match="leapfrog_window"):
         leapfrog_window(model, torch.full((3, 2), float("nan")), 0.1, 2, 1)
+
+
+def test_leapfrog_window_refuses_a_second_derivative() -> None:
+    model = randomized(6)
+    x0 = torch.randn(3, 4, generator=gen(7), dtype=torch.float64)
+    loss = leapfrog_window(model, x0, 0.1, 2, 1).pow(2).sum()
+    (grad,) = torch.autograd.grad(loss, [model.networks[0].net[0].weight], create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        grad.sum().backward()
