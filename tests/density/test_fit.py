@@ -1,4 +1,5 @@
-"""canonflow.density: maximum likelihood (augmented momenta), variational free energies, latent analysis."""
+"""``canonflow/density/fit.py``: ``fit_density`` and ``fit_variational`` (objectives, annealing, gradient
+clipping, resuming) and their input checks."""
 
 from __future__ import annotations
 
@@ -8,8 +9,6 @@ import math
 import pytest
 import torch
 from gaussians import F64, gaussian_target, quiet
-from layer_contract import randomize_
-from nflows.transforms import CompositeTransform
 from randomness import Z_SCORE, fixed_manual_seed, gen, manual_seed
 
 from canonflow import CanonicalFlow
@@ -17,17 +16,12 @@ from canonflow.density import (
     DEFAULT_GRAD_CLIP,
     fit_density,
     fit_variational,
-    gaussian_nll,
-    latent_dependence,
     latent_frequencies,
-    nll,
 )
 from canonflow.density import fit as density_fit
 from canonflow.distributions import PhaseSpaceGaussian
 from canonflow.estimators import forward_kl, free_energy, reverse_kl
-from canonflow.presets import load_preset
 from canonflow.training import TrainConfig, TrainResult
-from canonflow.transforms import LinearSymplectic
 
 
 @pytest.mark.statistical
@@ -45,44 +39,6 @@ def test_linear_flow_recovers_gaussian_free_energy_exactly() -> None:
 
 
 @pytest.mark.statistical
-def test_augmented_momentum_correction_matches_direct_computation() -> None:
-    # Linear flow + normal base: the joint model is N(0, Σ) with Σ = S⁻¹S⁻ᵀ; compare the corrected NLL with
-    # the exact q-marginal NLL plus the exact KL(N(0, I) ‖ q(p|q)), and the importance-weighted estimate with
-    # the exact marginal.
-    fixed_manual_seed(7)  # the flow and the points q are the set-up; the momenta are the Monte Carlo draws
-    n = 2
-    layer = randomize_(LinearSymplectic(n, householder=2, full=True).double(), 0.15, seed=7)
-    flow = CanonicalFlow(CompositeTransform([layer]), PhaseSpaceGaussian.standard(n)).double()
-    s_inv = torch.linalg.inv(layer.matrix().detach())
-    cov = s_inv @ s_inv.T
-    cqq, cqp, cpp = cov[:n, :n], cov[:n, n:], cov[n:, n:]
-    q = torch.randn(5, n, dtype=F64)
-    marginal = -torch.distributions.MultivariateNormal(torch.zeros(n, dtype=F64), cqq).log_prob(q)
-    gain = cqp.T @ torch.linalg.inv(cqq)
-    cond_cov = cpp - gain @ cqp
-    cond_mean = q @ gain.T
-    kl = 0.5 * (
-        torch.trace(torch.linalg.inv(cond_cov))
-        + ((cond_mean @ torch.linalg.inv(cond_cov)) * cond_mean).sum(-1)
-        - n
-        + torch.logdet(cond_cov)
-    )
-    generator = gen(8)
-    repeated = q.repeat_interleave(40000, 0)
-    corrected = nll(flow, repeated, generator=generator).view(5, -1)
-    torch.testing.assert_close(corrected.mean(1), marginal + kl, rtol=0, atol=Z_SCORE * corrected.std(1).max() / 200)
-    # the importance-weighted estimate is a stochastic upper bound that tightens towards the exact marginal
-    weighted = nll(flow, q, num_momenta=100_000, importance_weighted=True, generator=generator)
-    assert kl.max() > 0.5  # the conditional q(p|q) is far from N(0, I): the bound has a real gap to close
-    torch.testing.assert_close(weighted, marginal, rtol=0, atol=0.03)
-    # one draw by hand
-    x = torch.cat([q, torch.randn(5, n, dtype=F64)], -1)
-    direct = -flow.log_prob(x) - gaussian_nll(x[:, n:])
-    torch.testing.assert_close(direct, -(flow.log_prob(x) + gaussian_nll(x[:, n:])))
-    torch.testing.assert_close(nll(flow, x), -flow.log_prob(x))
-
-
-@pytest.mark.statistical
 def test_fit_density_learns_a_gaussian_from_configurations() -> None:
     manual_seed(9)
     n = 2
@@ -94,21 +50,6 @@ def test_fit_density_learns_a_gaussian_from_configurations() -> None:
     # that cannot rescale (a fixed N(0, I) base) is 1.1 nats off.
     exact = math.log(2.0 * 0.5) + n / 2 * (1 + math.log(2 * math.pi))
     assert abs(fit.best_validation - exact) < Z_SCORE * math.sqrt(2 / 4000)  # 4000 held out
-
-
-@pytest.mark.statistical
-def test_latent_frequencies_and_dependence() -> None:
-    flow = CanonicalFlow.build(2, blocks=0, linear="nak").double()
-    with torch.no_grad():
-        flow.base.log_frequency.copy_(torch.tensor([0.7, -0.2], dtype=F64))
-    torch.testing.assert_close(latent_frequencies(flow), torch.tensor([-0.2, 0.7], dtype=F64).exp())
-    x = flow.sample(4000).detach()
-    z = flow.to_latent(x).detach()
-    result = latent_dependence(flow, x, {"z0": lambda x: flow.to_latent(x)[:, 0]}, bins=8)
-    assert int(result["z0"]["correlation"].argmax()) == 0
-    assert result["z0"]["correlation"][0] > 0.999 and z.shape == (4000, 4)
-    assert int(result["z0"]["mutual_information"].argmax()) == 0
-    assert result["z0"]["mutual_information"][1:].max() < 0.05
 
 
 @pytest.fixture
@@ -266,69 +207,3 @@ def test_forward_kl_alone_fits_a_gaussian() -> None:
 def test_fit_variational_rejects_bad_options(small_flow, options: dict, message: str) -> None:
     with pytest.raises(ValueError, match=f"fit_variational.*{message}"):
         fit_variational(small_flow, gaussian_target(2), config=quiet(1, 0.01), **options)
-
-
-def without_timings(entry: dict) -> dict:
-    """A results entry without its wall-clock seconds."""
-    return {key: value for key, value in entry.items() if "seconds" not in key}
-
-
-def test_run_free_energy_fits_estimates_and_compares_the_spectrum() -> None:
-    from canonflow.density.reference_runs import free_energy_estimates, run_free_energy
-    from canonflow.estimators import exact_free_energy
-    from canonflow.systems import get_system
-
-    system, beta = get_system("harmonic_chain"), 1.0
-    preset = load_preset("free-energy", "harmonic_chain").settings(quick=True) | {"samples": 400}
-    config = TrainConfig(steps=3, lr=1e-2, progress=False)
-    flow, result, entry = run_free_energy(preset, system, beta, 0, config)
-    assert result.steps == entry["steps_run"] == 3 and next(flow.parameters()).device.type == "cpu"
-    assert next(flow.parameters()).dtype == torch.float64 and entry["gradient"] == preset["gradient"]
-    exact = exact_free_energy(system, beta)
-    assert exact == system.free_energy(beta) and exact_free_energy(lambda x: x.pow(2).sum(-1), beta) is None
-    assert entry["variational_error"] == entry["variational"] - exact and "exact_free_energy" not in entry
-    estimates = free_energy_estimates(flow, system, beta, 400, 0)  # the run's estimates, redrawn from the seed
-    assert estimates == {"exact_free_energy": exact, **{key: entry[key] for key in estimates if key in entry}}
-    assert entry["exact_frequencies"] == sorted(system.normal_mode_frequencies().tolist())
-    assert len(entry["frequencies"]) == system.n and entry["frequency_relative_error_max"] > 0
-    again = run_free_energy(preset, system, beta, 0, config).entry
-    assert without_timings(again) == without_timings(entry)
-    assert run_free_energy(preset, system, beta, 1, config).entry["variational"] != entry["variational"]
-
-
-def test_run_density_fits_and_reports_test_nlls() -> None:
-    from canonflow.data import load_dataset
-    from canonflow.density.reference_runs import run_density, test_nll_entry
-
-    data = load_dataset("ring2d", 0, sizes=(200, 50, 100))
-    preset = load_preset("density", "ring2d").settings(quick=True) | {"momenta": 2, "batch_size": 64}
-    preset["model"] |= {"blocks": 1, "hidden": 8}
-    config = TrainConfig(steps=4, eval_every=2, progress=False)
-    flow, result, entry = run_density(preset, data, 0, config)
-    assert entry["validation_curve"]["steps"] == [step for step, _ in result.validation] == [2, 4]
-    assert entry["validation_nll"] == result.best_validation == min(entry["validation_curve"]["values"])
-    assert {key: entry[key] for key in entry if key.startswith("test_")} == test_nll_entry(flow, data, 2, 0)
-    assert "test_bits_per_dim" not in entry and entry["test_nll_importance_weighted"] <= entry["test_nll"]
-    bits = run_density(preset, data, 0, config, bits_per_dim=True).entry  # ring2d: a zero log-Jacobian
-    dim = data.test.shape[1]
-    assert bits["test_bits_per_dim"] == pytest.approx(entry["test_nll"] / (dim * math.log(2)), rel=1e-12)
-    assert without_timings(bits) == without_timings(entry) | {key: bits[key] for key in bits if "bits" in key}
-
-
-def test_run_banana_fits_and_checks_the_flow_exactness() -> None:
-    from canonflow.data import BANANA_NLL, banana
-    from canonflow.density.reference_runs import banana_checks, banana_draws, run_banana
-
-    data, test = banana_draws(300, 200, 0)
-    generator = torch.Generator().manual_seed(0)
-    assert torch.equal(data, banana(300, generator)) and torch.equal(test, banana(200, generator))
-    assert banana_draws(10, 5, 0, torch.float32)[1].dtype == torch.float32
-    model = {"blocks": 1, "hidden": 8, "linear": "none", "base": "normal"}
-    flow, result, entry = run_banana(model, data, test, 0, TrainConfig(steps=5, lr=1e-2, progress=False), batch_size=64)
-    assert result.steps == entry["steps"] == 5 and entry["parameters"] == sum(p.numel() for p in flow.parameters())
-    assert entry["exact_nll"] == BANANA_NLL and entry == {**entry, **banana_checks(flow, test)}
-    with torch.no_grad():
-        assert entry["test_nll"] == -flow.log_prob(test).mean().item()
-    assert entry["round_trip_error"] < 1e-12 and entry["symplectic_defect"] < 1e-12  # exact in float64
-    again = run_banana(model, data, test, 0, TrainConfig(steps=5, lr=1e-2, progress=False), batch_size=64).entry
-    assert without_timings(again) == without_timings(entry)
