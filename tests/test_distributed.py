@@ -41,7 +41,7 @@ from canonflow.flow import CanonicalFlow
 from canonflow.training import TrainConfig, train
 
 # every test here starts processes that find each other over local ports: one xdist group runs them one at a
-# time (with `canonflow --nproc 2` of test_cli), so no two jobs race for a port another has just released
+# time (with `canonflow --nproc 2` of tests/cli/test_run.py), so no two jobs race for a port another has just released
 pytestmark = pytest.mark.xdist_group("multi-process")
 GLOBAL_BATCH = 64
 STEPS = 15
