@@ -223,10 +223,12 @@ def leapfrog_window(model: HamiltonianNet, x0: torch.Tensor, step_size: float, s
     if not isinstance(step_size, float):
         raise TypeError(f"{who}: expected step_size to be a float, got {type(step_size).__name__}")
     check_integrator_input(model, x0, step_size, steps, who, needs_separable=True)
+    n = model.n
+    if x0.shape[-1] != 2 * n:
+        raise ValueError(f"{who}: expected x0 of shape (B, {2 * n}) for the model's n={n}, got {tuple(x0.shape)}")
     check_positive_int(every, "every", who)
     if steps % every:
         raise ValueError(f"{who}: steps={steps} must be a multiple of every={every}")
-    n = model.n
     tensors = [*_part_tensors(model, 0), *_part_tensors(model, 1)]
     depth = len(model.networks[0].net) // 2
     positions, momenta = _LeapfrogWindow.apply(step_size, steps, every, depth, x0[:, :n], x0[:, n:], *tensors)

@@ -83,6 +83,8 @@ def test_leapfrog_window_rejects_what_it_does_not_handle() -> None:
         leapfrog_window(model, x0, 0.1, 3, 2)
     with pytest.raises(ValueError, match="leapfrog_window"):
         leapfrog_window(model, torch.full((3, 2), float("nan")), 0.1, 2, 1)
+    with pytest.raises(ValueError, match=r"leapfrog_window: expected x0 of shape \(B, 2\)"):
+        leapfrog_window(model, torch.zeros(3, 4), 0.1, 2, 1)
 
 
 def test_leapfrog_window_refuses_a_second_derivative() -> None:
