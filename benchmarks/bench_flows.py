@@ -1,6 +1,6 @@
 """Canonical flows against nflows and zuko coupling flows of equal size, side by side in one process (issue #19).
 
-float32 on the CPU. For each phase-space dimension 2n and batch size B:
+float32, on the CPU (or ``--device cuda``). For each phase-space dimension 2n and batch size B:
 
 - ``canonical_flow(n, blocks=4, hidden=64)`` eager and compiled (``torch.compile``, inductor, ``dynamic=True`` so that
   one compilation per direction serves every batch size; ``compile_s``: the first compiled calls' wall time);
@@ -14,8 +14,8 @@ float32 on the CPU. For each phase-space dimension 2n and batch size B:
   divided by its time, beside ``peak_gflops``, the measured float32 ``torch.mm`` rate of 2048 × 2048 products.
 
 Run: ``python benchmarks/bench_flows.py [--quick] [--sizes 2 4 8 32 128 512] [--batches 256 1024 4096]
-[--out benchmarks/results/bench_flows.json]`` under ``flock /tmp/canonflow-cpu.lock``; the JSON records the load
-average before and after.
+[--device cuda] [--out benchmarks/results/bench_flows.json]`` under ``flock /tmp/canonflow-cpu.lock``; the JSON
+records the load average before and after.
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ from canonflow.builders import canonical_flow
 BLOCKS, HIDDEN = 4, 64
 
 
-def matmul_peak(min_run_time: float, size: int = 2048) -> float:
-    """GFLOP/s of a float32 ``(size, size) @ (size, size)`` product (``2 size³`` FLOPs)."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def matmul_peak(min_run_time: float, device: torch.device, size: int = 2048) -> float:
+    """GFLOP/s of a float32 ``(size, size) @ (size, size)`` product (``2 size³`` FLOPs) on ``device``."""
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
     return 2 * size**3 / seconds(lambda: torch.mm(a, b), min_run_time) / 1e9
 
 
@@ -79,21 +79,21 @@ def timed_first(fn: Callable[[], None]) -> float:
     return time.perf_counter() - started
 
 
-def size_rows(dim: int, batches: list[int], min_run_time: float) -> list[dict[str, float]]:
-    """Rows at phase-space dimension ``dim``, one per batch size."""
+def size_rows(dim: int, batches: list[int], min_run_time: float, device: torch.device) -> list[dict[str, float]]:
+    """Rows at phase-space dimension ``dim``, one per batch size, every flow and batch on ``device``."""
     torch.manual_seed(0)
-    ours = canonical_flow(dim // 2, blocks=BLOCKS, hidden=HIDDEN)
-    nice = nice_flow(dim, BLOCKS, HIDDEN)
+    ours = canonical_flow(dim // 2, blocks=BLOCKS, hidden=HIDDEN).to(device)
+    nice = nice_flow(dim, BLOCKS, HIDDEN).to(device)
     peers = {
-        "zuko_nice": zuko.flows.NICE(dim, transforms=2 * BLOCKS, hidden_features=(HIDDEN, HIDDEN)),
-        "zuko_realnvp": zuko.flows.RealNVP(dim, transforms=2 * BLOCKS, hidden_features=(HIDDEN, HIDDEN)),
+        "zuko_nice": zuko.flows.NICE(dim, transforms=2 * BLOCKS, hidden_features=(HIDDEN, HIDDEN)).to(device),
+        "zuko_realnvp": zuko.flows.RealNVP(dim, transforms=2 * BLOCKS, hidden_features=(HIDDEN, HIDDEN)).to(device),
     }
     torch.compiler.reset()
     forward = torch.compile(ours, dynamic=True)
     inverse = torch.compile(ours.inverse, dynamic=True)
     rows = []
     for batch in batches:
-        x, z = torch.randn(batch, dim), torch.randn(batch, dim)
+        x, z = torch.randn(batch, dim, device=device), torch.randn(batch, dim, device=device)
         found: dict[str, float] = {"2n": dim, "batch": batch}
         compile_s = timed_first(flow_step(forward, x)) + timed_first(sampler(inverse, z))
         found["canonflow_compile_s"] = compile_s
@@ -128,18 +128,21 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[256, 1024, 4096])
     parser.add_argument("--min-run-time", type=float, default=0.3)
     parser.add_argument("--quick", action="store_true", help="2n ∈ {4, 32}, batch 1024, 0.05 s per timing")
+    parser.add_argument("--device", default="cpu", help="torch device of every flow and batch (default: cpu)")
     args = parser.parse_args()
+    device = torch.device(args.device)
     if args.quick:
         args.sizes, args.batches, args.min_run_time = [4, 32], [1024], 0.05
     load_before = os.getloadavg()
-    peak = matmul_peak(args.min_run_time)
-    rows = [row for dim in args.sizes for row in size_rows(dim, args.batches, args.min_run_time)]
+    peak = matmul_peak(args.min_run_time, device)
+    rows = [row for dim in args.sizes for row in size_rows(dim, args.batches, args.min_run_time, device)]
     results = {
         "torch": torch.__version__,
         "canonflow": canonflow.__version__,
         "zuko": zuko.__version__,
         "threads": torch.get_num_threads(),
         "dtype": "float32",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "min_run_time": args.min_run_time,
         "peak_gflops": peak,
         "load_average_before": load_before,

@@ -30,6 +30,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "statistical: the verdict rests on random draws with a false-failure rate set by randomness.Z_SCORE; "
         "tests/seed_sweep.py reruns these over many seeds and thread counts",
     )
+    config.addinivalue_line("markers", "cuda: needs a CUDA device (skipped without one, as on CI); run with -m cuda")
     workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
     if workers:
         share = max(1, torch.get_num_threads() // int(workers))

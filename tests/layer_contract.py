@@ -24,10 +24,24 @@ from collections.abc import Callable
 import pytest
 import torch
 from nflows.flows import Flow
+from nflows.transforms import LULinear
 from randomness import manual_seed
 
+from canonflow import canonical_flow
 from canonflow.distributions import PhaseSpaceGaussian
+from canonflow.nn import MLP, GradientField, IrrotationalMLP
 from canonflow.testing import assert_invertible, assert_symplectic
+from canonflow.transforms import (
+    Exchange,
+    LeapfrogFlow,
+    LinearSymplectic,
+    MatrixExpSymplectic,
+    MomentumShear,
+    PointTransform,
+    PositionShear,
+    SymplecticScaling,
+    ZeroCenter,
+)
 
 TOL = 1e-10
 SIZES = (1, 2, 3, 8)
@@ -35,6 +49,22 @@ SIZES = (1, 2, 3, 8)
 BATCHES = (1, 5)
 """The batch sizes of the round-trip and symplecticity checks."""
 DIRECTIONS = ("forward", "inverse")
+LAYER_FACTORIES: dict[str, Callable[[int], torch.nn.Module]] = {
+    "momentum_shear_irrotational": lambda n: MomentumShear(IrrotationalMLP(n, 16)),
+    "momentum_shear_autograd": lambda n: MomentumShear(GradientField(MLP(n, 1, 16, 2, output_bias=False), n)),
+    "position_shear_irrotational": lambda n: PositionShear(IrrotationalMLP(n, 16, activation="softplus")),
+    "linear_diagonal": lambda n: LinearSymplectic(n, householder=2),
+    "linear_full": lambda n: LinearSymplectic(n, householder=2, full=True),
+    "matrix_exp": MatrixExpSymplectic,
+    "exchange": Exchange,
+    "scaling": SymplecticScaling,
+    "zero_center": ZeroCenter,
+    "point": lambda n: PointTransform(LULinear(n), n),
+    "leapfrog": lambda n: LeapfrogFlow(n, steps=3, step_size=0.15, hidden=16),
+    "canonical_flow": lambda n: canonical_flow(n, blocks=2, hidden=16),
+}
+"""One small instance of every kind of layer (and a whole canonical flow), by name, for the checks that run over
+all of them (compilation, the GPU)."""
 
 
 def randomize_(module: torch.nn.Module, scale: float = 0.4, seed: int = 0) -> torch.nn.Module:

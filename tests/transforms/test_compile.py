@@ -9,42 +9,13 @@ at ``2n`` = 4, 32 and 128.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 import torch
-from layer_contract import make_layer, sample
-from nflows.transforms import LULinear
+from layer_contract import LAYER_FACTORIES, make_layer, sample
 
-from canonflow import CanonicalFlow, canonical_flow
-from canonflow.nn import MLP, GradientField, IrrotationalMLP
-from canonflow.transforms import (
-    Exchange,
-    LeapfrogFlow,
-    LinearSymplectic,
-    MatrixExpSymplectic,
-    MomentumShear,
-    PointTransform,
-    PositionShear,
-    SymplecticScaling,
-    ZeroCenter,
-)
+from canonflow import CanonicalFlow
 
 N = 3
-FACTORIES: dict[str, Callable[[int], torch.nn.Module]] = {
-    "momentum_shear_irrotational": lambda n: MomentumShear(IrrotationalMLP(n, 16)),
-    "momentum_shear_autograd": lambda n: MomentumShear(GradientField(MLP(n, 1, 16, 2, output_bias=False), n)),
-    "position_shear_irrotational": lambda n: PositionShear(IrrotationalMLP(n, 16, activation="softplus")),
-    "linear_diagonal": lambda n: LinearSymplectic(n, householder=2),
-    "linear_full": lambda n: LinearSymplectic(n, householder=2, full=True),
-    "matrix_exp": MatrixExpSymplectic,
-    "exchange": Exchange,
-    "scaling": SymplecticScaling,
-    "zero_center": ZeroCenter,
-    "point": lambda n: PointTransform(LULinear(n), n),
-    "leapfrog": lambda n: LeapfrogFlow(n, steps=3, step_size=0.15, hidden=16),
-    "canonical_flow": lambda n: canonical_flow(n, blocks=2, hidden=16),
-}
 
 
 @pytest.fixture(autouse=True)
@@ -64,10 +35,10 @@ def _outputs_and_gradients(function, layer: torch.nn.Module, x: torch.Tensor) ->
     return [y.detach(), *gradients]
 
 
-@pytest.mark.parametrize("kind", sorted(FACTORIES))
+@pytest.mark.parametrize("kind", sorted(LAYER_FACTORIES))
 @pytest.mark.parametrize("direction", ["forward", "inverse"])
 def test_compiled_layer_equals_eager(kind: str, direction: str) -> None:
-    layer = make_layer(FACTORIES[kind], N)
+    layer = make_layer(LAYER_FACTORIES[kind], N)
     function = layer if direction == "forward" else layer.inverse
     compiled = torch.compile(function, backend="aot_eager", fullgraph=True)
     x = sample(N, batch=5)
