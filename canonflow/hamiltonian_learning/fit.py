@@ -205,6 +205,8 @@ def fit_hamiltonian(
     tol = check_positive_float(tol, "tol", who)
     n = model.n if isinstance(getattr(model, "n", None), int) else None
     dtype = model_dtype(model)
+    parameter = next(model.parameters(), None)
+    device = torch.device("cpu") if parameter is None else parameter.device  # the rows go where the model is
 
     def rows(source: TrajectoryData | TrajectoryRecord | torch.Tensor) -> tuple[torch.Tensor, float | None]:
         if isinstance(source, TrajectoryRecord):
@@ -212,11 +214,12 @@ def fit_hamiltonian(
                 raise ValueError(f"{who}: a TrajectoryRecord has its own times; leave dt unset")
             if n is not None and source.n != n:
                 raise ValueError(f"{who}: the record has n={source.n} degrees of freedom, the model n={n}")
-            return _record_rows(source, mode, window, adjoint, derivatives, dtype, who)
+            found, step = _record_rows(source, mode, window, adjoint, derivatives, dtype, who)
+            return found.to(device), step
         states, step, exact = _observations(source, dt, n, dtype, who)
         if mode == "derivative":
-            return derivative_pairs(states, step, exact, derivatives, who), step
-        return windows(states, window, who), step
+            return derivative_pairs(states, step, exact, derivatives, who).to(device), step
+        return windows(states, window, who).to(device), step
 
     train_rows, step = rows(data)
     if mode == "derivative":
