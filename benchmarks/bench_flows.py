@@ -14,8 +14,8 @@ float32, on the CPU (or ``--device cuda``). For each phase-space dimension 2n an
   divided by its time, beside ``peak_gflops``, the measured float32 ``torch.mm`` rate of 2048 × 2048 products.
 
 Run: ``python benchmarks/bench_flows.py [--quick] [--sizes 2 4 8 32 128 512] [--batches 256 1024 4096]
-[--device cuda] [--mode reduce-overhead] [--out benchmarks/results/bench_flows.json]`` under ``flock
-/tmp/canonflow-cpu.lock``; the JSON records the load average before and after.
+[--device cuda] [--out benchmarks/results/bench_flows.json]`` under ``flock /tmp/canonflow-cpu.lock``; the JSON
+records the load average before and after.
 """
 
 from __future__ import annotations
@@ -79,11 +79,8 @@ def timed_first(fn: Callable[[], None]) -> float:
     return time.perf_counter() - started
 
 
-def size_rows(
-    dim: int, batches: list[int], min_run_time: float, device: torch.device, mode: str | None = None
-) -> list[dict[str, float]]:
-    """Rows at phase-space dimension ``dim``, one per batch size, every flow and batch on ``device``; ``mode``:
-    ``torch.compile``'s (``"reduce-overhead"``: CUDA graphs)."""
+def size_rows(dim: int, batches: list[int], min_run_time: float, device: torch.device) -> list[dict[str, float]]:
+    """Rows at phase-space dimension ``dim``, one per batch size, every flow and batch on ``device``."""
     torch.manual_seed(0)
     ours = canonical_flow(dim // 2, blocks=BLOCKS, hidden=HIDDEN).to(device)
     nice = nice_flow(dim, BLOCKS, HIDDEN).to(device)
@@ -92,8 +89,8 @@ def size_rows(
         "zuko_realnvp": zuko.flows.RealNVP(dim, transforms=2 * BLOCKS, hidden_features=(HIDDEN, HIDDEN)).to(device),
     }
     torch.compiler.reset()
-    forward = torch.compile(ours, dynamic=True, mode=mode)
-    inverse = torch.compile(ours.inverse, dynamic=True, mode=mode)
+    forward = torch.compile(ours, dynamic=True)
+    inverse = torch.compile(ours.inverse, dynamic=True)
     rows = []
     for batch in batches:
         x, z = torch.randn(batch, dim, device=device), torch.randn(batch, dim, device=device)
@@ -132,14 +129,13 @@ def main() -> None:
     parser.add_argument("--min-run-time", type=float, default=0.3)
     parser.add_argument("--quick", action="store_true", help="2n ∈ {4, 32}, batch 1024, 0.05 s per timing")
     parser.add_argument("--device", default="cpu", help="torch device of every flow and batch (default: cpu)")
-    parser.add_argument("--mode", default=None, help="torch.compile mode, e.g. reduce-overhead (default: its default)")
     args = parser.parse_args()
     device = torch.device(args.device)
     if args.quick:
         args.sizes, args.batches, args.min_run_time = [4, 32], [1024], 0.05
     load_before = os.getloadavg()
     peak = matmul_peak(args.min_run_time, device)
-    rows = [row for dim in args.sizes for row in size_rows(dim, args.batches, args.min_run_time, device, args.mode)]
+    rows = [row for dim in args.sizes for row in size_rows(dim, args.batches, args.min_run_time, device)]
     results = {
         "torch": torch.__version__,
         "canonflow": canonflow.__version__,
@@ -148,7 +144,6 @@ def main() -> None:
         "dtype": "float32",
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "min_run_time": args.min_run_time,
-        "compile_mode": args.mode or "default",
         "peak_gflops": peak,
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
