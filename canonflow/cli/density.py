@@ -15,7 +15,7 @@ from nflows.flows import Flow
 from canonflow.cli.catalog import SUBCOMMANDS, command
 from canonflow.cli.options import complete
 from canonflow.data import Dataset, load_dataset
-from canonflow.density.reference_runs import run_density, test_nll_entry
+from canonflow.density.reference_runs import held_out_nll_entry, run_density
 from canonflow.plots import plot_density_samples, plot_training_curves
 from canonflow.presets import load_preset
 from canonflow.run_directory import Run
@@ -65,7 +65,7 @@ def evaluate_checkpoint(model: torch.nn.Module, trained: dict[str, Any], config:
     full, quick = (load_preset("density", trained["dataset"]).settings(q)["momenta"] for q in (False, True))
     momenta = quick if config["quick"] else trained["momenta"] or full
     data = load_dataset(trained["dataset"], trained["seed"], **settings(trained)["data"])
-    entry = test_nll_entry(model, data, momenta, trained["seed"], bits_per_dim=trained["dataset"] == "digits")
+    entry = held_out_nll_entry(model, data, momenta, trained["seed"], bits_per_dim=trained["dataset"] == "digits")
     return {"exact_test_nll": data.exact_test_nll, **entry}
 
 

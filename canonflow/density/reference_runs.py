@@ -40,7 +40,7 @@ __all__ = [
     "run_banana",
     "run_density",
     "run_free_energy",
-    "test_nll_entry",
+    "held_out_nll_entry",
 ]
 
 Energy = Callable[[torch.Tensor], torch.Tensor]
@@ -112,7 +112,7 @@ def run_free_energy(
     return FittedFlow(flow, result, entry)
 
 
-def test_nll_entry(
+def held_out_nll_entry(
     flow: Flow, data: Dataset, momenta: int | None, seed: int, *, bits_per_dim: bool = False
 ) -> dict[str, float]:
     """:func:`~canonflow.density.held_out_nll` of ``flow`` on ``data.test`` as ``test_*`` keys (``momenta``:
@@ -130,10 +130,10 @@ def density_entry(
 ) -> dict[str, Any]:
     """The results entry of a flow fitted by maximum likelihood: :meth:`TrainResult.summary
     <canonflow.training.TrainResult.summary>`, the ``validation_curve`` (``steps``, ``values``), the best
-    ``validation_nll`` and :func:`test_nll_entry`."""
+    ``validation_nll`` and :func:`held_out_nll_entry`."""
     curve = {"steps": [step for step, _ in result.validation], "values": [value for _, value in result.validation]}
     entry = {**result.summary(flow), "validation_curve": curve, "validation_nll": result.best_validation}
-    return entry | test_nll_entry(flow, data, momenta, seed, bits_per_dim=bits_per_dim)
+    return entry | held_out_nll_entry(flow, data, momenta, seed, bits_per_dim=bits_per_dim)
 
 
 def run_density(
