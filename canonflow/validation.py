@@ -134,12 +134,13 @@ def check_positive_float(value: object, name: str, who: str) -> float:
     return float(value)
 
 
-def check_energy(value: object, batch: int, who: str) -> torch.Tensor:
-    """``value`` if it is a tensor of shape ``(batch,)`` (an energy evaluated on ``batch`` points); else a
-    ``ValueError`` naming ``who``."""
+def check_energy(value: object, batch: int, who: str, *, name: str = "energy", domain: str = "(B, 2n)") -> torch.Tensor:
+    """``value`` if it is a tensor of shape ``(batch,)`` (an energy, or the ``name`` of another scalar function,
+    evaluated on ``batch`` points of shape ``domain``); else a ``ValueError`` naming ``who``, the function and the
+    shapes expected and found."""
     if not isinstance(value, torch.Tensor) or value.shape != (batch,):
         shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-        raise ValueError(f"{who}: the energy must map (B, 2n) to (B,), got {shape}")
+        raise ValueError(f"{who}: the {name} must map {domain} to (B,) = ({batch},), got {shape}")
     return value
 
 

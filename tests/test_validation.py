@@ -211,7 +211,7 @@ def test_as_dtype_maps_each_name_to_its_dtype() -> None:
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        (torch.zeros(3, 2, dtype=F64), r"the energy must map \(B, 2n\) to \(B,\), got \(3, 2\)"),
+        (torch.zeros(3, 2, dtype=F64), r"the energy must map \(B, 2n\) to \(B,\) = \(3,\), got \(3, 2\)"),
         (torch.zeros(4, dtype=F64), r"got \(4,\)"),
         (torch.zeros((), dtype=F64), r"got \(\)"),
         (np.zeros(3), "got ndarray"),

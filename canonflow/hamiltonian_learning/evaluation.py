@@ -22,7 +22,7 @@ from torch import nn
 from canonflow.data import TrajectoryRecord
 from canonflow.hamiltonian_learning.model import model_dtype
 from canonflow.integrators import METHODS, integrate_times
-from canonflow.validation import check_positive_float
+from canonflow.validation import check_energy, check_positive_float
 
 __all__ = ["RecordRollout", "plot_record_rollout", "record_rollout"]
 
@@ -150,10 +150,7 @@ def _options(method: Any, model: nn.Module) -> dict[str, Any]:
 def _energy(
     energy: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, dtype: torch.dtype, who: str
 ) -> torch.Tensor:
-    value = energy(x.to(dtype))
-    if not isinstance(value, torch.Tensor) or value.shape != x.shape[:1]:
-        raise ValueError(f"{who}: the energy must map (B, 2n) to (B,)")
-    return value.detach().to(torch.float64)
+    return check_energy(energy(x.to(dtype)), x.shape[0], who).detach().to(torch.float64)
 
 
 def plot_record_rollout(

@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 import torch
 
+from canonflow.validation import check_energy
+
 __all__ = ["Potential", "CountingPotential", "check_initial"]
 
 Potential = Callable[[torch.Tensor], torch.Tensor]
@@ -33,13 +35,7 @@ class CountingPotential:
         self._g: torch.Tensor | None = None
 
     def _call(self, q: torch.Tensor) -> torch.Tensor:
-        u = self.potential(q)
-        if not isinstance(u, torch.Tensor) or u.shape != q.shape[:1]:
-            shape = tuple(u.shape) if isinstance(u, torch.Tensor) else type(u).__name__
-            raise ValueError(
-                f"{self.who}: the potential must map (B, {self.dim}) to (B,) = ({q.shape[0]},), got {shape}"
-            )
-        return u
+        return check_energy(self.potential(q), q.shape[0], self.who, name="potential", domain=f"(B, {self.dim})")
 
     def value(self, q: torch.Tensor) -> torch.Tensor:
         """``U(q)``, shape ``(B,)``, without gradient."""

@@ -20,7 +20,7 @@ from collections.abc import Callable
 import torch
 
 from canonflow.systems import Ring2D
-from canonflow.validation import check_positive_int
+from canonflow.validation import check_energy, check_positive_int
 
 __all__ = [
     "Target",
@@ -120,10 +120,7 @@ class PotentialTarget(Target):
 
     def _potential(self, q: torch.Tensor) -> torch.Tensor:
         value = self._user_potential(q)
-        if not isinstance(value, torch.Tensor) or value.shape != (q.shape[0],):
-            got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-            raise ValueError(f"{self.name}: the potential must map q of shape (B, {self.dim}) to (B,), got {got}")
-        return value
+        return check_energy(value, q.shape[0], self.name, name="potential", domain=f"q of shape (B, {self.dim})")
 
     def _sample(self, num: int, generator: torch.Generator | None) -> torch.Tensor:
         raise NotImplementedError(f"{self.name}: a target given by its potential has no exact sampler")

@@ -27,7 +27,8 @@ def test_bad_potentials_and_initial_points_are_named() -> None:
         Target.from_potential("U", 2)
     with pytest.raises(ValueError, match="dim"):
         Target.from_potential(quadratic, 0)
-    with pytest.raises(ValueError, match=r"wrong: the potential must map q of shape \(B, 2\) to \(B,\), got \(5, 2\)"):
+    message = r"wrong: the potential must map q of shape \(B, 2\) to \(B,\) = \(5,\), got \(5, 2\)"
+    with pytest.raises(ValueError, match=message):
         Target.from_potential(lambda q: q, 2, name="wrong").potential(torch.zeros(5, 2))
     with pytest.raises(ValueError, match=r"expected q of shape \(B, 2\)"):
         Target.from_potential(quadratic, 2).potential(torch.zeros(5, 3))

@@ -186,7 +186,7 @@ def test_own_system_bad_inputs_name_the_system() -> None:
         HamiltonianSystem.from_callable(_half_square, 1, name="")
     # the callable's value is checked: (B,) for (B, 2n) or (B, n) inputs, with the system's name in the error
     vector = HamiltonianSystem.from_callable(lambda x: x, 1, name="vector_energy")
-    with pytest.raises(ValueError, match=r"'vector_energy'.*\(B, 2n\) to \(B,\), got \(3, 2\)"):
+    with pytest.raises(ValueError, match=r"'vector_energy'.*\(B, 2n\) to \(B,\) = \(3,\), got \(3, 2\)"):
         vector(torch.zeros(3, 2, dtype=torch.float64))
     summed = HamiltonianSystem.from_potential(lambda q: q.sum(), 1)
     with pytest.raises(ValueError, match=r"'custom'.*V\(q\) must map .* \(3,\), got \(\)"):
