@@ -11,7 +11,7 @@ from canonflow.hamiltonian_learning import HamiltonianNet, RecordRollout, Rollou
 from canonflow.hamiltonian_learning.protocols import protocol_errors, run_protocol, run_record
 from canonflow.presets import GENERIC, load_preset
 from canonflow.training import TrainConfig
-from hamiltonian_learning.test_records import irregular_record
+from hamiltonian_learning.common import irregular_record
 
 
 def without_seconds(results: dict) -> dict:

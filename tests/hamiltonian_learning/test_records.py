@@ -10,7 +10,7 @@ import pytest
 import torch
 from randomness import fixed_manual_seed
 
-from canonflow.data import TrajectoryRecord, load_trajectories, trajectories
+from canonflow.data import load_trajectories, trajectories
 from canonflow.hamiltonian_learning import (
     HamiltonianNet,
     evaluate_hamiltonian,
@@ -22,28 +22,7 @@ from canonflow.hamiltonian_learning import (
 )
 from canonflow.systems import HarmonicOscillator
 from canonflow.training import TrainConfig
-
-OMEGA = 1.5
-
-
-def irregular_record(noise_std: float = 0.0, dtype: torch.dtype = torch.float64, **options: object) -> TrajectoryRecord:
-    """Four oscillator trials of unequal length, each sampled at its own jittered times around Δt = 0.05 (± 20 %)
-    with one gap of 0.2 in the middle; one row per sample, as a measured file holds them."""
-    system = HarmonicOscillator(1, omega=OMEGA)
-    rng = np.random.default_rng(3)
-    labels, t, q, p = [], [], [], []
-    for trial, length in enumerate((13, 17, 21, 25)):
-        steps = 0.05 * (1.0 + 0.4 * (rng.random(length - 1) - 0.5))
-        steps[length // 2] = 0.2  # a gap
-        times = np.concatenate([[0.0], np.cumsum(steps)])
-        initial = torch.tensor([[1.0 - 0.5 * trial, 0.5 * trial - 0.7]], dtype=torch.float64)
-        data = trajectories(system, 1, times, initial=initial, noise_std=noise_std, seed=trial)
-        labels += [f"trial{trial}"] * length
-        t.append(times)
-        q.append(data.states[0, :, 0].numpy())
-        p.append(data.states[0, :, 1].numpy())
-    arrays = {"trajectory": np.array(labels), "t": np.concatenate(t), "q": np.concatenate(q), "p": np.concatenate(p)}
-    return load_trajectories(arrays, record=True, dtype=dtype, **options)
+from hamiltonian_learning.common import OMEGA, irregular_record
 
 
 def test_a_record_keeps_own_times_unequal_lengths_and_gaps() -> None:
