@@ -144,10 +144,7 @@ def _part_tensors(model: HamiltonianNet, block: int) -> list[torch.Tensor | None
     """``[W_1..W_L, b_1..b_L, w, S]`` of ``networks[block]`` (``S`` the symmetrised quadratic form or ``None``)."""
     layers = list(model.networks[block].net)
     linears = layers[0:-1:2]
-    form = None
-    if model.quadratic:
-        raw = model.quadratic_forms[block]
-        form = 0.5 * (raw + raw.T)
+    form = model.quadratic_form(block) if model.quadratic else None
     return [*(layer.weight for layer in linears), *(layer.bias for layer in linears), layers[-1].weight, form]
 
 

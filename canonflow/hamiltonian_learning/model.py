@@ -139,10 +139,15 @@ class HamiltonianNet(nn.Module):
             start += count
         return monomials @ self.polynomial_coefficients[block]
 
+    def quadratic_form(self, block: int) -> torch.Tensor:
+        """``S = (F + Fᵀ)/2``, the symmetrised ``quadratic_forms[block]`` (``F``) of a ``quadratic=True`` model: the
+        closed-form part is ``½ zᵀ S z`` and its gradient ``S z`` (block 0: all of ``x``, or ``p``; 1: ``q``)."""
+        form = self.quadratic_forms[block]
+        return 0.5 * (form + form.T)
+
     def _quadratic(self, z: torch.Tensor, block: int) -> torch.Tensor:
         """``½ zᵀ S z`` with ``S`` the symmetrised ``quadratic_forms[block]``."""
-        form = self.quadratic_forms[block]
-        return 0.5 * ((z @ (0.5 * (form + form.T))) * z).sum(-1)
+        return 0.5 * ((z @ self.quadratic_form(block)) * z).sum(-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``H_θ(x)`` of shape ``(B,)`` for ``x`` of shape ``(B, 2n)``."""
@@ -186,10 +191,7 @@ class HamiltonianNet(nn.Module):
     def _part_gradient(self, block: int) -> Callable[[torch.Tensor], torch.Tensor]:
         """``z ↦ ∇`` of ``kinetic`` (``block`` 0, ``z = p``) or ``potential`` (``block`` 1, ``z = q``)."""
         network = mlp_input_gradient(self.networks[block]) if self.networks else None
-        form = None
-        if self.quadratic:
-            raw = self.quadratic_forms[block]
-            form = 0.5 * (raw + raw.T)
+        form = self.quadratic_form(block) if self.quadratic else None
 
         def gradient(z: torch.Tensor) -> torch.Tensor:
             terms = [] if network is None else [network(z)]
