@@ -26,6 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from canonflow.checkpoint import CheckpointError, atomic_save, read_checkpoint
+from canonflow.compiling import compile as compile_model
 from canonflow.distributed import DistributedContext, all_reduce_mean
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "loss_curve", "train"]
@@ -201,7 +202,7 @@ def train(
     if config.polish_steps and objective is None:
         raise ValueError(f"{config.description}: polish_steps > 0 needs a full-batch objective")
     if config.compile:
-        model.compile(**({} if config.compile is True else config.compile))  # canonflow.compile's in-place call
+        compile_model(model, **({} if config.compile is True else config.compile))
     params = list(model.parameters()) if parameters is None else parameters
     main = distributed is None or distributed.is_main
     step_loss = _LossModule(model, loss_fn)
