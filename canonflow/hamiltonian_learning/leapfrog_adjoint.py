@@ -48,7 +48,9 @@ def leapfrog_window_supported(model: nn.Module) -> bool:
         and not model.damped
         and not model.polynomial
         and len(model.networks) == 2
-        and all(isinstance(layer, nn.Tanh) for network in model.networks for layer in list(network.net)[1:-1:2])
+        and all(
+            isinstance(activation, nn.Tanh) for network in model.networks for _, activation in network.hidden_layers
+        )
     )
 
 
@@ -142,10 +144,10 @@ class _Part:
 
 def _part_tensors(model: HamiltonianNet, block: int) -> list[torch.Tensor | None]:
     """``[W_1..W_L, b_1..b_L, w, S]`` of ``networks[block]`` (``S`` the symmetrised quadratic form or ``None``)."""
-    layers = list(model.networks[block].net)
-    linears = layers[0:-1:2]
+    network = model.networks[block]
+    linears = [layer for layer, _ in network.hidden_layers]
     form = model.quadratic_form(block) if model.quadratic else None
-    return [*(layer.weight for layer in linears), *(layer.bias for layer in linears), layers[-1].weight, form]
+    return [*(layer.weight for layer in linears), *(layer.bias for layer in linears), network.output_layer.weight, form]
 
 
 class _LeapfrogWindow(torch.autograd.Function):
@@ -227,6 +229,6 @@ def leapfrog_window(model: HamiltonianNet, x0: torch.Tensor, step_size: float, s
     if steps % every:
         raise ValueError(f"{who}: steps={steps} must be a multiple of every={every}")
     tensors = [*_part_tensors(model, 0), *_part_tensors(model, 1)]
-    depth = len(model.networks[0].net) // 2
+    depth = len(model.networks[0].hidden_layers)
     positions, momenta = _LeapfrogWindow.apply(step_size, steps, every, depth, x0[:, :n], x0[:, n:], *tensors)
     return torch.cat([positions, momenta], -1)

@@ -279,10 +279,9 @@ def mlp_input_gradient(mlp: MLP) -> Callable[[torch.Tensor], torch.Tensor]:
     backward through ``autograd.grad(create_graph=True)``. The weights are gathered (and transposed) once, when
     this is called, so the returned function serves many evaluations with the current parameters (an integration).
     """
-    layers = list(mlp.net)
-    linears = [(layer.weight, layer.weight.t(), layer.bias) for layer in layers[0:-1:2]]
-    activations = layers[1:-1:2]
-    output = layers[-1].weight  # (1, width): the output row, broadcast over the batch by the first backward step
+    linears = [(layer.weight, layer.weight.t(), layer.bias) for layer, _ in mlp.hidden_layers]
+    activations = [activation for _, activation in mlp.hidden_layers]
+    output = mlp.output_layer.weight  # (1, width): the output row, broadcast over the batch by the first backward step
 
     def gradient(z: torch.Tensor) -> torch.Tensor:
         stages = []

@@ -49,6 +49,17 @@ class MLP(nn.Module):
         self.net = nn.Sequential(*layers)
         self.squeeze = squeeze and out_features == 1
 
+    @property
+    def hidden_layers(self) -> list[tuple[nn.Linear, nn.Module]]:
+        """The ``depth`` hidden layers as ``(linear, activation)`` pairs, from the input on."""
+        layers = list(self.net)
+        return list(zip(layers[0:-1:2], layers[1:-1:2], strict=True))
+
+    @property
+    def output_layer(self) -> nn.Linear:
+        """The last, linear layer."""
+        return self.net[-1]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.net(x)
         return y.squeeze(-1) if self.squeeze else y

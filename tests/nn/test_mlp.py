@@ -39,3 +39,12 @@ def test_zero_init_starts_flat(output_bias: bool) -> None:
 def test_bad_constructor_arguments_are_refused_by_name(options: dict) -> None:
     with pytest.raises((ValueError, TypeError), match="MLP: "):
         MLP(**{"in_features": 2, **options})
+
+
+def test_hidden_and_output_layers_are_the_network_s_modules_in_order() -> None:
+    mlp = MLP(3, 1, hidden=5, depth=3, activation="softplus")
+    pairs = mlp.hidden_layers
+    assert len(pairs) == 3 and mlp.output_layer is mlp.net[-1]
+    assert [module for pair in pairs for module in pair] + [mlp.output_layer] == list(mlp.net)
+    assert [linear.in_features for linear, _ in pairs] == [3, 5, 5]
+    assert all(isinstance(activation, torch.nn.Softplus) for _, activation in pairs)
